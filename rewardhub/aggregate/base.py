@@ -1,0 +1,153 @@
+"""Base classes for registered aggregators and normalisers, and the context they get."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict
+
+from rewardhub.errors import AggregationError
+from rewardhub.types import FloatArray, RewardBatch, Sample
+
+IntArray = npt.NDArray[np.intp]
+
+
+def group_ids(samples: Sequence[Sample]) -> IntArray:
+    """Group index per sample: ``metadata["group"]`` when set, else the identical prompt."""
+    index: dict[Any, int] = {}
+    out = np.empty(len(samples), dtype=np.intp)
+    for i, s in enumerate(samples):
+        g = s.metadata.get("group")
+        key = ("g", repr(g)) if g is not None else ("p", s.key[0])
+        out[i] = index.setdefault(key, len(index))
+    return out
+
+
+@dataclass
+class Context:
+    """What an aggregator or normaliser may need besides the values."""
+
+    objectives: tuple[str, ...]
+    samples: Sequence[Sample] = ()
+    weights: Mapping[str, float] | None = None
+    std: FloatArray | None = None
+    _groups: IntArray | None = field(default=None, repr=False)
+
+    @property
+    def groups(self) -> IntArray:
+        """Group id per sample (see :func:`group_ids`); one group when there are no samples."""
+        if self._groups is None:
+            if self.samples:
+                self._groups = group_ids(self.samples)
+            else:
+                raise AggregationError(
+                    "this method works per group of samples but got no samples; pass samples "
+                    "(with metadata['group'] or shared prompts) or use a batch-level method"
+                )
+        return self._groups
+
+    @classmethod
+    def for_batch(
+        cls,
+        batch: RewardBatch,
+        samples: Sequence[Sample] = (),
+        weights: Mapping[str, float] | None = None,
+        groups: IntArray | None = None,
+    ) -> Context:
+        return cls(batch.objectives, samples, weights, batch.std, groups)
+
+
+@dataclass
+class Aggregation:
+    """An aggregator's output: the total per sample and its explanation.
+
+    ``diagnostics["per_sample"]`` is a list with one JSON-ready dict per sample saying why the
+    total is what it is (contributions, binding objective, weights, front rank, failed gate).
+    """
+
+    total: FloatArray
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+class AggregatorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Aggregator:
+    """Turns an n × k value matrix into a total per sample.
+
+    Subclasses set ``method`` (the name specs use) and a pydantic ``Config``, and implement
+    :meth:`aggregate`. NaN cells are abstentions: skip them (renormalise over the present
+    objectives); a row with no value left gives a NaN total.
+    """
+
+    method: ClassVar[str] = ""
+    Config: ClassVar[type[BaseModel]] = AggregatorConfig
+    summary: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        config: BaseModel | Mapping[str, Any] | None = None,
+        objectives: Sequence[str] = (),
+    ) -> None:
+        self.config: Any = (
+            config if isinstance(config, self.Config) else self.Config.model_validate(config or {})
+        )
+        self.objectives = tuple(objectives)
+
+    def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
+        raise NotImplementedError
+
+    def update(self, batch: RewardBatch, ctx: Context) -> None:
+        """Update internal state after a batch (dual variables, running statistics)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+class NormalizerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    per: Literal["batch", "group"] = "batch"
+
+
+class Normalizer:
+    """Rescales each objective column. ``per: group`` applies it within each sample group.
+
+    Subclasses implement :meth:`transform` on one block of rows; NaN stays NaN.
+    """
+
+    method: ClassVar[str] = ""
+    Config: ClassVar[type[NormalizerConfig]] = NormalizerConfig
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: BaseModel | Mapping[str, Any] | None = None) -> None:
+        self.config: Any = (
+            config if isinstance(config, self.Config) else self.Config.model_validate(config or {})
+        )
+
+    def normalize(self, values: FloatArray, ctx: Context) -> FloatArray:
+        if self.config.per == "batch":
+            return self.transform(values)
+        out = np.empty_like(values)
+        groups = ctx.groups
+        order = np.argsort(groups, kind="stable")
+        bounds = np.flatnonzero(np.diff(groups[order])) + 1
+        for rows in np.split(order, bounds):
+            out[rows] = self.transform(values[rows])
+        return out
+
+    def transform(self, values: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""

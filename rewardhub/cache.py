@@ -1,0 +1,117 @@
+"""Result caches: a bounded in-memory LRU per source and an optional sqlite file."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+
+class Entry(NamedTuple):
+    """One cached result: the row, its std (or None) and the abstain reason (or None)."""
+
+    values: tuple[float, ...]
+    std: tuple[float, ...] | None
+    reason: str | None
+
+
+class MemoryCache:
+    """A bounded LRU of entries for one source."""
+
+    def __init__(self, max_items: int) -> None:
+        self.max_items = max_items
+        self._data: OrderedDict[Hashable, Entry] = OrderedDict()
+
+    def get_many(self, keys: Sequence[Hashable]) -> list[Entry | None]:
+        data = self._data
+        found = [data.get(k) for k in keys]
+        move = data.move_to_end
+        for k, e in zip(keys, found):
+            if e is not None:
+                move(k)
+        return found
+
+    def put_many(self, keys: Sequence[Hashable], entries: Sequence[Entry]) -> None:
+        if self.max_items <= 0:
+            return
+        data = self._data
+        for k, e in zip(keys, entries):
+            data[k] = e
+            data.move_to_end(k)
+        while len(data) > self.max_items:
+            data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _dump(e: Entry) -> str:
+    def enc(row: tuple[float, ...] | None) -> list[float | None] | None:
+        return None if row is None else [None if math.isnan(x) else x for x in row]
+
+    return json.dumps([enc(e.values), enc(e.std), e.reason])
+
+
+def _load(text: str) -> Entry:
+    v, s, r = json.loads(text)
+
+    def dec(row: list[float | None] | None) -> tuple[float, ...] | None:
+        return None if row is None else tuple(math.nan if x is None else float(x) for x in row)
+
+    values = dec(v)
+    assert values is not None
+    return Entry(values, dec(s), r)
+
+
+class DiskCache:
+    """A sqlite-backed cache shared by all sources of a pipeline; survives restarts."""
+
+    _CHUNK = 500
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS results (source TEXT NOT NULL, sample TEXT NOT NULL, "
+                "payload TEXT NOT NULL, PRIMARY KEY (source, sample)) WITHOUT ROWID"
+            )
+            self._db.commit()
+
+    def get_many(self, source: str, digests: Sequence[str]) -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        with self._lock:
+            for i in range(0, len(digests), self._CHUNK):
+                chunk = list(digests[i : i + self._CHUNK])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT sample, payload FROM results WHERE source = ? AND sample IN ({marks})",
+                    [source, *chunk],
+                )
+                out.update((d, _load(p)) for d, p in rows)
+        return out
+
+    def put_many(self, source: str, digests: Sequence[str], entries: Sequence[Entry]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
+                [(source, d, _dump(e)) for d, e in zip(digests, entries)],
+            )
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            (count,) = self._db.execute("SELECT COUNT(*) FROM results").fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,10 @@
+"""The built-in plugins: modules registered through the same hooks as any third party."""
+
+from __future__ import annotations
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "rewardhub.sources.basic",
+    "rewardhub.sources.python",
+    "rewardhub.aggregate.scalarize",
+    "rewardhub.aggregate.normalize",
+)

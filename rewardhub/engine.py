@@ -1,0 +1,324 @@
+"""The scoring engine: batching, dedup, caching, concurrency, time-outs and abstention.
+
+A source that raises, returns the wrong shape or times out abstains (NaN plus the reason in
+``RewardBatch.errors``) for the samples it was scoring; it never yields a silent 0 and never
+loses a sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import threading
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from rewardhub.cache import DiskCache, Entry, MemoryCache
+from rewardhub.source import Abstain, AbstainNow, RewardSource, ScoresWithStd
+from rewardhub.types import FloatArray, RewardBatch, Sample
+from rewardhub.when import Condition
+
+T = TypeVar("T")
+
+NOT_APPLICABLE = "not applicable"
+
+
+@dataclass
+class BoundSource:
+    """A configured source plus the pipeline's settings for it."""
+
+    id: str
+    source: RewardSource
+    objectives: tuple[str, ...]
+    timeout_s: float | None = None
+    batch_size: int = 256
+    concurrency: int = 4
+    when: Condition | None = None
+    cache: bool = True
+    cache_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.cache_key:
+            cfg = self.source.config.model_dump(mode="json")
+            cls = type(self.source)
+            blob = json.dumps(
+                [self.source.type, f"{cls.__module__}.{cls.__qualname__}", cls.version, cfg],
+                sort_keys=True,
+                default=repr,
+            )
+            self.cache_key = f"{self.source.type}:{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+@dataclass
+class EngineStats:
+    """Counters since the engine was made (for benchmarks and ``--resume`` reports)."""
+
+    calls: int = 0
+    computed: int = 0
+    memory_hits: int = 0
+    disk_hits: int = 0
+    deduplicated: int = 0
+    abstained: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Result:
+    """One source's output over the unique samples of a call."""
+
+    values: FloatArray
+    std: FloatArray | None
+    reasons: list[str | None]
+
+
+def _coerce_matrix(x: Any, m: int, k: int, what: str) -> FloatArray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 1 and k == 1 and arr.shape[0] == m:
+        arr = arr.reshape(m, 1)
+    if arr.shape != (m, k):
+        raise ValueError(f"returned {what} of shape {arr.shape}, expected ({m}, {k})")
+    return arr
+
+
+def _to_rows(out: Any, m: int, k: int) -> tuple[FloatArray, FloatArray | None, list[str | None]]:
+    """Check and convert what ``score`` returned. Raises ValueError on a wrong shape."""
+    std = None
+    if isinstance(out, ScoresWithStd):
+        std = _coerce_matrix(out.std, m, k, "std")
+        out = out.values
+    reasons: list[str | None] = [None] * m
+    if isinstance(out, np.ndarray):
+        values = _coerce_matrix(out, m, k, "an array")
+    else:
+        try:
+            rows = list(out)
+        except TypeError:
+            raise ValueError(f"returned {type(out).__name__}, expected {m} rows") from None
+        if len(rows) != m:
+            raise ValueError(f"returned {len(rows)} rows for {m} samples")
+        try:  # fast path: every row is k numbers
+            values = _coerce_matrix(rows, m, k, "rows")
+        except (ValueError, TypeError):
+            values = np.full((m, k), math.nan)
+            for i, row in enumerate(rows):
+                if row is None:
+                    reasons[i] = "abstained"
+                elif isinstance(row, Abstain):
+                    reasons[i] = row.reason
+                else:
+                    cells = [row] if k == 1 and isinstance(row, (int, float)) else list(row)
+                    if len(cells) != k:
+                        raise ValueError(f"row {i} has {len(cells)} values, expected {k}") from None
+                    values[i] = [math.nan if c is None else float(c) for c in cells]
+    if np.isinf(values).any():
+        raise ValueError("returned inf; rewards must be finite (NaN or None abstains)")
+    nan_rows = np.isnan(values).any(axis=1)
+    for i in np.flatnonzero(nan_rows):
+        if reasons[i] is None:
+            reasons[i] = "abstained"
+    return values, std, reasons
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, AbstainNow):
+        return exc.reason
+    text = str(exc).strip().splitlines()
+    return f"error: {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class Engine:
+    """Runs a pipeline's sources over a batch and assembles the RewardBatch."""
+
+    def __init__(
+        self,
+        sources: Sequence[BoundSource],
+        *,
+        memory_items: int = 100_000,
+        cache_path: str | None = None,
+        max_threads: int | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.objectives = tuple(o for b in self.sources for o in b.objectives)
+        self._memory = {b.cache_key: MemoryCache(memory_items) for b in self.sources}
+        self.disk = DiskCache(cache_path) if cache_path else None
+        self._max_threads = max_threads or max(4, sum(min(b.concurrency, 8) for b in self.sources))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self.stats = EngineStats()
+
+    # -- public ------------------------------------------------------------------------------
+
+    def score(self, samples: Sequence[Sample]) -> RewardBatch:
+        """Score synchronously (works inside a running event loop too, e.g. a notebook)."""
+        return run_sync(self.ascore(samples))
+
+    async def ascore(self, samples: Sequence[Sample]) -> RewardBatch:
+        samples = list(samples)
+        self.stats.calls += 1
+        keys = [s.key for s in samples]
+        first: dict[tuple[str, str, str, str], int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        unique_idx = list(first.values())
+        self.stats.deduplicated += len(samples) - len(unique_idx)
+        unique = [samples[i] for i in unique_idx]
+        ukeys = [keys[i] for i in unique_idx]
+        results = await asyncio.gather(*(self._run_source(b, unique, ukeys) for b in self.sources))
+        if len(unique) == len(samples):
+            inv = np.arange(len(samples))
+        else:  # row of each sample in the unique list
+            pos = {key: j for j, key in enumerate(ukeys)}
+            inv = np.array([pos[key] for key in keys], dtype=np.intp)
+        return self._assemble(results, inv)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        if self.disk is not None:
+            self.disk.close()
+        for b in self.sources:
+            b.source.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="rewardhub")
+            return self._pool
+
+    def _assemble(self, results: list[_Result], inv: Any) -> RewardBatch:
+        n = len(inv)
+        values = np.concatenate([r.values for r in results], axis=1)[inv] if results else np.zeros((n, 0))
+        std = None
+        if any(r.std is not None for r in results):
+            std = np.concatenate(
+                [r.std if r.std is not None else np.full_like(r.values, math.nan) for r in results],
+                axis=1,
+            )[inv]
+        errors: list[dict[str, str]] = [{} for _ in range(n)]
+        for b, r in zip(self.sources, results):
+            if any(r.reasons):
+                for i, u in enumerate(inv.tolist()):
+                    reason = r.reasons[u]
+                    if reason is not None:
+                        errors[i][b.id] = reason
+        sources = tuple(b.id for b in self.sources for _ in b.objectives)
+        return RewardBatch(values, self.objectives, std, tuple(errors), sources)
+
+    async def _run_source(
+        self, b: BoundSource, samples: list[Sample], keys: list[tuple[str, str, str, str]]
+    ) -> _Result:
+        u, k = len(samples), len(b.objectives)
+        values = np.full((u, k), math.nan)
+        std: FloatArray | None = None
+        reasons: list[str | None] = [None] * u
+
+        todo = list(range(u))
+        if b.when is not None:
+            todo = []
+            for i, s in enumerate(samples):
+                if b.when(s):
+                    todo.append(i)
+                else:
+                    reasons[i] = NOT_APPLICABLE
+
+        def fill(i: int, e: Entry) -> None:
+            nonlocal std
+            values[i] = e.values
+            reasons[i] = e.reason
+            if e.std is not None:
+                if std is None:
+                    std = np.full((u, k), math.nan)
+                std[i] = e.std
+
+        if b.cache and todo:
+            mem = self._memory[b.cache_key]
+            hits = mem.get_many([keys[i] for i in todo])
+            missing = []
+            for i, e in zip(todo, hits):
+                if e is None:
+                    missing.append(i)
+                else:
+                    fill(i, e)
+            self.stats.memory_hits += len(todo) - len(missing)
+            if missing and self.disk is not None:
+                digests = [samples[i].digest for i in missing]
+                found = self.disk.get_many(b.cache_key, digests)
+                still, hit_keys, hit_entries = [], [], []
+                for i, d in zip(missing, digests):
+                    e = found.get(d)
+                    if e is None:
+                        still.append(i)
+                    else:
+                        fill(i, e)
+                        hit_keys.append(keys[i])
+                        hit_entries.append(e)
+                mem.put_many(hit_keys, hit_entries)
+                self.stats.disk_hits += len(missing) - len(still)
+                missing = still
+            todo = missing
+
+        if todo:
+            sem = asyncio.Semaphore(b.concurrency)
+            chunks = [todo[i : i + b.batch_size] for i in range(0, len(todo), b.batch_size)]
+            outs = await asyncio.gather(*(self._run_chunk(b, [samples[i] for i in c], sem) for c in chunks))
+            self.stats.computed += len(todo)
+            for chunk, out in zip(chunks, outs):
+                if isinstance(out, str):  # the whole chunk failed: do not cache it
+                    for i in chunk:
+                        reasons[i] = out
+                    continue
+                cv, cs, cr = out
+                entries = [
+                    Entry(tuple(cv[j].tolist()), None if cs is None else tuple(cs[j].tolist()), cr[j])
+                    for j in range(len(chunk))
+                ]
+                for i, e in zip(chunk, entries):
+                    fill(i, e)
+                if b.cache:
+                    self._memory[b.cache_key].put_many([keys[i] for i in chunk], entries)
+                    if self.disk is not None:
+                        self.disk.put_many(b.cache_key, [samples[i].digest for i in chunk], entries)
+
+        abstained = sum(r is not None for r in reasons)
+        if abstained:
+            self.stats.abstained[b.id] = self.stats.abstained.get(b.id, 0) + abstained
+        return _Result(values, std, reasons)
+
+    async def _run_chunk(
+        self, b: BoundSource, chunk: list[Sample], sem: asyncio.Semaphore
+    ) -> tuple[FloatArray, FloatArray | None, list[str | None]] | str:
+        """Run one batch; a string result is the abstain reason for all of it."""
+        async with sem:
+            try:
+                if b.source.is_async():
+                    coro: Any = b.source.ascore(chunk)
+                else:
+                    loop = asyncio.get_running_loop()
+                    coro = loop.run_in_executor(self._executor(), b.source.score, chunk)
+                out = await asyncio.wait_for(coro, b.timeout_s) if b.timeout_s else await coro
+            except (TimeoutError, asyncio.TimeoutError):
+                return f"timeout after {b.timeout_s:g}s"
+            except Exception as exc:
+                return _describe(exc)
+        try:
+            return _to_rows(out, len(chunk), len(b.objectives))
+        except ValueError as exc:
+            return f"wrong output: {exc}"
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even under a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as ex:  # a loop is running in this thread (a notebook, a server)
+        return ex.submit(asyncio.run, coro).result()

@@ -1,0 +1,316 @@
+"""Pipeline: spec → sources → normalisers → aggregator → ScoreResult."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from rewardhub.aggregate.base import Aggregator, Context, Normalizer
+from rewardhub.engine import BoundSource, Engine
+from rewardhub.errors import AbstainError, RewardHubError, SpecError
+from rewardhub.hub import Hub
+from rewardhub.sources.python import base_dir
+from rewardhub.spec import (
+    FillPolicy,
+    PipelineSpec,
+    errors_to_spec_error,
+    parse_spec,
+    read_spec_file,
+)
+from rewardhub.types import FloatArray, RewardBatch, Sample, ScoreResult
+from rewardhub.when import Condition
+
+
+def _validate_config(model: type[BaseModel], data: Mapping[str, Any], path: str) -> BaseModel:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise errors_to_spec_error(exc, model, prefix=path, what="config") from None
+
+
+class Pipeline:
+    """A runnable pipeline built from a validated spec.
+
+    ``score`` / ``ascore`` return a :class:`ScoreResult`; per-call ``weights`` override the
+    spec's. Use as a context manager (or call :meth:`close`) to release worker pools.
+    """
+
+    def __init__(self, spec: PipelineSpec | Mapping[str, Any], hub: Hub | None = None) -> None:
+        self.spec = parse_spec(spec)
+        self.hub = hub if hub is not None else Hub()
+        self.engine = Engine(
+            [self._bind(i) for i in range(len(self.spec.sources))],
+            memory_items=self.spec.cache.memory_items,
+            cache_path=self.spec.cache.path,
+        )
+        self.objectives = self._check_objectives()
+        self._negate = np.array(
+            [not o.higher_is_better for o in self.spec.objective_specs or []], dtype=bool
+        )
+        self.normalizers = self._build_normalizers()
+        self.aggregator = self._build_aggregator(self.spec.aggregate.method, self.spec.aggregate.params)
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_spec(cls, data: PipelineSpec | Mapping[str, Any], hub: Hub | None = None) -> Pipeline:
+        return cls(data, hub=hub)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, hub: Hub | None = None) -> Pipeline:
+        """Load a YAML (or JSON) spec; relative paths in it resolve against its folder."""
+        data = read_spec_file(path)
+        token = base_dir.set(Path(path).resolve().parent)
+        try:
+            return cls(data, hub=hub)
+        finally:
+            base_dir.reset(token)
+
+    from_file = from_yaml
+
+    def _bind(self, i: int) -> BoundSource:
+        s = self.spec.sources[i]
+        path = f"sources[{i}]"
+        cls = self.hub.sources.get(s.type, f"{path}.type")
+        config = _validate_config(cls.Config, s.config, f"{path}.config")
+        try:
+            source = cls(config)
+        except RewardHubError as exc:
+            raise SpecError(str(exc), path) from None
+        produced = tuple(source.output_objectives)
+        unknown = sorted(set(s.rename) - set(produced))
+        if unknown:
+            raise SpecError(
+                f"renames {unknown}, which source type {s.type!r} does not produce; "
+                f"it produces {list(produced)}",
+                f"{path}.rename",
+            )
+        return BoundSource(
+            id=s.name,
+            source=source,
+            objectives=tuple(s.rename.get(o, o) for o in produced),
+            timeout_s=s.timeout_s,
+            batch_size=s.batch_size,
+            concurrency=s.concurrency,
+            when=Condition.parse(s.when) if s.when else None,
+            cache=s.cache and self.spec.cache.memory_items + (1 if self.spec.cache.path else 0) > 0,
+        )
+
+    def _check_objectives(self) -> tuple[str, ...]:
+        produced: dict[str, str] = {}
+        for b in self.engine.sources:
+            for o in b.objectives:
+                if o in produced:
+                    raise SpecError(
+                        f"objective {o!r} is produced by both {produced[o]!r} and {b.id!r}; "
+                        f"rename one (rename: {{{o}: other_name}})",
+                        "sources",
+                    )
+                produced[o] = b.id
+        declared = self.spec.objective_specs
+        if declared is None:
+            return tuple(produced)
+        names = [o.name for o in declared]
+        missing = [o for o in names if o not in produced]
+        if missing:
+            raise SpecError(
+                f"{missing} declared but no source produces them; sources produce {list(produced)}",
+                "objectives",
+            )
+        extra = [o for o in produced if o not in names]
+        if extra:
+            raise SpecError(
+                f"sources produce {extra}, which are not declared; add them to objectives "
+                "or rename them",
+                "objectives",
+            )
+        return tuple(names)
+
+    def _build_normalizers(self) -> list[Normalizer]:
+        out = []
+        many = isinstance(self.spec.normalize, list)
+        for j, n in enumerate(self.spec.normalizers):
+            path = f"normalize[{j}]" if many else "normalize"
+            cls = self.hub.normalizers.get(n.method, f"{path}.method")
+            out.append(cls(_validate_config(cls.Config, n.params, path)))
+        return out
+
+    def _source_weights(self) -> dict[str, float]:
+        weights: dict[str, float] = {}
+        for i, (s, b) in enumerate(zip(self.spec.sources, self.engine.sources)):
+            if isinstance(s.weight, (int, float)):
+                weights.update(dict.fromkeys(b.objectives, float(s.weight)))
+            elif isinstance(s.weight, dict):
+                unknown = sorted(set(s.weight) - set(b.objectives))
+                if unknown:
+                    raise SpecError(
+                        f"weights objectives {unknown} this source does not produce "
+                        f"({list(b.objectives)})",
+                        f"sources[{i}].weight",
+                    )
+                weights.update(s.weight)
+        return weights
+
+    def _build_aggregator(self, method: str, params: Mapping[str, Any]) -> Aggregator:
+        cls = self.hub.aggregators.get(method, "aggregate.method")
+        params = dict(params)
+        source_weights = self._source_weights()
+        if source_weights:
+            if "weights" not in cls.Config.model_fields:
+                raise SpecError(
+                    f"sources set a weight, but aggregator {method!r} takes no weights; "
+                    "remove the weights or use a weighted method",
+                    "aggregate.method",
+                )
+            params["weights"] = {**source_weights, **dict(params.get("weights") or {})}
+        if isinstance(params.get("weights"), Mapping):
+            unknown = sorted(set(params["weights"]) - set(self.objectives))
+            if unknown:
+                raise SpecError(
+                    f"names unknown objective(s) {unknown}; the objectives are {list(self.objectives)}",
+                    "aggregate.weights",
+                )
+        config = _validate_config(cls.Config, params, "aggregate")
+        return cls(config, self.objectives)
+
+    def with_aggregator(self, method: str, **params: Any) -> Pipeline:
+        """The same sources (and caches) with another aggregation method."""
+        other = object.__new__(Pipeline)
+        other.__dict__.update(self.__dict__)
+        other.aggregator = self._build_aggregator(method, params)
+        return other
+
+    # -- scoring -----------------------------------------------------------------------------
+
+    def score(
+        self, samples: Sequence[Sample], *, weights: Mapping[str, float] | None = None
+    ) -> ScoreResult:
+        """Score samples: the vector from every source, normalised and aggregated."""
+        return self.aggregate(self.vector(samples), samples, weights=weights)
+
+    async def ascore(
+        self, samples: Sequence[Sample], *, weights: Mapping[str, float] | None = None
+    ) -> ScoreResult:
+        batch = self._finish(await self.engine.ascore(samples))
+        return self.aggregate(batch, samples, weights=weights)
+
+    def vector(self, samples: Sequence[Sample]) -> RewardBatch:
+        """Only the reward vector (no normalisation or aggregation)."""
+        return self._finish(self.engine.score(samples))
+
+    def _finish(self, batch: RewardBatch) -> RewardBatch:
+        """Engine output → pipeline objectives: declared order, lower-is-better negated."""
+        batch = _reorder(batch, self.objectives)
+        if self._negate.any():
+            batch = batch.with_values(np.where(self._negate, -batch.values, batch.values))
+        return batch
+
+    def aggregate(
+        self,
+        batch: RewardBatch,
+        samples: Sequence[Sample] = (),
+        *,
+        weights: Mapping[str, float] | None = None,
+    ) -> ScoreResult:
+        """Normalise and aggregate a reward vector over this pipeline's objectives (e.g. one
+        read back from a scored file)."""
+        batch = _reorder(batch, self.objectives)
+        values = self._apply_abstain_policy(batch)
+        ctx = Context.for_batch(batch, samples, weights)
+        for norm in self.normalizers:
+            values = norm.normalize(values, ctx)
+        agg = self.aggregator.aggregate(values, ctx)
+        diagnostics = {"normalized": values, **agg.diagnostics}
+        return ScoreResult(batch, np.asarray(agg.total, dtype=np.float64), diagnostics)
+
+    def _apply_abstain_policy(self, batch: RewardBatch) -> FloatArray:
+        policy = self.spec.on_abstain
+        values = batch.values
+        if isinstance(policy, FillPolicy):
+            return np.where(np.isnan(values), policy.fill, values)
+        if policy == "fail" and np.isnan(values).any():
+            i, j = (int(x) for x in np.argwhere(np.isnan(values))[0])
+            reason = batch.errors[i].get(batch.sources[j], "abstained")
+            raise AbstainError(
+                f"sample {i}: source {batch.sources[j]!r} abstained on {batch.objectives[j]!r} "
+                f"({reason}) and on_abstain is 'fail'; use 'skip' or {{fill: value}} to go on"
+            )
+        return values
+
+    def update(self, result: ScoreResult, samples: Sequence[Sample] = ()) -> None:
+        """Feed a scored batch back to stateful aggregators (e.g. a Lagrangian's dual)."""
+        self.aggregator.update(result.vector, Context.for_batch(result.vector, samples))
+
+    # -- state -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "normalizers": [n.state_dict() for n in self.normalizers],
+            "aggregator": self.aggregator.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        norms = state.get("normalizers", [])
+        if len(norms) != len(self.normalizers):
+            raise RewardHubError(
+                f"state has {len(norms)} normalizer states, this pipeline has {len(self.normalizers)}"
+            )
+        for n, s in zip(self.normalizers, norms):
+            n.load_state_dict(s)
+        self.aggregator.load_state_dict(state.get("aggregator", {}))
+
+    def save_state(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.state_dict(), default=_json_default), encoding="utf-8")
+
+    def load_state(self, path: str | Path) -> None:
+        self.load_state_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Pipeline(objectives={list(self.objectives)}, "
+            f"sources={[b.id for b in self.engine.sources]}, aggregate={self.aggregator.method!r})"
+        )
+
+
+def _reorder(batch: RewardBatch, objectives: tuple[str, ...]) -> RewardBatch:
+    if batch.objectives == objectives:
+        return batch
+    missing = [o for o in objectives if o not in batch.objectives]
+    if missing:
+        raise RewardHubError(
+            f"the reward vector lacks objective(s) {missing} of this pipeline; it has "
+            f"{list(batch.objectives)}"
+        )
+    idx = [batch.index(o) for o in objectives]
+    return RewardBatch(
+        batch.values[:, idx],
+        objectives,
+        None if batch.std is None else batch.std[:, idx],
+        batch.errors,
+        tuple(batch.sources[i] for i in idx),
+    )
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    raise TypeError(f"cannot save {type(x).__name__} in pipeline state")

@@ -1,0 +1,151 @@
+"""The RewardSource base class, the ``reward_source`` decorator and the Scores type."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeAlias
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from rewardhub.types import FloatArray, Sample
+
+
+@dataclass(frozen=True)
+class Abstain:
+    """Return this as a row (or raise :class:`AbstainNow`) to abstain with a reason."""
+
+    reason: str
+
+
+class AbstainNow(Exception):  # noqa: N818 - it is a control-flow signal, not an error
+    """Raise inside ``score`` to abstain on the whole batch with a reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class ScoresWithStd:
+    """Scores plus their standard deviations (ensembles, sampled judges)."""
+
+    values: Any
+    std: Any
+
+
+Row: TypeAlias = "Sequence[float | None] | Abstain | None"
+#: What ``score`` returns: an (n × k) array, a list of n rows (a row is k floats, ``None``
+#: or :class:`Abstain`), or :class:`ScoresWithStd`. NaN in a cell abstains on that cell.
+Scores: TypeAlias = "FloatArray | Sequence[Row] | ScoresWithStd"
+
+
+class EmptyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RewardSource:
+    """Base class of every reward source.
+
+    Subclasses set ``type`` (the name specs use), ``objectives`` (or override
+    :meth:`objectives_for`), an optional pydantic ``Config``, and implement ``score``
+    (batched, sync) and/or ``async def ascore``. Instances are built from validated config
+    only and must be picklable.
+    """
+
+    type: ClassVar[str] = ""
+    objectives: ClassVar[tuple[str, ...]] = ()
+    Config: ClassVar[type[BaseModel]] = EmptyConfig
+    #: one line shown by ``rewardhub plugins`` (defaults to the docstring's first line)
+    summary: ClassVar[str] = ""
+    #: bump when the scoring logic changes, so cached results are not reused
+    version: ClassVar[str] = "1"
+
+    def __init__(self, config: BaseModel | Mapping[str, Any] | None = None) -> None:
+        if isinstance(config, self.Config):
+            self.config: Any = config
+        else:
+            self.config = self.Config.model_validate(dict(config or {}))
+
+    @classmethod
+    def objectives_for(cls, config: Any) -> tuple[str, ...]:
+        """The objectives this source produces under ``config`` (default: ``objectives``)."""
+        return tuple(cls.objectives)
+
+    @property
+    def output_objectives(self) -> tuple[str, ...]:
+        return tuple(self.objectives_for(self.config))
+
+    @classmethod
+    def is_async(cls) -> bool:
+        """True when the subclass implements ``ascore`` (the engine then prefers it)."""
+        return cls.ascore is not RewardSource.ascore
+
+    @classmethod
+    def describe(cls) -> str:
+        if cls.summary:
+            return cls.summary
+        doc = inspect.getdoc(cls) or ""
+        return doc.splitlines()[0] if doc else ""
+
+    def score(self, samples: list[Sample]) -> Scores:
+        """Score a batch: one row of ``len(objectives)`` values per sample."""
+        raise NotImplementedError(f"source type {self.type!r} implements neither score nor ascore")
+
+    async def ascore(self, samples: list[Sample]) -> Scores:
+        """Async variant of :meth:`score`; defaults to calling ``score``."""
+        return self.score(samples)
+
+    def close(self) -> None:
+        """Release resources (worker pools, models). Called by ``Pipeline.close``."""
+
+
+def _scalar_or_row(value: Any) -> Row:
+    if value is None or isinstance(value, Abstain):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, (int, float, np.floating, np.integer, bool)):
+        return [float(value)]
+    return list(value)
+
+
+def reward_source(
+    name: str,
+    objectives: Sequence[str] = (),
+    *,
+    config: type[BaseModel] | None = None,
+    batched: bool = False,
+) -> Callable[[Callable[..., Any]], type[RewardSource]]:
+    """Turn a function into a RewardSource class.
+
+    The function takes one ``Sample`` (or, with ``batched=True``, the list) and, when a
+    ``config`` model is given, the validated config as a second argument. It returns a
+    float, a list of floats, ``None`` (abstain) or :class:`Abstain`. Without
+    ``objectives`` the single objective is named after the source type ``name``.
+    """
+    objs = tuple(objectives) or (name,)
+
+    def decorate(fn: Callable[..., Any]) -> type[RewardSource]:
+        takes_config = config is not None
+
+        def score(self: RewardSource, samples: list[Sample]) -> Scores:
+            args = (self.config,) if takes_config else ()
+            if batched:
+                return fn(samples, *args)  # type: ignore[no-any-return]
+            return [_scalar_or_row(fn(s, *args)) for s in samples]
+
+        attrs: dict[str, Any] = {
+            "type": name,
+            "objectives": objs,
+            "score": score,
+            "__doc__": fn.__doc__,
+            "__module__": fn.__module__,
+            "__qualname__": fn.__qualname__,
+            "function": staticmethod(fn),
+        }
+        if config is not None:
+            attrs["Config"] = config
+        return type(fn.__name__, (RewardSource,), attrs)
+
+    return decorate

@@ -1,0 +1,1 @@
+"""Built-in reward sources, one module per family."""

@@ -1,0 +1,114 @@
+"""The ``python`` source: a user function named as ``module:function`` or ``file.py:function``."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rewardhub.errors import SourceError
+from rewardhub.hookspecs import hookimpl
+from rewardhub.registry import SourceRegistry
+from rewardhub.source import RewardSource, Scores, _scalar_or_row
+from rewardhub.types import Sample
+
+#: directory that relative file paths in a spec resolve against (set while a spec loads)
+base_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("base_dir", default=None)
+
+
+def load_function(ref: str, relative_to: Path | None = None) -> Callable[..., Any]:
+    """Import ``module:function`` or ``path/to/file.py:function``."""
+    target, sep, attr = ref.rpartition(":")
+    if not sep or not target or not attr:
+        raise ValueError(f"{ref!r} is not 'module:function' or 'path/to/file.py:function'")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_absolute() and relative_to is not None and not path.exists():
+            path = relative_to / path
+        if not path.exists():
+            raise ValueError(f"file {target!r} does not exist (looked in {path.parent.resolve()})")
+        modname = "rewardhub_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        module = sys.modules.get(modname)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(modname, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[modname] = module
+            spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"{target!r} has no callable named {attr!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+class PythonConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    function: str = Field(description="'module:function' or 'path/to/file.py:function'")
+    objectives: list[str] = Field(default_factory=lambda: ["python"], min_length=1)
+    batched: bool = Field(
+        False, description="true: the function takes the list of samples and returns the rows"
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to the function")
+
+    @field_validator("function")
+    @classmethod
+    def _shape(cls, v: str) -> str:
+        if ":" not in v:
+            raise ValueError(f"{v!r} is not 'module:function' or 'path/to/file.py:function'")
+        return v
+
+
+class Python(RewardSource):
+    """A Python function you name; returns a float, a list of floats or None per sample."""
+
+    type = "python"
+    Config = PythonConfig
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self._base = base_dir.get()
+        self._fn = self._load()
+
+    def _load(self) -> Callable[..., Any]:
+        try:
+            return load_function(self.config.function, self._base)
+        except ValueError as exc:
+            raise SourceError(f"python source: function: {exc}") from None
+        except Exception as exc:
+            raise SourceError(
+                f"python source: importing {self.config.function!r} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    @classmethod
+    def objectives_for(cls, config: Any) -> tuple[str, ...]:
+        return tuple(config.objectives)
+
+    def score(self, samples: list[Sample]) -> Scores:
+        kw = self.config.kwargs
+        if self.config.batched:
+            return self._fn(samples, **kw)  # type: ignore[no-any-return]
+        return [_scalar_or_row(self._fn(s, **kw)) for s in samples]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_fn"]  # functions from files are not importable by name: reload them
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fn = self._load()
+
+
+@hookimpl
+def register_sources(registry: SourceRegistry) -> None:
+    registry.add(Python)

@@ -1,0 +1,318 @@
+"""Core value types: Sample, Objective, RewardBatch, ScoreResult."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rewardhub.errors import InputError
+
+FloatArray = npt.NDArray[np.float64]
+
+_SAMPLE_FIELDS = ("prompt", "completion", "reference", "metadata")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One prompt/completion pair to score.
+
+    ``prompt`` is a string or a list of chat messages; ``reference`` is ground truth for
+    verifiers; ``metadata`` carries anything else (``group``, ``data_source``, ``weights``).
+    Equality and hashing use the content, so identical samples dedup and share cache entries.
+    """
+
+    prompt: str | list[dict[str, Any]]
+    completion: str
+    reference: Any = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.completion, str):
+            raise InputError(
+                f"Sample.completion must be a string, got {type(self.completion).__name__}"
+            )
+        if not isinstance(self.prompt, (str, list)):
+            raise InputError(
+                "Sample.prompt must be a string or a list of chat messages "
+                f"({{'role': ..., 'content': ...}}), got {type(self.prompt).__name__}"
+            )
+        if not isinstance(self.metadata, Mapping):
+            raise InputError(
+                f"Sample.metadata must be a mapping, got {type(self.metadata).__name__}"
+            )
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """Content key used for dedup and the in-memory cache (cheap, exact)."""
+        cached: tuple[str, str, str, str] | None = self.__dict__.get("_key")
+        if cached is None:
+            prompt = self.prompt if isinstance(self.prompt, str) else _canonical(self.prompt)
+            ref = self.reference
+            ref_s = ref if isinstance(ref, str) else ("" if ref is None else _canonical(ref))
+            meta = _canonical(dict(self.metadata)) if self.metadata else ""
+            cached = (prompt, self.completion, ref_s, meta)
+            object.__setattr__(self, "_key", cached)
+        return cached
+
+    @property
+    def digest(self) -> str:
+        """Stable hex digest of the content (on-disk cache key)."""
+        return hashlib.sha256("\x1f".join(self.key).encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
+    def prompt_text(self) -> str:
+        """The prompt as text: chat messages are joined as ``role: content`` lines."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        return "\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in self.prompt)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sample) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"prompt": self.prompt, "completion": self.completion}
+        if self.reference is not None:
+            out["reference"] = self.reference
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, line: int | None = None) -> Sample:
+        """Build a Sample from a JSON object; unknown top-level fields go to ``metadata``."""
+        if not isinstance(data, Mapping):
+            raise InputError(f"expected a JSON object, got {type(data).__name__}", line)
+        if "completion" not in data:
+            raise InputError(
+                "missing field 'completion' (each sample needs at least "
+                '{"prompt": ..., "completion": ...})',
+                line,
+            )
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, Mapping):
+            raise InputError("field 'metadata' must be a JSON object", line)
+        extra = {k: v for k, v in data.items() if k not in _SAMPLE_FIELDS}
+        try:
+            return cls(
+                prompt=data.get("prompt", ""),
+                completion=data["completion"],
+                reference=data.get("reference"),
+                metadata={**extra, **metadata} if extra else dict(metadata),
+            )
+        except InputError as exc:
+            raise InputError(str(exc), line) from None
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A named reward dimension. After a source produces it, higher is better."""
+
+    name: str
+    description: str = ""
+    higher_is_better: bool = True
+    bounds: tuple[float, float] | None = None
+
+
+def _as_matrix(values: Any, n: int | None, k: int, what: str) -> FloatArray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 1 and k == 1 and (n is None or arr.shape[0] == n):
+        arr = arr.reshape(-1, 1)
+    if arr.ndim == 1 and arr.shape[0] == 0:
+        arr = arr.reshape(0, k)
+    if arr.ndim != 2 or arr.shape[1] != k or (n is not None and arr.shape[0] != n):
+        want = f"({n if n is not None else 'n'}, {k})"
+        raise ValueError(f"RewardBatch.{what} has shape {arr.shape}, expected {want}")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class RewardBatch:
+    """An n × k matrix of rewards, one column per objective.
+
+    NaN means the source abstained for that cell; ``errors[i]`` maps a source id to the
+    reason it abstained on sample ``i``. ``std`` (same shape) is set by ensembles and judges.
+    ``sources`` names the source that produced each column.
+    """
+
+    values: FloatArray
+    objectives: tuple[str, ...]
+    std: FloatArray | None = None
+    errors: tuple[dict[str, str], ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        objectives = tuple(self.objectives)
+        if len(set(objectives)) != len(objectives):
+            dup = sorted({o for o in objectives if objectives.count(o) > 1})
+            raise ValueError(f"RewardBatch has duplicate objective names: {dup}")
+        values = _as_matrix(self.values, None, len(objectives), "values")
+        n = values.shape[0]
+        std = None if self.std is None else _as_matrix(self.std, n, len(objectives), "std")
+        errors = tuple(self.errors) if self.errors else tuple({} for _ in range(n))
+        if len(errors) != n:
+            raise ValueError(f"RewardBatch.errors has {len(errors)} entries for {n} samples")
+        sources = tuple(self.sources) if self.sources else objectives
+        if len(sources) != len(objectives):
+            raise ValueError("RewardBatch.sources must name one source per objective")
+        object.__setattr__(self, "objectives", objectives)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "errors", errors)
+        object.__setattr__(self, "sources", sources)
+
+    @property
+    def n(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.values.shape[1])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def index(self, objective: str) -> int:
+        try:
+            return self.objectives.index(objective)
+        except ValueError:
+            raise KeyError(
+                f"unknown objective {objective!r}; this batch has {list(self.objectives)}"
+            ) from None
+
+    def column(self, objective: str) -> FloatArray:
+        """The values of one objective, shape (n,)."""
+        return self.values[:, self.index(objective)]
+
+    def __getitem__(self, objective: str) -> FloatArray:
+        return self.column(objective)
+
+    @property
+    def abstained(self) -> npt.NDArray[np.bool_]:
+        """Boolean mask (n × k) of cells where a source abstained."""
+        return np.isnan(self.values)
+
+    def select(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> RewardBatch:
+        """The sub-batch of the given sample rows."""
+        idx = np.asarray(rows, dtype=np.intp)
+        return RewardBatch(
+            values=self.values[idx],
+            objectives=self.objectives,
+            std=None if self.std is None else self.std[idx],
+            errors=tuple(self.errors[i] for i in idx),
+            sources=self.sources,
+        )
+
+    def with_values(self, values: FloatArray) -> RewardBatch:
+        """The same batch with new values (e.g. after normalisation)."""
+        return RewardBatch(values, self.objectives, self.std, self.errors, self.sources)
+
+    @classmethod
+    def concat(cls, batches: Sequence[RewardBatch]) -> RewardBatch:
+        """Join batches over the same samples side by side (one per source)."""
+        if not batches:
+            raise ValueError("RewardBatch.concat needs at least one batch")
+        n = batches[0].n
+        if any(b.n != n for b in batches):
+            raise ValueError(f"cannot concat batches of sizes {[b.n for b in batches]}")
+        values = np.concatenate([b.values for b in batches], axis=1)
+        std = None
+        if any(b.std is not None for b in batches):
+            std = np.concatenate(
+                [b.std if b.std is not None else np.full_like(b.values, np.nan) for b in batches],
+                axis=1,
+            )
+        errors = tuple({k: v for b in batches for k, v in b.errors[i].items()} for i in range(n))
+        return cls(
+            values=values,
+            objectives=tuple(o for b in batches for o in b.objectives),
+            std=std,
+            errors=errors,
+            sources=tuple(s for b in batches for s in b.sources),
+        )
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per sample: ``{"rewards": {...}, "std": {...}, "errors": {...}}``.
+
+        Abstained cells are ``None`` (JSON null).
+        """
+        out: list[dict[str, Any]] = []
+        for i in range(self.n):
+            rec: dict[str, Any] = {"rewards": _row_dict(self.objectives, self.values[i])}
+            if self.std is not None:
+                rec["std"] = _row_dict(self.objectives, self.std[i])
+            if self.errors[i]:
+                rec["errors"] = dict(self.errors[i])
+            out.append(rec)
+        return out
+
+    @classmethod
+    def from_records(
+        cls, records: Iterable[Mapping[str, Any]], objectives: Sequence[str] | None = None
+    ) -> RewardBatch:
+        """Inverse of :meth:`to_records` (also accepts records carrying more keys)."""
+        recs = list(records)
+        if objectives is None:
+            seen: dict[str, None] = {}
+            for r in recs:
+                seen.update(dict.fromkeys(r.get("rewards", {})))
+            objectives = tuple(seen)
+        objs = tuple(objectives)
+
+        def matrix(key: str) -> FloatArray:
+            return np.array(
+                [[_num(r.get(key, {}).get(o)) for o in objs] for r in recs], dtype=np.float64
+            ).reshape(len(recs), len(objs))
+
+        has_std = any("std" in r for r in recs)
+        return cls(
+            values=matrix("rewards"),
+            objectives=objs,
+            std=matrix("std") if has_std else None,
+            errors=tuple(dict(r.get("errors", {})) for r in recs),
+        )
+
+
+def _num(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _row_dict(names: Sequence[str], row: FloatArray) -> dict[str, float | None]:
+    return {name: (None if math.isnan(v) else float(v)) for name, v in zip(names, row.tolist())}
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreResult:
+    """What a pipeline returns: the reward vector, the aggregated total and diagnostics.
+
+    ``diagnostics`` holds the aggregator's attribution (e.g. ``contributions``,
+    ``binding``, ``weights``) and the normalised values under ``normalized``.
+    """
+
+    vector: RewardBatch
+    total: FloatArray
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per sample with rewards, total, errors and attribution."""
+        recs = self.vector.to_records()
+        per_sample = self.diagnostics.get("per_sample")
+        for i, rec in enumerate(recs):
+            t = float(self.total[i])
+            rec["total"] = None if math.isnan(t) else t
+            if per_sample is not None:
+                rec["explain"] = per_sample[i]
+        return recs
