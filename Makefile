@@ -33,7 +33,14 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy --strict rewardhub
 
-pytest: $(VENV)/.dev
+# code-exec tests need bubblewrap; install Debian's package when it is missing
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  echo "installing bubblewrap (Debian package) for the code-exec sandbox"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap; }
+
+pytest: $(VENV)/.dev sandbox
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
