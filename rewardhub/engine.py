@@ -118,7 +118,7 @@ def _to_rows(out: Any, m: int, k: int) -> tuple[FloatArray, FloatArray | None, l
     if np.isinf(values).any():
         raise ValueError("returned inf; rewards must be finite (NaN or None abstains)")
     nan_rows = np.isnan(values).any(axis=1)
-    for i in np.flatnonzero(nan_rows):
+    for i in np.flatnonzero(nan_rows).tolist():
         if reasons[i] is None:
             reasons[i] = "abstained"
     return values, std, reasons
@@ -195,7 +195,11 @@ class Engine:
 
     def _assemble(self, results: list[_Result], inv: Any) -> RewardBatch:
         n = len(inv)
-        values = np.concatenate([r.values for r in results], axis=1)[inv] if results else np.zeros((n, 0))
+        values = (
+            np.concatenate([r.values for r in results], axis=1)[inv]
+            if results
+            else np.zeros((n, 0))
+        )
         std = None
         if any(r.std is not None for r in results):
             std = np.concatenate(
@@ -268,7 +272,9 @@ class Engine:
         if todo:
             sem = asyncio.Semaphore(b.concurrency)
             chunks = [todo[i : i + b.batch_size] for i in range(0, len(todo), b.batch_size)]
-            outs = await asyncio.gather(*(self._run_chunk(b, [samples[i] for i in c], sem) for c in chunks))
+            outs = await asyncio.gather(
+                *(self._run_chunk(b, [samples[i] for i in c], sem) for c in chunks)
+            )
             self.stats.computed += len(todo)
             for chunk, out in zip(chunks, outs):
                 if isinstance(out, str):  # the whole chunk failed: do not cache it
@@ -277,7 +283,9 @@ class Engine:
                     continue
                 cv, cs, cr = out
                 entries = [
-                    Entry(tuple(cv[j].tolist()), None if cs is None else tuple(cs[j].tolist()), cr[j])
+                    Entry(
+                        tuple(cv[j].tolist()), None if cs is None else tuple(cs[j].tolist()), cr[j]
+                    )
                     for j in range(len(chunk))
                 ]
                 for i, e in zip(chunk, entries):

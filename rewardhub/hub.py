@@ -101,7 +101,9 @@ class Hub:
             distribution=dist.metadata["Name"] if dist else None,
             version=dist.version if dist else None,
         )
-        if self.pm.is_blocked(name) or (info.distribution and self.pm.is_blocked(info.distribution)):
+        if self.pm.is_blocked(name) or (
+            info.distribution and self.pm.is_blocked(info.distribution)
+        ):
             return
         if self.pm.is_registered(plugin):
             return
@@ -152,7 +154,9 @@ class Hub:
     def _broken(self, name: str, reason: str) -> None:
         info = self._info.setdefault(name, PluginInfo(name=name))
         info.error = reason
-        warnings.warn(f"rewardhub plugin {name!r} was not loaded: {reason}", PluginWarning, stacklevel=4)
+        warnings.warn(
+            f"rewardhub plugin {name!r} was not loaded: {reason}", PluginWarning, stacklevel=4
+        )
 
     def _call_each(self, hook_name: str, registry: Registry[Any], kind: str) -> None:
         """Call each implementation on its own, so one broken plugin cannot stop the rest."""
@@ -173,11 +177,11 @@ class Hub:
                     raise PluginError(f"plugin {name!r} failed in {hook_name}: {exc}") from exc
                 self._broken(name, f"{hook_name} raised {type(exc).__name__}: {exc}")
                 continue
-            added = sorted(set(registry.names()) - before)
+            new = sorted(set(registry.names()) - before)
             info = self._info.setdefault(name, PluginInfo(name=name))
-            getattr(info, kind).extend(added)
+            getattr(info, kind).extend(new)
             if self._trace:
-                print(f"rewardhub: {name}.{hook_name} registered {added}", file=sys.stderr)
+                print(f"rewardhub: {name}.{hook_name} registered {new}", file=sys.stderr)
 
     def call_register_commands(self, cli: Any) -> None:
         """Let plugins add CLI commands; a failing plugin is reported, not fatal."""
@@ -202,4 +206,3 @@ class Hub:
 
 def _norm(name: str) -> str:
     return name.lower().replace("_", "-")
-

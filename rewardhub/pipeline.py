@@ -54,7 +54,9 @@ class Pipeline:
             [not o.higher_is_better for o in self.spec.objective_specs or []], dtype=bool
         )
         self.normalizers = self._build_normalizers()
-        self.aggregator = self._build_aggregator(self.spec.aggregate.method, self.spec.aggregate.params)
+        self.aggregator = self._build_aggregator(
+            self.spec.aggregate.method, self.spec.aggregate.params
+        )
 
     # -- construction ------------------------------------------------------------------------
 
@@ -177,7 +179,8 @@ class Pipeline:
                     "aggregate.weights",
                 )
         config = _validate_config(cls.Config, params, "aggregate")
-        return cls(config, self.objectives)
+        aggregator: Aggregator = cls(config, self.objectives)
+        return aggregator
 
     def with_aggregator(self, method: str, **params: Any) -> Pipeline:
         """The same sources (and caches) with another aggregation method."""
@@ -266,7 +269,9 @@ class Pipeline:
         self.aggregator.load_state_dict(state.get("aggregator", {}))
 
     def save_state(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.state_dict(), default=_json_default), encoding="utf-8")
+        Path(path).write_text(
+            json.dumps(self.state_dict(), default=_json_default), encoding="utf-8"
+        )
 
     def load_state(self, path: str | Path) -> None:
         self.load_state_dict(json.loads(Path(path).read_text(encoding="utf-8")))

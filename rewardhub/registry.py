@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from rewardhub.errors import DuplicateNameError, PluginError, UnknownTypeError
 from rewardhub.source import RewardSource
 
-if TYPE_CHECKING:
-    from rewardhub.aggregate.base import Aggregator, Normalizer
+if TYPE_CHECKING:  # imported lazily at run time: aggregate/ imports this module
+    from rewardhub.aggregate.base import Aggregator, Normalizer  # noqa: F401
 
 T = TypeVar("T")
 

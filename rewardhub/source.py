@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ class Abstain:
     reason: str
 
 
-class AbstainNow(Exception):  # noqa: N818 - it is a control-flow signal, not an error
+class AbstainNow(Exception):
     """Raise inside ``score`` to abstain on the whole batch with a reason."""
 
     def __init__(self, reason: str) -> None:
@@ -57,7 +58,7 @@ class RewardSource:
 
     type: ClassVar[str] = ""
     objectives: ClassVar[tuple[str, ...]] = ()
-    Config: ClassVar[type[BaseModel]] = EmptyConfig
+    Config: ClassVar[builtins.type[BaseModel]] = EmptyConfig
     #: one line shown by ``rewardhub plugins`` (defaults to the docstring's first line)
     summary: ClassVar[str] = ""
     #: bump when the scoring logic changes, so cached results are not reused
@@ -104,7 +105,7 @@ class RewardSource:
 
 def _scalar_or_row(value: Any) -> Row:
     if value is None or isinstance(value, Abstain):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, (int, float, np.floating, np.integer, bool)):
         return [float(value)]
     return list(value)

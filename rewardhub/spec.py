@@ -48,7 +48,8 @@ class SourceSpec(_Strict):
     batch_size: int = Field(256, ge=1, description="samples per call to the source")
     concurrency: int = Field(4, ge=1, description="batches of this source in flight at once")
     weight: float | dict[str, float] | None = Field(
-        None, description="weight of this source's objectives in the aggregate (one or per objective)"
+        None,
+        description="weight of this source's objectives in the aggregate (one or per objective)",
     )
     rename: dict[str, str] = Field(
         default_factory=dict, description="objective renames, {produced_name: pipeline_name}"
@@ -144,7 +145,9 @@ class PipelineSpec(_Strict):
     def objective_specs(self) -> list[ObjectiveSpec] | None:
         if self.objectives is None:
             return None
-        return [o if isinstance(o, ObjectiveSpec) else ObjectiveSpec(name=o) for o in self.objectives]
+        return [
+            o if isinstance(o, ObjectiveSpec) else ObjectiveSpec(name=o) for o in self.objectives
+        ]
 
     @property
     def normalizers(self) -> list[NormalizeSpec]:
@@ -251,11 +254,12 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
             problem = getattr(exc, "problem", None) or str(exc)
             raise SpecError(f"{p}: invalid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
-        raise SpecError(f"{p}: a spec must be a mapping at the top level, got {type(data).__name__}")
+        raise SpecError(
+            f"{p}: a spec must be a mapping at the top level, got {type(data).__name__}"
+        )
     return data
 
 
 def load_spec(path: str | Path) -> PipelineSpec:
     """Read and validate a spec file."""
     return parse_spec(read_spec_file(path))
-

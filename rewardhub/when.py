@@ -23,12 +23,23 @@ from typing import Any
 from rewardhub.types import Sample
 
 _ROOTS = ("prompt", "completion", "reference", "metadata")
-_LITERALS: dict[str, Any] = {"null": None, "None": None, "true": True, "True": True,
-                             "false": False, "False": False}
+_LITERALS: dict[str, Any] = {
+    "null": None,
+    "None": None,
+    "true": True,
+    "True": True,
+    "false": False,
+    "False": False,
+}
 _CMP: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
 }
 
 Getter = Callable[[Sample], Any]
@@ -68,8 +79,11 @@ def _value(node: ast.expr) -> Getter:
     if isinstance(node, ast.Name):  # a bare word is a string (or a literal)
         word = _LITERALS.get(node.id, node.id)
         return lambda s: word
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(
-        node.operand, ast.Constant
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
     ):
         neg = -node.operand.value
         return lambda s: neg
@@ -77,7 +91,8 @@ def _value(node: ast.expr) -> Getter:
         items = [_value(e) for e in node.elts]
         return lambda s: [g(s) for g in items]
     if isinstance(node, ast.Attribute):  # dotted bare words, e.g. a.b, read as a string
-        return lambda s, text=ast.unparse(node): text
+        text = ast.unparse(node)
+        return lambda s: text
     raise ValueError(f"unsupported expression {ast.unparse(node)!r}")
 
 
@@ -102,7 +117,9 @@ def _compile(node: ast.expr) -> Callable[[Sample], bool]:
         return lambda s: not inner(s)
     if isinstance(node, ast.Compare):
         left = _value(node.left)
-        steps = [(_safe(_CMP[type(op)]), _value(right)) for op, right in zip(node.ops, node.comparators)]
+        steps = [
+            (_safe(_CMP[type(op)]), _value(right)) for op, right in zip(node.ops, node.comparators)
+        ]
 
         def compare(s: Sample) -> bool:
             a = left(s)

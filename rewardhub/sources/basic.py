@@ -45,7 +45,9 @@ class Length(RewardSource):
         from rewardhub._optional import require
 
         transformers = require("transformers", "models", "length with a tokenizer")
-        return transformers.AutoTokenizer.from_pretrained(self.config.tokenizer, local_files_only=True)
+        return transformers.AutoTokenizer.from_pretrained(
+            self.config.tokenizer, local_files_only=True
+        )
 
     def _lengths(self, texts: list[str]) -> list[int]:
         unit = self.config.unit
@@ -54,7 +56,9 @@ class Length(RewardSource):
         if unit == "words":
             return [len(t.split()) for t in texts]
         if self.config.tokenizer:
-            return [len(ids) for ids in self._tokenizer(texts, add_special_tokens=False)["input_ids"]]
+            return [
+                len(ids) for ids in self._tokenizer(texts, add_special_tokens=False)["input_ids"]
+            ]
         return [len(_TOKEN.findall(t)) for t in texts]
 
     def score(self, samples: list[Sample]) -> Scores:
@@ -71,8 +75,13 @@ class Length(RewardSource):
         return state
 
 
-_FLAGS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL,
-          "VERBOSE": re.VERBOSE, "ASCII": re.ASCII}
+_FLAGS = {
+    "IGNORECASE": re.IGNORECASE,
+    "MULTILINE": re.MULTILINE,
+    "DOTALL": re.DOTALL,
+    "VERBOSE": re.VERBOSE,
+    "ASCII": re.ASCII,
+}
 
 
 class RegexPattern(BaseModel):
@@ -115,7 +124,9 @@ class RegexConfig(BaseModel):
     def _one_or_more(self) -> RegexConfig:
         if self.pattern is not None:
             self.patterns = [
-                RegexPattern(pattern=self.pattern, objective=self.objective, must_match=self.must_match),
+                RegexPattern(
+                    pattern=self.pattern, objective=self.objective, must_match=self.must_match
+                ),
                 *self.patterns,
             ]
         if not self.patterns:
@@ -133,7 +144,12 @@ class Regex(RewardSource):
         super().__init__(config)
         objs = self.output_objectives
         self._rules = [
-            (objs.index(p.objective), getattr(p.compiled(), p.mode), p.must_match, p.field == "prompt")
+            (
+                objs.index(p.objective),
+                getattr(p.compiled(), p.mode),
+                p.must_match,
+                p.field == "prompt",
+            )
             for p in self.config.patterns
         ]
         self._counts = [sum(1 for p in self.config.patterns if p.objective == o) for o in objs]
