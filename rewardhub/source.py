@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
@@ -83,13 +82,6 @@ class RewardSource:
     def is_async(cls) -> bool:
         """True when the subclass implements ``ascore`` (the engine then prefers it)."""
         return cls.ascore is not RewardSource.ascore
-
-    @classmethod
-    def describe(cls) -> str:
-        if cls.summary:
-            return cls.summary
-        doc = inspect.getdoc(cls) or ""
-        return doc.splitlines()[0] if doc else ""
 
     def score(self, samples: list[Sample]) -> Scores:
         """Score a batch: one row of ``len(objectives)`` values per sample."""

@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import rewardhub as rh
+from rewardhub.testing import check_source, plugin_with
+
+CALLS: list[int] = []
+
+
+@rh.reward_source("counting", objectives=["count"], batched=True)
+def counting(samples: list[rh.Sample]) -> list[list[float]]:
+    CALLS.append(len(samples))
+    return [[float(len(s.completion))] for s in samples]
+
+
+@rh.reward_source("boom")
+def boom(sample: rh.Sample) -> float:
+    raise ValueError("model exploded")
+
+
+@rh.reward_source("wrong-shape", objectives=["a", "b"], batched=True)
+def wrong_shape(samples: list[rh.Sample]) -> list[list[float]]:
+    return [[1.0] for _ in samples]
+
+
+@rh.reward_source("too-few", batched=True)
+def too_few(samples: list[rh.Sample]) -> list[list[float]]:
+    return [[1.0]] * (len(samples) - 1)
+
+
+@rh.reward_source("slow")
+def slow(sample: rh.Sample) -> float:
+    if "slow" in sample.completion:
+        time.sleep(2)
+    return 1.0
+
+
+@rh.reward_source("picky", objectives=["x", "y"])
+def picky(sample: rh.Sample) -> list[float | None] | rh.Abstain | None:
+    if sample.completion == "none":
+        return None
+    if sample.completion == "why":
+        return rh.Abstain("no reference answer")
+    if sample.completion == "half":
+        return [1.0, None]
+    return [1.0, 2.0]
+
+
+@rh.reward_source("inf")
+def infinite(sample: rh.Sample) -> float:
+    return math.inf
+
+
+class AsyncJudge(rh.RewardSource):
+    """Counts how many of its calls overlap."""
+
+    type = "async-judge"
+    objectives = ("judge",)
+    active = 0
+    peak = 0
+
+    async def ascore(self, samples: list[rh.Sample]) -> rh.Scores:
+        cls = type(self)
+        cls.active += 1
+        cls.peak = max(cls.peak, cls.active)
+        await asyncio.sleep(0.05)
+        cls.active -= 1
+        return [[1.0] for _ in samples]
+
+
+def hub() -> rh.Hub:
+    return rh.Hub(
+        plugins=[plugin_with(counting, boom, wrong_shape, too_few, slow, picky, infinite, AsyncJudge)],
+        entry_points=False,
+    )
+
+
+def S(c: str, p: str = "p") -> rh.Sample:
+    return rh.Sample(prompt=p, completion=c)
+
+
+def pipe(*sources: dict, **spec: object) -> rh.Pipeline:
+    return rh.Pipeline({"sources": list(sources), **spec}, hub=hub())
+
+
+def test_raise_abstains_with_reason_and_other_sources_still_score() -> None:
+    with pipe({"type": "boom"}, {"type": "counting"}) as p:
+        res = p.score([S("ab"), S("abc")])
+    assert np.isnan(res.vector.column("boom")).all()
+    assert res.vector.column("count").tolist() == [2.0, 3.0]
+    assert res.vector.errors[0]["boom"] == "error: ValueError: model exploded"
+    # on_abstain: skip renormalises the weights over what is present: the missing objective
+    # is neither a 0 nor a smaller reward (weights 1 + 1 carried by "count" alone)
+    assert res.total.tolist() == [4.0, 6.0]
+
+
+def test_wrong_shape_abstains_with_reason() -> None:
+    with pipe({"type": "wrong-shape"}, {"type": "too-few"}) as p:
+        res = p.score([S("a"), S("b")])
+    assert np.isnan(res.vector.values).all()
+    assert "wrong output" in res.vector.errors[0]["wrong-shape"]
+    assert "1 rows for 2 samples" in res.vector.errors[1]["too-few"]
+    assert np.isnan(res.total).all()
+
+
+def test_inf_is_rejected_as_wrong_output() -> None:
+    with pipe({"type": "inf"}) as p:
+        res = p.score([S("a")])
+    assert math.isnan(res.vector.values[0, 0])
+    assert "inf" in res.vector.errors[0]["inf"]
+
+
+def test_timeout_abstains_only_the_slow_batch() -> None:
+    with pipe({"type": "slow", "timeout_s": 0.3, "batch_size": 1}) as p:
+        t0 = time.perf_counter()
+        res = p.score([S("fast"), S("slow"), S("fast too")])
+        elapsed = time.perf_counter() - t0
+    assert res.vector.column("slow")[[0, 2]].tolist() == [1.0, 1.0]
+    assert math.isnan(res.vector.column("slow")[1])
+    assert res.vector.errors[1] == {"slow": "timeout after 0.3s"}
+    assert elapsed < 1.5
+
+
+def test_row_level_abstain_reasons() -> None:
+    with pipe({"type": "picky"}) as p:
+        res = p.score([S("none"), S("why"), S("half"), S("ok")])
+    v = res.vector
+    assert np.isnan(v.values[0]).all() and v.errors[0] == {"picky": "abstained"}
+    assert v.errors[1] == {"picky": "no reference answer"}
+    assert v.values[2, 0] == 1.0 and math.isnan(v.values[2, 1]) and v.errors[2] == {"picky": "abstained"}
+    assert v.values[3].tolist() == [1.0, 2.0] and v.errors[3] == {}
+
+
+def test_dedup_and_cache() -> None:
+    CALLS.clear()
+    with pipe({"type": "counting", "batch_size": 100}) as p:
+        res = p.score([S("a"), S("bb"), S("a"), S("bb"), S("a")])
+        assert res.vector.column("count").tolist() == [1, 2, 1, 2, 1]
+        assert CALLS == [2]  # deduplicated within the call
+        assert p.engine.stats.deduplicated == 3
+        p.score([S("a"), S("ccc")])
+        assert CALLS == [2, 1]  # "a" came from the cache
+        assert p.engine.stats.memory_hits == 1
+
+
+def test_cache_is_bounded_and_keyed_by_config() -> None:
+    CALLS.clear()
+    with pipe({"type": "counting"}, cache={"memory_items": 2}) as p:
+        p.score([S("a"), S("b"), S("c")])
+        p.score([S("a")])  # evicted: LRU holds the 2 most recent
+        assert CALLS == [3, 1]
+    with pipe({"type": "length", "id": "l1", "config": {"target": 5}},
+              {"type": "length", "id": "l2", "config": {"target": 10, "objective": "b2"}}) as p:
+        res = p.score([S("abcde")])
+        assert res.vector.values.tolist() == [[0.0, -0.5]]
+
+
+def test_disk_cache_survives_a_new_pipeline(tmp_path: Path) -> None:
+    CALLS.clear()
+    spec = {"type": "counting"}
+    cache = {"path": str(tmp_path / "c.sqlite")}
+    with pipe(spec, cache=cache) as p:
+        p.score([S("a"), S("bb")])
+    with pipe(spec, cache=cache) as p:
+        res = p.score([S("a"), S("bb"), S("ccc")])
+        assert p.engine.stats.disk_hits == 2
+    assert CALLS == [2, 1]
+    assert res.vector.column("count").tolist() == [1, 2, 3]
+
+
+def test_failures_are_not_cached() -> None:
+    with pipe({"type": "slow", "timeout_s": 0.2}) as p:
+        p.score([S("slow")])
+        assert p.engine.stats.computed == 1
+        p.score([S("slow")])
+        assert p.engine.stats.computed == 2
+
+
+def test_async_sources_run_concurrently_under_the_cap() -> None:
+    AsyncJudge.peak = 0
+    with pipe({"type": "async-judge", "batch_size": 1, "concurrency": 3}) as p:
+        t0 = time.perf_counter()
+        res = p.score([S(str(i)) for i in range(9)])
+        elapsed = time.perf_counter() - t0
+    assert res.vector.values.ravel().tolist() == [1.0] * 9
+    assert AsyncJudge.peak == 3
+    assert elapsed < 0.45  # 3 waves of 0.05 s, not 9
+
+
+def test_ascore_from_async_code_and_score_inside_a_running_loop() -> None:
+    async def main() -> tuple[rh.ScoreResult, rh.ScoreResult]:
+        with pipe({"type": "counting"}) as p:
+            a = await p.ascore([S("abc")])
+            b = p.score([S("abcd")])  # a notebook cell: sync call under a running loop
+            return a, b
+
+    a, b = asyncio.run(main())
+    assert a.total.tolist() == [3.0] and b.total.tolist() == [4.0]
+
+
+def test_when_routes_samples() -> None:
+    samples = [
+        rh.Sample(prompt="q", completion="aaa", metadata={"data_source": "gsm8k"}),
+        rh.Sample(prompt="q", completion="bb", metadata={"data_source": "chat"}),
+    ]
+    with pipe({"type": "counting", "when": "metadata.data_source in [gsm8k, math]"},
+              {"type": "length", "config": {"target": 2}}) as p:
+        res = p.score(samples)
+    assert res.vector.column("count")[0] == 3.0 and math.isnan(res.vector.column("count")[1])
+    assert res.vector.errors[1] == {"counting": "not applicable"}
+    assert res.total[1] == 0.0
+
+
+def test_threads_do_not_leak_between_pipelines() -> None:
+    before = threading.active_count()
+    for _ in range(3):
+        with pipe({"type": "counting"}) as p:
+            p.score([S("a")])
+    time.sleep(0.05)
+    assert threading.active_count() <= before + 1
+
+
+BUILTIN_SPECS = [
+    {"type": "length", "config": {"target": 5, "unit": "words"}},
+    {"type": "regex", "config": {"patterns": [{"pattern": "a+", "objective": "has_a"},
+                                              {"pattern": "\\d", "objective": "no_digit",
+                                               "must_match": False}]}},
+    {"type": "python", "config": {"function": "tests.helpers:word_count"}},
+]
+
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+sample_lists = st.lists(st.builds(S, texts, st.sampled_from(["p1", "p2"])), max_size=12)
+
+
+@pytest.mark.parametrize("spec", BUILTIN_SPECS, ids=lambda s: s["type"])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=sample_lists, b=sample_lists)
+def test_score_of_concatenation_equals_concatenated_scores(spec: dict, a: list, b: list) -> None:
+    with rh.Pipeline({"sources": [spec]}, hub=rh.Hub(entry_points=False)) as p1:
+        whole = p1.vector(a + b).values if a + b else np.zeros((0, 1))
+    with rh.Pipeline({"sources": [spec]}, hub=rh.Hub(entry_points=False)) as p2:
+        parts = [p2.vector(x).values for x in (a, b) if x]
+    if parts:
+        np.testing.assert_array_equal(whole, np.concatenate(parts))
+
+
+@pytest.mark.parametrize("spec", BUILTIN_SPECS, ids=lambda s: s["type"])
+def test_builtin_sources_pass_the_conformance_kit(spec: dict) -> None:
+    cls = rh.Hub(entry_points=False).sources.get(spec["type"])
+    check_source(cls, spec["config"])
