@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint typecheck pytest bench clean sandbox
+.PHONY: demo test lint typecheck pytest bench clean sandbox schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: lint typecheck pytest
 
 bench: $(VENV)/.dev
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+# regenerate the checked-in JSON Schema (built-in types only, so it does not depend on plugins)
+schema: $(VENV)/.core
+	REWARDHUB_LOAD_PLUGINS= $(BIN)/rewardhub schema -o specs/pipeline.schema.json
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

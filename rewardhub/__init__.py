@@ -5,6 +5,9 @@ Everything a user imports lives here; see ``__all__``.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from rewardhub.aggregate.base import Aggregation, Aggregator, Context, Normalizer
 from rewardhub.errors import (
     AbstainError,
@@ -19,14 +22,40 @@ from rewardhub.errors import (
     UnknownTypeError,
 )
 from rewardhub.hookspecs import hookimpl, hookspec
-from rewardhub.hub import Hub, PluginWarning
-from rewardhub.pipeline import Pipeline
 from rewardhub.registry import AggregatorRegistry, NormalizerRegistry, SourceRegistry
 from rewardhub.source import Abstain, AbstainNow, RewardSource, Scores, ScoresWithStd, reward_source
-from rewardhub.spec import PipelineSpec, load_spec
 from rewardhub.types import Objective, RewardBatch, Sample, ScoreResult
 
+if TYPE_CHECKING:
+    from rewardhub.hub import Hub, PluginWarning
+    from rewardhub.pipeline import Pipeline
+    from rewardhub.spec import PipelineSpec, load_spec
+
 __version__ = "0.1.0"
+
+# Imported on first use so that `import rewardhub` stays fast (pydantic models, asyncio,
+# the engine and the plugin manager are only needed once a pipeline is built).
+_LAZY = {
+    "Hub": "rewardhub.hub",
+    "PluginWarning": "rewardhub.hub",
+    "Pipeline": "rewardhub.pipeline",
+    "PipelineSpec": "rewardhub.spec",
+    "load_spec": "rewardhub.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rewardhub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Abstain",

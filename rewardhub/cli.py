@@ -44,10 +44,18 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | InputErr
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield lineno, text, InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", lineno)
+                yield (
+                    lineno,
+                    text,
+                    InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", lineno),
+                )
                 continue
             if not isinstance(obj, dict):
-                yield lineno, text, InputError(f"expected a JSON object, got {type(obj).__name__}", lineno)
+                yield (
+                    lineno,
+                    text,
+                    InputError(f"expected a JSON object, got {type(obj).__name__}", lineno),
+                )
                 continue
             yield lineno, text, obj
 
@@ -62,7 +70,12 @@ def summary_table(result_vectors: RewardBatch, totals: np.ndarray, binding: Coun
     def row(name: str, col: np.ndarray, bind: str) -> None:
         present = col[~np.isnan(col)]
         stats = (
-            [f"{present.mean():.4g}", f"{present.std():.4g}", f"{present.min():.4g}", f"{present.max():.4g}"]
+            [
+                f"{present.mean():.4g}",
+                f"{present.std():.4g}",
+                f"{present.min():.4g}",
+                f"{present.max():.4g}",
+            ]
             if present.size
             else ["-"] * 4
         )
@@ -91,7 +104,9 @@ def _parse_weights(text: str | None) -> dict[str, float] | None:
         try:
             out[name.strip()] = float(value)
         except ValueError:
-            raise _fail(f"--weights: {part!r} is not name=number (e.g. --weights helpful=2,harmless=1)") from None
+            raise _fail(
+                f"--weights: {part!r} is not name=number (e.g. --weights helpful=2,harmless=1)"
+            ) from None
         if not sep:
             raise _fail(f"--weights: {part!r} is not name=number")
     return out
@@ -133,7 +148,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
 
     @app.command("plugins")
     def plugins_cmd(
-        as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="print JSON instead of a table")
+        ] = False,
     ) -> None:
         """List plugins and every source, aggregator and normalizer they provide."""
         h = get_hub()
@@ -160,7 +177,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
 
     @app.command("schema")
     def schema_cmd(
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="write to a file")] = None,
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="write to a file")
+        ] = None,
     ) -> None:
         """Print the JSON Schema of a pipeline spec, including every registered config."""
         text = json.dumps(pipeline_schema(get_hub()), indent=2, sort_keys=True) + "\n"
@@ -170,7 +189,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             output.write_text(text, encoding="utf-8")
 
     @app.command("validate")
-    def validate_cmd(spec: Annotated[Path, typer.Argument(help="pipeline spec (YAML or JSON)")]) -> None:
+    def validate_cmd(
+        spec: Annotated[Path, typer.Argument(help="pipeline spec (YAML or JSON)")],
+    ) -> None:
         """Check a spec: structure, source types and every source's config."""
         try:
             with _load_pipeline(spec, get_hub(), None) as pipe:
@@ -184,18 +205,29 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
     @app.command("score")
     def score_cmd(
         spec: Annotated[Path, typer.Argument(help="pipeline spec (YAML or JSON)")],
-        input: Annotated[Path, typer.Argument(help="JSONL of {prompt, completion, reference?, metadata?}")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="scored JSONL, one line per input line")],
-        resume: Annotated[bool, typer.Option(help="reuse the disk cache of an interrupted run")] = False,
+        input: Annotated[
+            Path, typer.Argument(help="JSONL of {prompt, completion, reference?, metadata?}")
+        ],
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="scored JSONL, one line per input line")
+        ],
+        resume: Annotated[
+            bool, typer.Option(help="reuse the disk cache of an interrupted run")
+        ] = False,
         skip_invalid: Annotated[
-            bool, typer.Option(help="write malformed lines to OUTPUT.rejects.jsonl instead of stopping")
+            bool,
+            typer.Option(help="write malformed lines to OUTPUT.rejects.jsonl instead of stopping"),
         ] = False,
         aggregate: Annotated[
             str | None, typer.Option(help="aggregation method to use instead of the spec's")
         ] = None,
-        weights: Annotated[str | None, typer.Option(help="per-objective weights, e.g. a=2,b=1")] = None,
+        weights: Annotated[
+            str | None, typer.Option(help="per-objective weights, e.g. a=2,b=1")
+        ] = None,
         chunk_size: Annotated[int, typer.Option(min=1, help="samples per scoring call")] = 512,
-        explain: Annotated[bool, typer.Option(help="add each total's attribution to the output")] = False,
+        explain: Annotated[
+            bool, typer.Option(help="add each total's attribution to the output")
+        ] = False,
         cache: Annotated[
             Path | None, typer.Option(help="sqlite cache file (default: OUTPUT.cache.sqlite)")
         ] = None,
@@ -214,7 +246,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
                 records.append((lineno, parsed, text))
             except InputError as exc:
                 if not skip_invalid:
-                    raise _fail(f"{input}: {exc} (use --skip-invalid to set such lines aside)") from None
+                    raise _fail(
+                        f"{input}: {exc} (use --skip-invalid to set such lines aside)"
+                    ) from None
                 rejects.append({"line": lineno, "error": str(exc), "text": text})
                 records.append((lineno, None, str(exc)))
         cache_path = cache or output.with_name(output.name + ".cache.sqlite")
@@ -231,8 +265,12 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         results: list[ScoreResult] = []
         with pipe:
             progress = Progress(
-                TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=err, disable=not samples,
+                TextColumn("scoring"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                disable=not samples,
             )
             with progress:
                 task = progress.add_task("score", total=len(samples))
@@ -258,7 +296,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         if rejects:
             side = output.with_name(output.name + ".rejects.jsonl")
             side.write_text("".join(json.dumps(r) + "\n" for r in rejects), encoding="utf-8")
-            err.print(f"[yellow]{len(rejects)} malformed line(s) set aside in {side}[/]", highlight=False)
+            err.print(
+                f"[yellow]{len(rejects)} malformed line(s) set aside in {side}[/]", highlight=False
+            )
         if results:
             vector = RewardBatch(
                 np.concatenate([r.vector.values for r in results]), results[0].vector.objectives

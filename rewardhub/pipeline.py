@@ -170,7 +170,9 @@ class Pipeline:
                     "remove the weights or use a weighted method",
                     "aggregate.method",
                 )
-            params["weights"] = {**source_weights, **dict(params.get("weights") or {})}
+            given = params.get("weights") or {}
+            # a malformed `weights` is left for the config validation to report
+            params["weights"] = {**source_weights, **given} if isinstance(given, Mapping) else given
         if isinstance(params.get("weights"), Mapping):
             unknown = sorted(set(params["weights"]) - set(self.objectives))
             if unknown:

@@ -14,7 +14,6 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from rewardhub.errors import SpecError
@@ -129,17 +128,18 @@ class PipelineSpec(_Strict):
     def _aggregate_shorthand(cls, v: Any) -> Any:
         return {"method": v} if isinstance(v, str) else v
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> PipelineSpec:
+    @field_validator("sources")
+    @classmethod
+    def _unique_ids(cls, sources: list[SourceSpec]) -> list[SourceSpec]:
         seen: dict[str, int] = {}
-        for i, s in enumerate(self.sources):
+        for i, s in enumerate(sources):
             if s.name in seen:
                 raise ValueError(
                     f"sources[{i}] and sources[{seen[s.name]}] are both named {s.name!r}; "
                     "give each an 'id'"
                 )
             seen[s.name] = i
-        return self
+        return sources
 
     @property
     def objective_specs(self) -> list[ObjectiveSpec] | None:
@@ -210,6 +210,7 @@ def errors_to_spec_error(
         elif err["type"] == "missing":
             msg = "required field is missing"
         else:
+            msg = msg.removeprefix("Value error, ")
             given = err.get("input")
             if not isinstance(given, (dict, list)) and given is not None:
                 msg += f" (got {given!r})"

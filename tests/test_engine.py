@@ -80,7 +80,9 @@ class AsyncJudge(rh.RewardSource):
 
 def hub() -> rh.Hub:
     return rh.Hub(
-        plugins=[plugin_with(counting, boom, wrong_shape, too_few, slow, picky, infinite, AsyncJudge)],
+        plugins=[
+            plugin_with(counting, boom, wrong_shape, too_few, slow, picky, infinite, AsyncJudge)
+        ],
         entry_points=False,
     )
 
@@ -137,7 +139,11 @@ def test_row_level_abstain_reasons() -> None:
     v = res.vector
     assert np.isnan(v.values[0]).all() and v.errors[0] == {"picky": "abstained"}
     assert v.errors[1] == {"picky": "no reference answer"}
-    assert v.values[2, 0] == 1.0 and math.isnan(v.values[2, 1]) and v.errors[2] == {"picky": "abstained"}
+    assert (
+        v.values[2, 0] == 1.0
+        and math.isnan(v.values[2, 1])
+        and v.errors[2] == {"picky": "abstained"}
+    )
     assert v.values[3].tolist() == [1.0, 2.0] and v.errors[3] == {}
 
 
@@ -159,8 +165,10 @@ def test_cache_is_bounded_and_keyed_by_config() -> None:
         p.score([S("a"), S("b"), S("c")])
         p.score([S("a")])  # evicted: LRU holds the 2 most recent
         assert CALLS == [3, 1]
-    with pipe({"type": "length", "id": "l1", "config": {"target": 5}},
-              {"type": "length", "id": "l2", "config": {"target": 10, "objective": "b2"}}) as p:
+    with pipe(
+        {"type": "length", "id": "l1", "config": {"target": 5}},
+        {"type": "length", "id": "l2", "config": {"target": 10, "objective": "b2"}},
+    ) as p:
         res = p.score([S("abcde")])
         assert res.vector.values.tolist() == [[0.0, -0.5]]
 
@@ -213,8 +221,10 @@ def test_when_routes_samples() -> None:
         rh.Sample(prompt="q", completion="aaa", metadata={"data_source": "gsm8k"}),
         rh.Sample(prompt="q", completion="bb", metadata={"data_source": "chat"}),
     ]
-    with pipe({"type": "counting", "when": "metadata.data_source in [gsm8k, math]"},
-              {"type": "length", "config": {"target": 2}}) as p:
+    with pipe(
+        {"type": "counting", "when": "metadata.data_source in [gsm8k, math]"},
+        {"type": "length", "config": {"target": 2}},
+    ) as p:
         res = p.score(samples)
     assert res.vector.column("count")[0] == 3.0 and math.isnan(res.vector.column("count")[1])
     assert res.vector.errors[1] == {"counting": "not applicable"}
@@ -232,9 +242,15 @@ def test_threads_do_not_leak_between_pipelines() -> None:
 
 BUILTIN_SPECS = [
     {"type": "length", "config": {"target": 5, "unit": "words"}},
-    {"type": "regex", "config": {"patterns": [{"pattern": "a+", "objective": "has_a"},
-                                              {"pattern": "\\d", "objective": "no_digit",
-                                               "must_match": False}]}},
+    {
+        "type": "regex",
+        "config": {
+            "patterns": [
+                {"pattern": "a+", "objective": "has_a"},
+                {"pattern": "\\d", "objective": "no_digit", "must_match": False},
+            ]
+        },
+    },
     {"type": "python", "config": {"function": "tests.helpers:word_count"}},
 ]
 
@@ -243,7 +259,9 @@ sample_lists = st.lists(st.builds(S, texts, st.sampled_from(["p1", "p2"])), max_
 
 
 @pytest.mark.parametrize("spec", BUILTIN_SPECS, ids=lambda s: s["type"])
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(a=sample_lists, b=sample_lists)
 def test_score_of_concatenation_equals_concatenated_scores(spec: dict, a: list, b: list) -> None:
     with rh.Pipeline({"sources": [spec]}, hub=rh.Hub(entry_points=False)) as p1:

@@ -7,16 +7,17 @@ import types
 from importlib import metadata
 
 import pytest
-import typer
-from conftest import ROOT, doc_example
 from typer.testing import CliRunner
 
 import rewardhub as rh
 from rewardhub import hookspecs
 from rewardhub.cli import build_app
 from rewardhub.testing import plugin_with
+from tests.conftest import ROOT, doc_example
 
-HOOKS = [name for name, fn in vars(hookspecs).items() if name.startswith("register_") and callable(fn)]
+HOOKS = [
+    name for name, fn in vars(hookspecs).items() if name.startswith("register_") and callable(fn)
+]
 
 
 def test_every_hook_is_documented_with_its_signature() -> None:
@@ -45,7 +46,9 @@ def test_hook_register_sources() -> None:
     hub = rh.Hub(plugins=[plugin])
     assert "shouting" in hub.sources
     with rh.Pipeline({"sources": [{"type": "shouting"}]}, hub=hub) as pipe:
-        res = pipe.score([rh.Sample(prompt="", completion="HEY"), rh.Sample(prompt="", completion="hey")])
+        res = pipe.score(
+            [rh.Sample(prompt="", completion="HEY"), rh.Sample(prompt="", completion="hey")]
+        )
     assert res.vector.column("calm").tolist() == [-1.0, 0.0]
 
 
@@ -54,14 +57,23 @@ def test_hook_register_aggregators() -> None:
     hub = rh.Hub(plugins=[plugin])
     spec = {
         "sources": [
-            {"type": "regex", "config": {"patterns": [
-                {"pattern": "a", "objective": "a"}, {"pattern": "b", "objective": "b"},
-                {"pattern": "c", "objective": "c"}]}}
+            {
+                "type": "regex",
+                "config": {
+                    "patterns": [
+                        {"pattern": "a", "objective": "a"},
+                        {"pattern": "b", "objective": "b"},
+                        {"pattern": "c", "objective": "c"},
+                    ]
+                },
+            }
         ],
         "aggregate": {"method": "median"},
     }
     with rh.Pipeline(spec, hub=hub) as pipe:
-        res = pipe.score([rh.Sample(prompt="", completion="ab"), rh.Sample(prompt="", completion="c")])
+        res = pipe.score(
+            [rh.Sample(prompt="", completion="ab"), rh.Sample(prompt="", completion="c")]
+        )
     assert res.total.tolist() == [1.0, 0.0]
 
 
@@ -73,7 +85,9 @@ def test_hook_register_normalizers() -> None:
         "normalize": {"method": "centre"},
     }
     with rh.Pipeline(spec, hub=hub) as pipe:
-        res = pipe.score([rh.Sample(prompt="", completion="x"), rh.Sample(prompt="", completion="xxx")])
+        res = pipe.score(
+            [rh.Sample(prompt="", completion="x"), rh.Sample(prompt="", completion="xxx")]
+        )
     assert res.total.tolist() == [1.0, -1.0]
     assert res.vector.column("brevity").tolist() == [0.0, -2.0]
 
@@ -173,12 +187,16 @@ def _fake_entry_points(monkeypatch: pytest.MonkeyPatch, eps: list[_FakeEP]) -> N
     monkeypatch.setattr(metadata, "entry_points", lambda group: eps if group == "rewardhub" else [])
 
 
-def test_plugin_failing_on_import_is_reported_and_the_others_load(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_failing_on_import_is_reported_and_the_others_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     good = plugin_with(dup_a, name="good")
     _fake_entry_points(
         monkeypatch,
         [
-            _FakeEP("broken", "broken_mod", "rewardhub-broken", ImportError("No module named 'nope'")),
+            _FakeEP(
+                "broken", "broken_mod", "rewardhub-broken", ImportError("No module named 'nope'")
+            ),
             _FakeEP("good", "good_mod", "rewardhub-good", good),
         ],
     )
@@ -229,11 +247,15 @@ def test_load_and_disable_plugins_env(monkeypatch: pytest.MonkeyPatch) -> None:
         rh.Hub()
 
 
-def test_trace_prints_registrations(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_trace_prints_registrations(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("REWARDHUB_TRACE", "1")
     rh.Hub(entry_points=False)
-    assert re.search(r"rewardhub\.sources\.basic\.register_sources registered \['length', 'regex'\]",
-                     capsys.readouterr().err)
+    assert re.search(
+        r"rewardhub\.sources\.basic\.register_sources registered \['length', 'regex'\]",
+        capsys.readouterr().err,
+    )
 
 
 def test_hub_does_not_touch_global_state() -> None:

@@ -29,9 +29,7 @@ class Politeness(rh.RewardSource):
 
     def score(self, samples: list[rh.Sample]) -> rh.Scores:
         markers = [m.lower() for m in self.config.markers]
-        return [
-            [sum(m in s.completion.lower() for m in markers) / len(markers)] for s in samples
-        ]
+        return [[sum(m in s.completion.lower() for m in markers) / len(markers)] for s in samples]
 
 
 @rh.hookimpl

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import rewardhub as rh
+from rewardhub.schema import pipeline_schema
+from rewardhub.when import Condition
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BAD_SPECS = [
+    # (spec, path the error must name, words the message must contain)
+    ({}, "sources", "required field is missing"),
+    ({"sources": []}, "sources", "at least 1 item"),
+    ({"sources": [{"type": "lenght"}]}, "sources[0].type", "Did you mean 'length'"),
+    ({"sources": [{"type": "length", "timeout_s": -1}]}, "sources[0].timeout_s", "greater than 0"),
+    (
+        {"sources": [{"type": "length", "timout_s": 3}]},
+        "sources[0].timout_s",
+        "did you mean 'timeout_s'",
+    ),
+    (
+        {"sources": [{"type": "length"}, {"type": "regex", "config": {"pattern": "(unclosed"}}]},
+        "sources[1].config.pattern",
+        "invalid regular expression",
+    ),
+    (
+        {"sources": [{"type": "length", "config": {"target": "long"}}]},
+        "sources[0].config.target",
+        "valid integer",
+    ),
+    (
+        {"sources": [{"type": "length", "config": {"trget": 3}}]},
+        "sources[0].config.trget",
+        "did you mean 'target'",
+    ),
+    ({"sources": [{"type": "length"}, {"type": "length"}]}, "sources", "give each an 'id'"),
+    (
+        {"sources": [{"type": "length"}, {"type": "length", "id": "l2"}]},
+        "sources",
+        "objective 'brevity' is produced by both 'length' and 'l2'; rename one",
+    ),
+    ({"sources": [{"type": "length"}], "on_abstain": "ignore"}, "on_abstain", "'skip' or 'fail'"),
+    (
+        {"sources": [{"type": "length"}], "aggregate": {"method": "maxmn"}},
+        "aggregate.method",
+        "unknown aggregator 'maxmn'",
+    ),
+    (
+        {"sources": [{"type": "length"}], "aggregate": {"weights": {"brevty": 1}}},
+        "aggregate.weights",
+        "unknown objective(s) ['brevty']",
+    ),
+    (
+        {"sources": [{"type": "length"}], "objectives": ["brevity", "helpful"]},
+        "objectives",
+        "['helpful'] declared but no source produces them",
+    ),
+    (
+        {"sources": [{"type": "length", "rename": {"length": "x"}}]},
+        "sources[0].rename",
+        "does not produce",
+    ),
+    (
+        {"sources": [{"type": "length", "when": "metadata.x in [a"}]},
+        "sources[0].when",
+        "cannot parse condition",
+    ),
+    (
+        {"sources": [{"type": "python", "config": {"function": "no_colon"}}]},
+        "sources[0].config.function",
+        "is not 'module:function'",
+    ),
+    (
+        {"sources": [{"type": "python", "config": {"function": "tests.helpers:missing"}}]},
+        "sources[0]",
+        "has no callable named 'missing'",
+    ),
+    (
+        {
+            "sources": [{"type": "length", "weight": 2}],
+            "aggregate": {"method": "weighted", "weights": 3},
+        },
+        "aggregate.weights",
+        "valid dictionary",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "path", "words"), BAD_SPECS, ids=[p for _, p, _ in BAD_SPECS])
+def test_bad_spec_names_the_path_and_the_fix(spec: dict, path: str, words: str) -> None:
+    with pytest.raises(rh.SpecError) as info:
+        rh.Pipeline(spec, hub=rh.Hub(entry_points=False))
+    assert info.value.path == path, str(info.value)
+    assert words in str(info.value)
+
+
+def test_several_problems_are_reported_together() -> None:
+    with pytest.raises(rh.SpecError) as info:
+        rh.Pipeline(
+            {"sources": [{"type": "length", "batch_size": 0, "concurrency": 0}]},
+            hub=rh.Hub(entry_points=False),
+        )
+    text = str(info.value)
+    assert (
+        "2 problems" in text
+        and "sources[0].batch_size" in text
+        and "sources[0].concurrency" in text
+    )
+
+
+def test_yaml_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources:\n  - type: length\n   config: {}\n")
+    with pytest.raises(rh.SpecError, match=r"bad.yaml: invalid YAML at line 3"):
+        rh.Pipeline.from_yaml(bad)
+    with pytest.raises(rh.SpecError, match="cannot read spec file"):
+        rh.Pipeline.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_json_and_dict_and_model_specs_are_equivalent(tmp_path: Path) -> None:
+    spec = {"sources": [{"type": "length", "config": {"target": 3}}], "normalize": "none"}
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    sample = [rh.Sample(prompt="", completion="abcdef")]
+    hub = rh.Hub(entry_points=False)
+    a = rh.Pipeline.from_yaml(tmp_path / "s.json", hub=hub).score(sample).total
+    b = rh.Pipeline.from_spec(spec, hub=hub).score(sample).total
+    c = rh.Pipeline(rh.PipelineSpec.model_validate(spec), hub=hub).score(sample).total
+    assert a.tolist() == b.tolist() == c.tolist() == [-1.0]
+
+
+@pytest.mark.parametrize(
+    ("cond", "meta", "expected"),
+    [
+        ("metadata.data_source in [gsm8k, math]", {"data_source": "math"}, True),
+        ("metadata.data_source in [gsm8k, math]", {"data_source": "chat"}, False),
+        ("metadata.data_source in [gsm8k, math]", {}, False),
+        ("metadata.data_source not in [gsm8k]", {"data_source": "chat"}, True),
+        ('metadata.src == "openai/gsm8k"', {"src": "openai/gsm8k"}, True),
+        ("metadata.level >= 3 and not metadata.skip", {"level": 4}, True),
+        ("metadata.level >= 3 and not metadata.skip", {"level": 4, "skip": True}, False),
+        ("metadata.level >= 3", {"level": None}, False),
+        ("metadata.a.b == -1", {"a": {"b": -1}}, True),
+        ("reference != null", {}, False),
+        ("metadata.flag == true or metadata.x == 1.5", {"x": 1.5}, True),
+        ("metadata.flag", {"flag": 1}, True),
+    ],
+)
+def test_when_conditions(cond: str, meta: dict, expected: bool) -> None:
+    assert Condition.parse(cond)(rh.Sample(prompt="p", completion="c", metadata=meta)) is expected
+
+
+@pytest.mark.parametrize(
+    "cond", ["__import__('os')", "metadata.x + 1", "completion.x == 1", "lambda: 1"]
+)
+def test_when_rejects_anything_but_comparisons(cond: str) -> None:
+    with pytest.raises(ValueError):
+        Condition.parse(cond)
+
+
+def test_checked_in_schema_is_current() -> None:
+    """Regenerate with: rewardhub schema -o specs/pipeline.schema.json (built-ins only)."""
+    current = pipeline_schema(rh.Hub(entry_points=False))
+    stored = json.loads((ROOT / "specs" / "pipeline.schema.json").read_text())
+    assert stored == current, "specs/pipeline.schema.json is stale: run `make schema`"
+
+
+def test_schema_validates_the_shipped_specs_and_rejects_bad_configs() -> None:
+    import jsonschema
+    import yaml
+
+    schema = pipeline_schema(rh.Hub(entry_points=False))
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sorted((ROOT / "specs").glob("*.yaml")):
+        errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+        assert not errors, f"{path.name}: {errors[0].message}"
+    bad = {"sources": [{"type": "length", "config": {"target": "x"}}]}
+    assert list(validator.iter_errors(bad))
+    bad_agg = {"sources": [{"type": "length"}], "aggregate": {"method": "weighted", "nope": 1}}
+    assert list(validator.iter_errors(bad_agg))
