@@ -9,15 +9,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 
-class Entry(NamedTuple):
-    """One cached result: the row, its std (or None) and the abstain reason (or None)."""
-
-    values: tuple[float, ...]
-    std: tuple[float, ...] | None
-    reason: str | None
+#: One cached result: (the row, its std or None, the abstain reason or None). A plain tuple,
+#: not a NamedTuple: the engine builds tens of thousands per call with ``zip``.
+Entry = tuple[list[float], "list[float] | None", "str | None"]
 
 
 class MemoryCache:
@@ -51,21 +47,21 @@ class MemoryCache:
 
 
 def _dump(e: Entry) -> str:
-    def enc(row: tuple[float, ...] | None) -> list[float | None] | None:
+    def enc(row: list[float] | None) -> list[float | None] | None:
         return None if row is None else [None if math.isnan(x) else x for x in row]
 
-    return json.dumps([enc(e.values), enc(e.std), e.reason])
+    return json.dumps([enc(e[0]), enc(e[1]), e[2]])
 
 
 def _load(text: str) -> Entry:
     v, s, r = json.loads(text)
 
-    def dec(row: list[float | None] | None) -> tuple[float, ...] | None:
-        return None if row is None else tuple(math.nan if x is None else float(x) for x in row)
+    def dec(row: list[float | None] | None) -> list[float] | None:
+        return None if row is None else [math.nan if x is None else float(x) for x in row]
 
     values = dec(v)
     assert values is not None
-    return Entry(values, dec(s), r)
+    return (values, dec(s), r)
 
 
 class DiskCache:

@@ -233,40 +233,37 @@ class Engine:
                 else:
                     reasons[i] = NOT_APPLICABLE
 
-        def fill(i: int, e: Entry) -> None:
+        def place(idx: list[int], entries: Sequence[Entry]) -> None:
+            """Write cached or computed entries into rows ``idx`` (one numpy assignment)."""
             nonlocal std
-            values[i] = e.values
-            reasons[i] = e.reason
-            if e.std is not None:
-                if std is None:
-                    std = np.full((u, k), math.nan)
-                std[i] = e.std
+            if not idx:
+                return
+            values[idx] = [e[0] for e in entries]
+            for i, e in zip(idx, entries):
+                if e[2] is not None:
+                    reasons[i] = e[2]
+                if e[1] is not None:
+                    if std is None:
+                        std = np.full((u, k), math.nan)
+                    std[i] = e[1]
 
         if b.cache and todo:
             mem = self._memory[b.cache_key]
             hits = mem.get_many([keys[i] for i in todo])
-            missing = []
-            for i, e in zip(todo, hits):
-                if e is None:
-                    missing.append(i)
-                else:
-                    fill(i, e)
+            missing = [i for i, e in zip(todo, hits) if e is None]
+            if len(missing) < len(todo):
+                found = [(i, e) for i, e in zip(todo, hits) if e is not None]
+                place([i for i, _ in found], [e for _, e in found])
             self.stats.memory_hits += len(todo) - len(missing)
             if missing and self.disk is not None:
                 digests = [samples[i].digest for i in missing]
-                found = self.disk.get_many(b.cache_key, digests)
-                still, hit_keys, hit_entries = [], [], []
-                for i, d in zip(missing, digests):
-                    e = found.get(d)
-                    if e is None:
-                        still.append(i)
-                    else:
-                        fill(i, e)
-                        hit_keys.append(keys[i])
-                        hit_entries.append(e)
-                mem.put_many(hit_keys, hit_entries)
-                self.stats.disk_hits += len(missing) - len(still)
-                missing = still
+                on_disk = self.disk.get_many(b.cache_key, digests)
+                hit_idx = [i for i, d in zip(missing, digests) if d in on_disk]
+                hit_entries = [on_disk[d] for d in digests if d in on_disk]
+                place(hit_idx, hit_entries)
+                mem.put_many([keys[i] for i in hit_idx], hit_entries)
+                self.stats.disk_hits += len(hit_idx)
+                missing = [i for i, d in zip(missing, digests) if d not in on_disk]
             todo = missing
 
         if todo:
@@ -282,14 +279,8 @@ class Engine:
                         reasons[i] = out
                     continue
                 cv, cs, cr = out
-                entries = [
-                    Entry(
-                        tuple(cv[j].tolist()), None if cs is None else tuple(cs[j].tolist()), cr[j]
-                    )
-                    for j in range(len(chunk))
-                ]
-                for i, e in zip(chunk, entries):
-                    fill(i, e)
+                entries = list(zip(cv.tolist(), [None] * len(chunk) if cs is None else cs.tolist(), cr))
+                place(chunk, entries)
                 if b.cache:
                     self._memory[b.cache_key].put_many([keys[i] for i in chunk], entries)
                     if self.disk is not None:

@@ -1,0 +1,37 @@
+"""Shared helpers for the benchmark scripts: timing and the result table."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def best_of(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
+    """Best wall time of ``repeat`` runs in seconds (after ``warmup`` runs)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def median_of(fn: Callable[[], Any], repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def report(rows: list[tuple[str, float, float, str, bool]]) -> None:
+    """Print ``name | ours | baseline | ratio | goal | met`` rows (times in ms)."""
+    print(f"{'benchmark':48} {'ours ms':>10} {'base ms':>10} {'ratio':>8}  goal")
+    for name, ours, base, goal, met in rows:
+        ratio = ours / base if base else float("nan")
+        print(f"{name:48} {ours * 1e3:10.2f} {base * 1e3:10.2f} {ratio:8.3f}  {goal} {'ok' if met else 'MISSED'}")
