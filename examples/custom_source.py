@@ -1,0 +1,52 @@
+"""Write a source in a few lines, register it on a Hub and check it with the test kit."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+import rewardhub as rh
+from rewardhub.testing import check_source, plugin_with
+
+
+class KeywordConfig(BaseModel):
+    word: str = "because"
+
+
+@rh.reward_source("explains", objectives=["explains"], config=KeywordConfig)
+def explains(sample: rh.Sample, config: KeywordConfig) -> float | None:
+    """1 when the completion gives a reason, None (abstain) on an empty completion."""
+    if not sample.completion:
+        return None
+    return float(config.word in sample.completion.lower())
+
+
+class Shouting(rh.RewardSource):
+    """A class-based source with two objectives."""
+
+    type = "shouting"
+    objectives = ("calm", "exclaims")
+
+    def score(self, samples: list[rh.Sample]) -> rh.Scores:
+        return [[-float(s.completion.isupper()), float("!" in s.completion)] for s in samples]
+
+
+check_source(explains)
+check_source(Shouting)
+
+hub = rh.Hub(plugins=[plugin_with(explains, Shouting, name="my-rewards")])
+spec = {
+    "sources": [{"type": "explains", "config": {"word": "since"}}, {"type": "shouting"}],
+    "aggregate": {"method": "weighted", "weights": {"exclaims": 0.0}},
+}
+with rh.Pipeline(spec, hub=hub) as pipe:
+    res = pipe.score(
+        [
+            rh.Sample(prompt="why?", completion="Since the sky scatters blue light."),
+            rh.Sample(prompt="why?", completion="NO IDEA!"),
+            rh.Sample(prompt="why?", completion=""),
+        ]
+    )
+for rec in res.to_records():
+    print(rec)
+assert res.vector.values[1].tolist() == [0.0, -1.0, 1.0]
+assert res.vector.errors[2] == {"explains": "abstained"}
