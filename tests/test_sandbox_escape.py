@@ -1,0 +1,337 @@
+"""The bubblewrap sandbox: what a program inside can and cannot do, checked from the host.
+
+Each attack runs as untrusted code (directly through ``Sandbox`` and, for a few, as a
+``code-exec`` completion); afterwards the test checks the host: the files it guards are
+unchanged, a loopback listener got no connection, this process is alive, and no sandbox
+process is left over.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from rewardhub.sandbox import Limits, Sandbox, SandboxUnavailable, bwrap_path, probe
+
+pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap is not installed")
+
+FAST = Limits(wall_s=5.0, cpu_s=3, output_bytes=4096, output_kill_bytes=1 << 20)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    sb = Sandbox(FAST)
+    assert probe(sb) is None
+    return sb
+
+
+def _descendants() -> set[int]:
+    """Live processes below this one, plus any run by the sandbox uid (65534) when we are root."""
+    parents: dict[int, int] = {}
+    nobody: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields["State"].split()[0] in ("Z", "X"):
+            continue  # dead, waiting to be reaped: holds no resources
+        parents[int(entry)] = int(fields["PPid"].strip())
+        if fields["Uid"].split()[0] == "65534" and os.geteuid() == 0:
+            nobody.add(int(entry))
+    me, found = os.getpid(), set()
+    for pid in parents:
+        p, seen = pid, 0
+        while p > 1 and seen < 64:
+            p, seen = parents.get(p, 0), seen + 1
+            if p == me:
+                found.add(pid)
+                break
+    return found | nobody
+
+
+def _settled(baseline: set[int], timeout: float = 5.0) -> set[int]:
+    """Wait until no process beyond the baseline is left; return the leftovers."""
+    end = time.monotonic() + timeout
+    while True:
+        extra = _descendants() - baseline
+        if not extra or time.monotonic() > end:
+            return extra
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def host(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A guarded host file, a loopback listener, and the process baseline."""
+    guarded = tmp_path / "guarded.txt"
+    guarded.write_text("host secret 5f1d\n")
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    baseline = _descendants()
+    state = {"file": guarded, "port": listener.getsockname()[1], "dir": tmp_path}
+    yield state
+    # host checks after every attack
+    assert guarded.read_text() == "host secret 5f1d\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["guarded.txt"]
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nothing connected
+    listener.close()
+    assert _settled(baseline) == set(), "sandbox processes were left running"
+    os.kill(os.getpid(), 0)  # this process is alive
+
+
+def _contained(res) -> None:  # type: ignore[no-untyped-def]
+    assert res.error is None, res.error
+    assert res.duration_s < FAST.wall_s + 2.0
+
+
+# -- the attacks ---------------------------------------------------------------------------
+
+
+def test_network_connect_to_loopback_listener(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = f"""
+import socket
+for addr in [("127.0.0.1", {host["port"]}), ("10.0.0.1", 80), ("8.8.8.8", 53)]:
+    try:
+        socket.create_connection(addr, timeout=1).close()
+        print("CONNECTED", addr)
+    except OSError as e:
+        print("blocked", addr, type(e).__name__)
+try:
+    socket.getaddrinfo("example.com", 80)
+    print("RESOLVED")
+except OSError as e:
+    print("no dns", type(e).__name__)
+"""
+    res = sandbox.run_python(code)
+    _contained(res)
+    assert "CONNECTED" not in res.stdout and "RESOLVED" not in res.stdout, res.stdout
+    assert res.stdout.count("blocked") == 3
+
+
+def test_write_to_host_paths(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = f"""
+import os
+targets = [{str(host["file"])!r}, {str(host["dir"] / "new.txt")!r}, "/usr/pwned", "/pwned",
+           "/etc/pwned", "/proc/sys/kernel/hostname", "/dev/pwned", {__file__!r}]
+for t in targets:
+    try:
+        with open(t, "w") as f:
+            f.write("pwned")
+        print("WROTE", t)
+    except OSError as e:
+        print("denied", t, type(e).__name__)
+with open("/tmp/work/scratch.txt", "w") as f:  # its own tmpfs is writable
+    f.write("ok")
+print("scratch ok")
+"""
+    res = sandbox.run_python(code)
+    _contained(res)
+    assert "WROTE" not in res.stdout, res.stdout
+    assert "scratch ok" in res.stdout
+    assert not Path("/usr/pwned").exists() and not Path("/pwned").exists()
+
+
+def test_read_files_outside_the_allowed_set(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    repo = Path(__file__).resolve().parent.parent
+    code = f"""
+targets = [{str(host["file"])!r}, "/etc/passwd", "/etc/shadow", "/root/.bashrc",
+           {str(repo / "pyproject.toml")!r}, "/proc/1/environ", "/home"]
+for t in targets:
+    try:
+        with open(t) as f:
+            data = f.read()
+        print("READ", t, data[:40])
+    except OSError as e:
+        print("denied", t, type(e).__name__)
+import os
+print("root:", sorted(os.listdir("/")))
+print("uid:", os.getuid(), os.getgid(), "env:", sorted(os.environ))
+"""
+    res = sandbox.run_python(code)
+    _contained(res)
+    assert "host secret" not in res.stdout
+    assert "READ" not in res.stdout.replace("READ /proc/1/environ", ""), res.stdout
+    assert "root: ['bin', 'dev', 'lib', 'lib64', 'proc', 'sbin', 'tmp', 'usr']" in res.stdout
+    assert "uid: 65534 65534" in res.stdout
+
+
+@pytest.mark.slow
+def test_fork_bomb(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = """
+import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass
+"""
+    res = sandbox.run_python(code, limits=Limits(wall_s=3.0, cpu_s=2))
+    _contained(res)
+    assert res.exit_code != 0  # killed by the wall clock or the CPU limit
+
+
+def test_daemon_that_outlives_the_program(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(1); os.close(2)
+        time.sleep(60)
+    os._exit(0)
+print("parent exits")
+"""
+    res = sandbox.run_python(code)
+    _contained(res)
+    assert res.exit_code == 0
+    assert res.duration_s < 3  # the program's end ends the sandbox
+
+
+def test_memory_hog(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = """
+blocks = []
+while True:
+    blocks.append(bytearray(64 * 1024 * 1024))
+"""
+    res = sandbox.run_python(code, limits=Limits(wall_s=5.0, cpu_s=4, memory_mb=256))
+    _contained(res)
+    assert res.exit_code == 1 and "MemoryError" in res.stderr
+
+
+@pytest.mark.slow
+def test_infinite_loop(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    res = sandbox.run_python("while True:\n    pass\n")
+    _contained(res)
+    assert res.killed_by_limit in ("cpu", "wall") and res.exit_code != 0
+
+
+def test_sleeping_forever_hits_the_wall_clock(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    res = sandbox.run_python("import time\ntime.sleep(600)\n", limits=Limits(wall_s=1.0))
+    assert res.timed_out and res.killed_by_limit == "wall" and res.exit_code is None
+    assert 1.0 <= res.duration_s < 3.0
+
+
+def test_kill_parent_and_everything(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = f"""
+import os, signal
+for pid in (os.getppid(), 1, {os.getpid()}, {os.getppid()}, -1):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        print("sent", pid)
+    except OSError as e:
+        print("denied", pid, type(e).__name__)
+"""
+    res = sandbox.run_python(code)
+    assert res.error is None
+    # whatever it managed to signal lives inside its own PID namespace; we are alive
+    os.kill(os.getpid(), 0)
+
+
+def test_very_long_output_is_truncated_and_killed(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    res = sandbox.run_python("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n")
+    _contained(res)
+    assert res.killed_by_limit == "output" and res.stdout_truncated
+    assert len(res.stdout) < FAST.output_bytes + 4096
+
+
+def test_big_file_and_full_tmpfs(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = """
+import os
+try:
+    with open("big", "wb") as f:
+        for _ in range(1024):
+            f.write(b"x" * (1024 * 1024))
+    print("WROTE 1 GiB")
+except OSError as e:
+    print("stopped", e.errno)
+"""
+    res = sandbox.run_python(code, limits=Limits(wall_s=5.0, file_size_mb=8))
+    _contained(res)
+    assert "WROTE" not in res.stdout and "stopped 27" in res.stdout  # EFBIG
+
+
+def test_no_privileges_and_no_new_namespaces(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = """
+import os, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+print("unshare", libc.unshare(0x10000000))  # CLONE_NEWUSER
+try:
+    os.setuid(0); print("SETUID")
+except OSError as e:
+    print("setuid denied")
+print(open("/proc/self/status").read().split("CapEff:")[1].split()[0])
+"""
+    res = sandbox.run_python(code)
+    _contained(res)
+    assert "unshare -1" in res.stdout and "SETUID" not in res.stdout
+    assert "0000000000000000" in res.stdout
+
+
+@pytest.mark.slow
+def test_parallel_sandboxes_do_not_share_limits(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    """A fork bomb in one sandbox does not stop another from running."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bomb = "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass\n"
+    with ThreadPoolExecutor(2) as ex:
+        f_bomb = ex.submit(sandbox.run_python, bomb, limits=Limits(wall_s=3.0, cpu_s=2))
+        time.sleep(0.5)
+        ok = ex.submit(sandbox.run_python, "print(sum(range(10)))").result()
+        f_bomb.result()
+    assert ok.ok and ok.stdout.strip() == "45"
+
+
+# -- the runner itself ---------------------------------------------------------------------
+
+
+def test_exit_status_stdin_report_and_files(sandbox: Sandbox) -> None:
+    code = (
+        "import os, sys\n"
+        "data = sys.stdin.read()\n"
+        "os.write(int(os.environ['REWARDHUB_REPORT_FD']), data.upper().encode())\n"
+        "print(open('helper.txt').read().strip(), file=sys.stderr)\n"
+        "sys.exit(3)\n"
+    )
+    res = sandbox.run_python(code, files={"helper.txt": "beside"}, stdin=b"nonce", report=True)
+    assert res.exit_code == 3 and not res.ok
+    assert res.report == "NONCE" and res.stderr.strip() == "beside"
+
+
+def test_non_utf8_output_is_replaced(sandbox: Sandbox) -> None:
+    res = sandbox.run_python("import sys\nsys.stdout.buffer.write(b'ok \\xff\\xfe end')\n")
+    assert res.ok and res.stdout == "ok \ufffd\ufffd end"
+
+
+def test_file_names_must_stay_inside(sandbox: Sandbox) -> None:
+    with pytest.raises(ValueError):
+        sandbox.run(["true"], {"../x": ""})
+    with pytest.raises(ValueError):
+        sandbox.run(["true"], {"/etc/x": ""})
+
+
+def test_no_bwrap_refuses_unless_allowed() -> None:
+    with pytest.raises(SandboxUnavailable, match="allow_unsandboxed"):
+        Sandbox(bwrap="")
+    plain = Sandbox(FAST, bwrap="", allow_unsandboxed=True)
+    res = plain.run_python("import os\nprint(os.getcwd())\n")
+    assert res.ok and not res.sandboxed and "rewardhub-unsandboxed-" in res.stdout
+    slow = plain.run_python("import time\ntime.sleep(30)\n", limits=Limits(wall_s=0.5))
+    assert slow.timed_out
+
+
+def test_broken_bwrap_is_an_infrastructure_error(tmp_path: Path) -> None:
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    res = Sandbox(FAST, bwrap=str(fake)).run_python("print(1)")
+    assert res.error is not None and "Permission denied" in res.error and not res.ok
