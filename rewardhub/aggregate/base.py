@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +59,37 @@ class Context:
         groups: IntArray | None = None,
     ) -> Context:
         return cls(batch.objectives, samples, weights, batch.std, groups)
+
+
+class PerSample(Sequence[dict[str, Any]]):
+    """Per-sample explanations, built when read.
+
+    Aggregators explain every total, but a trainer rarely reads the explanations: building
+    10k dicts per call would cost more than the aggregation itself.
+    """
+
+    def __init__(self, n: int, build: Callable[[int], dict[str, Any]]) -> None:
+        self._n = n
+        self._build = build
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return [self._build(j) for j in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return self._build(i % self._n)
+
+    def __repr__(self) -> str:
+        return f"PerSample(n={self._n})"
 
 
 @dataclass
