@@ -34,4 +34,6 @@ def report(rows: list[tuple[str, float, float, str, bool]]) -> None:
     print(f"{'benchmark':48} {'ours ms':>10} {'base ms':>10} {'ratio':>8}  goal")
     for name, ours, base, goal, met in rows:
         ratio = ours / base if base else float("nan")
-        print(f"{name:48} {ours * 1e3:10.2f} {base * 1e3:10.2f} {ratio:8.3f}  {goal} {'ok' if met else 'MISSED'}")
+        print(
+            f"{name:48} {ours * 1e3:10.2f} {base * 1e3:10.2f} {ratio:8.3f}  {goal} {'ok' if met else 'MISSED'}"
+        )
