@@ -7,6 +7,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.python",
     "rewardhub.sources.rules",
     "rewardhub.sources.policy",
+    "rewardhub.sources.code",
     "rewardhub.aggregate.scalarize",
     "rewardhub.aggregate.normalize",
+    "rewardhub.aggregate.lexicographic",
+    "rewardhub.aggregate.robust",
+    "rewardhub.aggregate.pareto",
+    "rewardhub.aggregate.uncertainty",
+    "rewardhub.aggregate.gates",
 )

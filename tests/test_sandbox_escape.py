@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -329,9 +331,47 @@ def test_no_bwrap_refuses_unless_allowed() -> None:
     assert slow.timed_out
 
 
-def test_broken_bwrap_is_an_infrastructure_error(tmp_path: Path) -> None:
-    fake = tmp_path / "bwrap"
+@pytest.fixture
+def world_dir() -> Iterator[Path]:
+    """A temporary directory every user can reach (the sandbox runs as uid 65534 under root)."""
+    with tempfile.TemporaryDirectory(prefix="rewardhub-test-") as d:
+        os.chmod(d, 0o755)
+        yield Path(d)
+
+
+def test_broken_bwrap_is_an_infrastructure_error(world_dir: Path) -> None:
+    fake = world_dir / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
     fake.chmod(0o755)
     res = Sandbox(FAST, bwrap=str(fake)).run_python("print(1)")
     assert res.error is not None and "Permission denied" in res.error and not res.ok
+
+
+@pytest.mark.slow
+def test_attacks_as_code_exec_completions(host: dict) -> None:  # type: ignore[type-arg]
+    """The same attacks as completions scored by ``code-exec``: all contained, all score 0."""
+    import rewardhub as rh
+    from rewardhub.sources.code import CodeExec
+
+    attacks = {
+        "network": f"import socket\nsocket.create_connection(('127.0.0.1', {host['port']}), timeout=1)\n",
+        "write": f"open({str(host['file'])!r}, 'w').write('pwned')\n",
+        "read": f"print(open({str(host['file'])!r}).read())\n",
+        "fork bomb": "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass\n",
+        "memory": "b = []\nwhile True:\n    b.append(bytearray(1 << 26))\n",
+        "loop": "while True:\n    pass\n",
+        "kill parent": "import os\nos.kill(os.getppid(), 9)\nos.kill(-1, 9)\n",
+        "output": "import sys\nwhile True:\n    sys.stdout.write('z' * 65536)\n",
+    }
+    src = CodeExec({"timeout_s": 2.0, "cpu_s": 2, "memory_mb": 256, "runs": True})
+    try:
+        samples = [
+            rh.Sample(
+                prompt="", completion=code, reference="assert 'pwned' in open(__file__).read()"
+            )
+            for code in attacks.values()
+        ]
+        rows = src.score(samples)
+    finally:
+        src.close()
+    assert [r[0] for r in rows] == [0.0] * len(attacks)  # type: ignore[index]
