@@ -1,20 +1,140 @@
 """The functional aggregation API over plain numpy arrays.
 
-The pipeline's registered aggregators and normalisers are thin wrappers over these.
+The pipeline's registered aggregators and normalisers are thin wrappers over these. Every
+function treats higher as better and NaN as an abstained cell.
 """
 
 from __future__ import annotations
 
-from rewardhub.aggregate.base import Aggregation, Aggregator, Context, Normalizer, group_ids
-from rewardhub.aggregate.normalize import zscore
-from rewardhub.aggregate.scalarize import weighted_sum
+from typing import TYPE_CHECKING, Any
+
+from rewardhub.aggregate.base import (
+    Aggregation,
+    Aggregator,
+    Context,
+    Normalizer,
+    PerSample,
+    group_ids,
+)
+
+if TYPE_CHECKING:
+    from rewardhub.aggregate.attribution import (
+        binding_counts,
+    )
+    from rewardhub.aggregate.lexicographic import (
+        lexicographic,
+    )
+    from rewardhub.aggregate.normalize import (
+        clip,
+        group_normalize,
+        minmax,
+        rank,
+        zscore,
+    )
+    from rewardhub.aggregate.pareto import (
+        HypervolumeEstimate,
+        crowding_distance,
+        hypervolume,
+        hypervolume_contributions,
+        hypervolume_mc,
+        nondominated_sort,
+        pareto_front,
+        pareto_scores,
+    )
+    from rewardhub.aggregate.robust import (
+        robust_objective,
+        robust_weights,
+    )
+    from rewardhub.aggregate.scalarize import (
+        directional,
+        maxmin,
+        smooth_tchebycheff,
+        softmin,
+        tchebycheff,
+        weighted_sum,
+    )
+    from rewardhub.aggregate.uncertainty import (
+        ensemble_stats,
+        lcb,
+        uwo,
+        wco,
+    )
+
+# the functional API loads on first use, so `import rewardhub` stays fast
+_LAZY = {
+    "binding_counts": "rewardhub.aggregate.attribution",
+    "lexicographic": "rewardhub.aggregate.lexicographic",
+    "clip": "rewardhub.aggregate.normalize",
+    "group_normalize": "rewardhub.aggregate.normalize",
+    "minmax": "rewardhub.aggregate.normalize",
+    "rank": "rewardhub.aggregate.normalize",
+    "zscore": "rewardhub.aggregate.normalize",
+    "HypervolumeEstimate": "rewardhub.aggregate.pareto",
+    "crowding_distance": "rewardhub.aggregate.pareto",
+    "hypervolume": "rewardhub.aggregate.pareto",
+    "hypervolume_contributions": "rewardhub.aggregate.pareto",
+    "hypervolume_mc": "rewardhub.aggregate.pareto",
+    "nondominated_sort": "rewardhub.aggregate.pareto",
+    "pareto_front": "rewardhub.aggregate.pareto",
+    "pareto_scores": "rewardhub.aggregate.pareto",
+    "robust_objective": "rewardhub.aggregate.robust",
+    "robust_weights": "rewardhub.aggregate.robust",
+    "directional": "rewardhub.aggregate.scalarize",
+    "maxmin": "rewardhub.aggregate.scalarize",
+    "smooth_tchebycheff": "rewardhub.aggregate.scalarize",
+    "softmin": "rewardhub.aggregate.scalarize",
+    "tchebycheff": "rewardhub.aggregate.scalarize",
+    "weighted_sum": "rewardhub.aggregate.scalarize",
+    "ensemble_stats": "rewardhub.aggregate.uncertainty",
+    "lcb": "rewardhub.aggregate.uncertainty",
+    "uwo": "rewardhub.aggregate.uncertainty",
+    "wco": "rewardhub.aggregate.uncertainty",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rewardhub.aggregate' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Aggregation",
     "Aggregator",
     "Context",
+    "HypervolumeEstimate",
     "Normalizer",
+    "PerSample",
+    "binding_counts",
+    "clip",
+    "crowding_distance",
+    "directional",
+    "ensemble_stats",
     "group_ids",
+    "group_normalize",
+    "hypervolume",
+    "hypervolume_contributions",
+    "hypervolume_mc",
+    "lcb",
+    "lexicographic",
+    "maxmin",
+    "minmax",
+    "nondominated_sort",
+    "pareto_front",
+    "pareto_scores",
+    "rank",
+    "robust_objective",
+    "robust_weights",
+    "smooth_tchebycheff",
+    "softmin",
+    "tchebycheff",
+    "uwo",
+    "wco",
     "weighted_sum",
     "zscore",
 ]

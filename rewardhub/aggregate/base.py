@@ -36,6 +36,9 @@ class Context:
     weights: Mapping[str, float] | None = None
     std: FloatArray | None = None
     _groups: IntArray | None = field(default=None, repr=False)
+    raw: FloatArray | None = field(default=None, repr=False)
+    """The values before normalisation (source units), when known; gates and constraints use
+    them so that thresholds read in the units the sources produce."""
 
     @property
     def groups(self) -> IntArray:
@@ -58,7 +61,7 @@ class Context:
         weights: Mapping[str, float] | None = None,
         groups: IntArray | None = None,
     ) -> Context:
-        return cls(batch.objectives, samples, weights, batch.std, groups)
+        return cls(batch.objectives, samples, weights, batch.std, groups, batch.values)
 
 
 class PerSample(Sequence[dict[str, Any]]):
