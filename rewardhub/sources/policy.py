@@ -272,6 +272,20 @@ class _Worker:
         self._queue.put(None)
 
 
+_EVAL_PACKAGE = "rewardhub_eval"
+_RESULT = f"data.{_EVAL_PACKAGE}.result"
+_UNDEFINED = {"rewardhub_undefined": True}
+
+
+def _collector(paths: list[str]) -> str:
+    """A module whose ``result`` is the array of every rule's value (a marker if undefined)."""
+    lines = [f"package {_EVAL_PACKAGE}", "", "import rego.v1", ""]
+    for i, path in enumerate(paths):
+        lines += [f"default r{i} := {json.dumps(_UNDEFINED)}", "", f"r{i} := {path}", ""]
+    lines.append(f"result := [{', '.join(f'r{i}' for i in range(len(paths)))}]")
+    return "\n".join(lines) + "\n"
+
+
 class _RegoRule:
     """A configured rule: full path, kind and the way its value becomes a number."""
 
@@ -283,13 +297,10 @@ class _RegoRule:
         else:
             path = f"{package}.{cfg.rule}"
         self.path = path
-        self.as_json = cfg.kind in ("penalty", "veto")
 
     def value(self, raw: Any) -> float:
-        """The objective value of the rule's result (raises ValueError on a wrong shape)."""
+        """The objective value of the rule's result, None when undefined (ValueError: wrong shape)."""
         kind, cfg = self.kind, self.cfg
-        if self.as_json:
-            raw = None if raw == '"<undefined>"' else json.loads(raw)
         if kind == "boolean":
             if raw is None:
                 return 0.0
@@ -397,6 +408,7 @@ class Rego(RewardSource):
     def _builder(self) -> Callable[[], Any]:
         """A function that builds a loaded engine (it holds no reference to the source)."""
         regorus, policies, data, v0 = self._regorus, self._policies, self._data, self.config.rego_v0
+        collector = _collector([r.path for r in self._rules])
 
         def build() -> Any:
             engine = regorus.Engine()
@@ -407,6 +419,7 @@ class Rego(RewardSource):
                     engine.add_policy(name, text)
                 except RuntimeError as exc:
                     raise SourceError(f"rego: syntax error in {_rego_message(exc)}") from None
+            engine.add_policy(f"{_EVAL_PACKAGE}.rego", collector)
             for doc in data:
                 try:
                     engine.add_data(doc)
@@ -461,18 +474,16 @@ class Rego(RewardSource):
             except Exception as exc:
                 out.append(Abstain(f"input not usable by rego: {_rego_message(exc)}"))
                 continue
+            try:  # one evaluation of every rule: rules they share are computed once
+                values = json.loads(engine.eval_rule_as_json(_RESULT))
+            except RuntimeError as exc:
+                out.append(Abstain(f"rego: evaluation error at {_rego_message(exc)}"))
+                continue
             row: list[float | None] = []
             problems = []
-            for rule in rules:
+            for rule, raw in zip(rules, values):
                 try:
-                    raw = (
-                        engine.eval_rule_as_json(rule.path)
-                        if rule.as_json
-                        else engine.eval_rule(rule.path)
-                    )
-                    row.append(rule.value(raw))
-                except RuntimeError as exc:
-                    problems.append(f"{rule.path}: evaluation error at {_rego_message(exc)}")
+                    row.append(rule.value(None if raw == _UNDEFINED else raw))
                 except (ValueError, TypeError) as exc:
                     problems.append(f"{rule.path}: {exc}")
             out.append(Abstain("rego: " + "; ".join(problems)) if problems else row)
