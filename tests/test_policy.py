@@ -409,3 +409,16 @@ def test_cel_conformance() -> None:
     check_source(
         Cel, {"expressions": {"short": "size(completion) < 10", "n": "double(size(prompt))"}}
     )
+
+
+def test_rego_benchmark_runs_and_source_agrees_with_direct_regorus() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "verifiers_rego", ROOT / "benchmarks" / "verifiers_rego.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    r = module.bench_rego(n=60, repeats=1)  # asserts the three ways give the same rows
+    assert r["samples"] == 60 and r["ratio"] > 0 and set(r) >= {"ok", "goal", "ratio_vs_per_rule"}
