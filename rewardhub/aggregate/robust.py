@@ -207,14 +207,17 @@ class Robust(Aggregator):
         weights = np.zeros((n, m))
         order = np.argsort(groups, kind="stable")
         cuts = np.flatnonzero(np.diff(groups[order])) + 1
+        empty: npt.NDArray[np.bool_] = np.all(np.isnan(v), axis=1)
         for rows in np.split(order, cuts):
+            rows = rows[~empty[rows]]  # a sample with no value is no candidate
+            if rows.size == 0:
+                continue
             filled, has = _impute(v[rows])
             w = np.zeros(m)
             if has.any():
                 w[has] = robust_weights(filled[:, has], self.config.lam, solver=self.config.solver)
             weights[rows] = w
             total[rows] = filled[:, has] @ w[has]
-        total[np.isnan(v).all(axis=1)] = np.nan
         names = ctx.objectives
         contrib = v * weights
         per: list[dict[str, Any]] = [
