@@ -7,6 +7,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.python",
     "rewardhub.sources.rules",
     "rewardhub.sources.policy",
+    "rewardhub.sources.math",
     "rewardhub.sources.code",
     "rewardhub.aggregate.scalarize",
     "rewardhub.aggregate.normalize",
