@@ -1,0 +1,262 @@
+"""Uncertainty (WCO/UWO/LCB), lexicographic, gates and the Lagrangian, by hand and in specs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
+import rewardhub as rh
+from rewardhub.aggregate import ensemble_stats, lcb, lexicographic, uwo, wco
+from rewardhub.aggregate.gates import Gate, Lagrangian
+from rewardhub.aggregate.lexicographic import Lexicographic
+from rewardhub.aggregate.uncertainty import LCB, UWO, WCO
+
+NAMES = ("helpful", "harmless")
+
+
+class TableConfig(BaseModel):
+    objectives: list[str] = ["helpful", "harmless"]
+
+
+class Table(rh.RewardSource):
+    """Reads each sample's rewards (and std) from ``metadata["r"]`` / ``metadata["s"]``."""
+
+    type = "table"
+    Config = TableConfig
+
+    @classmethod
+    def objectives_for(cls, config: TableConfig) -> tuple[str, ...]:
+        return tuple(config.objectives)
+
+    def score(self, samples: list[rh.Sample]) -> rh.Scores:
+        vals = [[math.nan if x is None else x for x in s.metadata["r"]] for s in samples]
+        if all("s" in s.metadata for s in samples):
+            return rh.ScoresWithStd(vals, [s.metadata["s"] for s in samples])
+        return vals
+
+
+class Plugin:
+    @rh.hookimpl
+    def register_sources(self, registry: rh.SourceRegistry) -> None:
+        registry.add(Table)
+
+
+def pipeline(aggregate: dict[str, object], **spec: object) -> rh.Pipeline:
+    hub = rh.Hub(plugins=[Plugin()], entry_points=False)
+    return rh.Pipeline.from_spec(
+        {"sources": [{"type": "table"}], "aggregate": aggregate, **spec}, hub=hub
+    )
+
+
+def samples(
+    rows: list[list[float | None]], std: list[list[float]] | None = None
+) -> list[rh.Sample]:
+    out = []
+    for i, r in enumerate(rows):
+        meta: dict[str, object] = {"r": r}
+        if std is not None:
+            meta["s"] = std[i]
+        out.append(rh.Sample(prompt=f"p{i // 2}", completion=str(i), metadata=meta))
+    return out
+
+
+# -- uncertainty ------------------------------------------------------------------------------
+
+
+def test_ensemble_functions_by_hand() -> None:
+    members = np.array([[[1.0, 4.0]], [[3.0, 2.0]]])  # 2 members × 1 sample × 2 objectives
+    mean, var = ensemble_stats(members)
+    assert mean.tolist() == [[2.0, 3.0]] and var.tolist() == [[1.0, 1.0]]
+    assert wco(members).tolist() == [[1.0, 2.0]]
+    assert uwo(mean, var).tolist() == [[1.5, 2.5]]  # default λ = 0.5 (best-of-n)
+    assert uwo(mean, var, 0.1)[0].tolist() == pytest.approx([1.9, 2.9])
+    assert lcb(mean, np.sqrt(var), 2.0).tolist() == [[0.0, 1.0]]
+    with pytest.raises(rh.AggregationError, match="shape"):
+        uwo([[1.0]], [[1.0, 2.0]])
+    with pytest.raises(rh.AggregationError, match="members must be"):
+        wco(np.zeros((2, 0, 2)))
+    with pytest.raises(rh.AggregationError, match="inf"):
+        wco([[[np.inf]]])
+
+
+def test_uwo_and_lcb_from_batch_std_in_a_spec() -> None:
+    rows: list[list[float | None]] = [[1.0, 2.0], [3.0, None]]
+    std = [[1.0, 2.0], [0.0, 1.0]]
+    with pipeline({"method": "uwo", "lam": 0.5}) as pipe:
+        res = pipe.score(samples(rows, std))
+    # row 0: (1 − 0.5·1) + (2 − 0.5·4) = 0.5; row 1: only helpful, rescaled ×2 → 6
+    assert res.total.tolist() == pytest.approx([0.5, 6.0])
+    assert res.diagnostics["per_sample"][0]["std"] == {"helpful": 1.0, "harmless": 2.0}
+    with pipeline({"method": "lcb", "k": 1.0}) as pipe:
+        assert pipe.score(samples(rows, std)).total.tolist() == pytest.approx([0.0, 6.0])
+
+
+def test_uncertainty_without_std_names_the_fix() -> None:
+    with (
+        pipeline({"method": "uwo"}) as pipe,
+        pytest.raises(rh.AggregationError, match="no std: use a source that reports std"),
+    ):
+        pipe.score(samples([[1.0, 2.0]]))
+
+
+def test_member_columns() -> None:
+    names = ("rm0", "rm1", "rm2")
+    vals = np.array([[1.0, 2.0, 3.0], [0.0, np.nan, 4.0]])
+    ctx = rh.Context(objectives=names)
+    members = {"members": {"helpful": ["rm0", "rm1", "rm2"]}}
+    assert WCO(members, names).aggregate(vals, ctx).total.tolist() == [1.0, 0.0]
+    uw = UWO({**members, "lam": 1.0}, names).aggregate(vals, ctx).total
+    assert uw.tolist() == pytest.approx([2.0 - 2 / 3, 2.0 - 4.0])
+    lc = LCB(members, names).aggregate(vals, ctx).total
+    assert lc.tolist() == pytest.approx([2.0 - math.sqrt(2 / 3), 0.0])
+    with pytest.raises(rh.AggregationError, match="unknown objective"):
+        WCO({"members": {"helpful": ["rm9"]}}, names).aggregate(vals, ctx)
+
+
+# -- lexicographic ----------------------------------------------------------------------------
+
+
+def test_lexicographic_by_hand() -> None:
+    vals = np.array([[1.0, 5.0], [0.95, 9.0], [0.5, 10.0], [1.0, 1.0]])
+    score, stage = lexicographic(vals, [0.1, 0.0])
+    # stage 0 keeps r0 ≥ 0.9: rows 0, 1, 3; row 2 out with (0.5 − 0.5)/(1 − 0.5) = 0
+    # stage 1 among 0, 1, 3: best r1 = 9 → row 1 survives (score 2); rows 0, 3: 1 + frac
+    assert stage.tolist() == [1, -1, 0, 1]
+    assert score.tolist() == pytest.approx([1 + 4 / 8, 2.0, 0.0, 1.0])
+    with pytest.raises(rh.AggregationError, match="tolerances"):
+        lexicographic(vals, [-1.0, 0.0])
+
+
+def test_lexicographic_aggregator_order_and_groups() -> None:
+    vals = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    smp = [rh.Sample(prompt=p, completion=str(i)) for i, p in enumerate("xxyy")]
+    ctx = rh.Context(objectives=NAMES, samples=smp)
+    agg = Lexicographic({"order": ["harmless", "helpful"]}, NAMES).aggregate(vals, ctx)
+    assert agg.total.tolist() == [0.0, 2.0, 0.0, 2.0]
+    assert agg.diagnostics["per_sample"][0]["eliminated_by"] == "harmless"
+    with pytest.raises(rh.AggregationError, match="unknown objective"):
+        Lexicographic({"order": ["nope"]}, NAMES).aggregate(vals, ctx)
+
+
+# -- gates ------------------------------------------------------------------------------------
+
+
+def test_gate_penalty_and_veto_in_a_spec() -> None:
+    spec = {
+        "method": "gate",
+        "base": {"method": "weighted"},
+        "gates": [
+            {"objective": "harmless", "min": 0.5, "action": "penalty", "penalty": -1.0},
+            {"objective": "helpful", "min": 0.0, "action": "veto"},
+        ],
+        "veto_value": -5.0,
+    }
+    rows: list[list[float | None]] = [[2.0, 1.0], [2.0, 0.1], [-1.0, 0.1], [1.0, None]]
+    with pipeline(spec, normalize={"method": "zscore"}) as pipe:
+        res = pipe.score(samples(rows))
+    t = res.total.tolist()
+    assert t[1] == -1.0  # harmless 0.1 < 0.5 (raw units, not z-scores) → penalty
+    assert t[2] == -5.0  # helpful < 0 → veto wins over the penalty
+    assert t[3] == -1.0  # harmless abstained → fails closed (on_missing: fail)
+    per = res.diagnostics["per_sample"]
+    assert per[0]["failed_gate"] is None and not per[0]["vetoed"]
+    assert per[1]["failed_gate"] == "harmless"
+    assert per[2]["vetoed"] and per[2]["failed_gates"] == ["harmless", "helpful"]
+    assert res.diagnostics["vetoed"].tolist() == [False, False, True, False]
+    assert res.diagnostics["gate_failures"] == {"harmless": 3, "helpful": 1}
+    assert t[0] == pytest.approx(res.diagnostics["per_sample"][0]["base_total"])
+
+
+def test_gate_wraps_any_builtin_and_checks_names() -> None:
+    gate = Gate(
+        {"base": {"method": "maxmin"}, "gates": [{"objective": "harmless", "max": 0.9}]}, NAMES
+    )
+    agg = gate.aggregate(np.array([[0.2, 0.5], [0.3, 0.95]]), rh.Context(objectives=NAMES))
+    assert agg.total.tolist() == [0.2, -1.0]
+    assert agg.diagnostics["per_sample"][0]["binding"] == "helpful"
+    with pytest.raises(rh.AggregationError, match="unknown objective"):
+        Gate({"gates": [{"objective": "nope", "min": 0}]}, NAMES)
+    with pytest.raises(rh.AggregationError, match="unknown aggregator 'nope'"):
+        Gate({"base": {"method": "nope"}, "gates": [{"objective": "helpful", "min": 0}]}, NAMES)
+    with pytest.raises(Exception, match="needs min and/or max"):
+        Gate({"gates": [{"objective": "helpful"}]}, NAMES)
+
+
+# -- lagrangian -------------------------------------------------------------------------------
+
+
+def test_lagrangian_total_by_hand() -> None:
+    lag = Lagrangian(
+        {"constraints": [{"objective": "harmless", "threshold": 0.5}], "lambda_init": 1.0},
+        NAMES,
+    )
+    agg = lag.aggregate(np.array([[2.0, 0.0], [1.0, 1.0]]), rh.Context(objectives=NAMES))
+    # (r + λ (c − b)) / (1 + λ): (2 − 0.5)/2, (1 + 0.5)/2
+    assert agg.total.tolist() == [0.75, 0.75]
+    assert agg.diagnostics["per_sample"][0]["binding"] == "harmless"
+    assert agg.diagnostics["per_sample"][1]["binding"] is None
+
+
+def test_lagrangian_dual_update_and_state_round_trip(tmp_path: object) -> None:
+    spec = {
+        "method": "lagrangian",
+        "constraints": [{"objective": "harmless", "threshold": 0.5}],
+        "lambda_init": 1.0,
+        "lr": 0.5,
+    }
+    with pipeline(spec) as pipe:
+        unsafe = samples([[1.0, 0.0], [1.0, 0.2]])
+        res = pipe.score(unsafe)
+        pipe.update(res, unsafe)  # mean harmless 0.1 < 0.5 → λ = 1 + 0.5·0.4
+        assert pipe.aggregator.state_dict() == {"lambda": [pytest.approx(1.2)]}
+        safe = samples([[1.0, 2.0], [1.0, 2.0]])
+        for _ in range(10):
+            pipe.update(pipe.score(safe), safe)  # λ shrinks, never below 0
+        assert pipe.aggregator.state_dict() == {"lambda": [0.0]}
+        state = json.loads(json.dumps(pipe.state_dict()))
+    with pipeline(spec) as other:
+        other.load_state_dict(state)
+        assert other.aggregator.state_dict() == {"lambda": [0.0]}
+        with pytest.raises(rh.AggregationError, match="one per constraint"):
+            other.aggregator.load_state_dict({"lambda": [1.0, 2.0]})
+
+
+# -- every registered method runs from a spec ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "aggregate",
+    [
+        {"method": "weighted"},
+        {"method": "directional", "weights": {"helpful": 3, "harmless": 4}},
+        {"method": "tchebycheff"},
+        {"method": "smooth_tchebycheff", "mu": 0.2},
+        {"method": "maxmin"},
+        {"method": "softmin", "tau": 0.5},
+        {"method": "robust", "lam": 0.5},
+        {"method": "pareto"},
+        {"method": "lexicographic", "tolerances": {"helpful": 0.1}},
+        {"method": "gate", "gates": [{"objective": "harmless", "min": 0}]},
+        {"method": "lagrangian", "constraints": [{"objective": "harmless"}]},
+    ],
+)
+@pytest.mark.parametrize("normalize", ["none", "zscore", "rank", "minmax", "group", "running"])
+def test_every_method_from_a_spec(aggregate: dict[str, object], normalize: str) -> None:
+    rows: list[list[float | None]] = [[1.0, 0.5], [0.2, 0.9], [0.7, None], [0.3, 0.3]]
+    with pipeline(aggregate, normalize={"method": normalize}) as pipe:
+        res = pipe.score(samples(rows))
+        again = pipe.with_aggregator("maxmin").score(samples(rows))
+    assert res.total.shape == (4,) and np.isfinite(res.total).all()
+    per = res.diagnostics["per_sample"]
+    assert len(per) == 4 and all(isinstance(per[i], dict) for i in range(4))
+    json.dumps([per[i] for i in range(4)])  # JSON-ready
+    assert "binding" in again.diagnostics["per_sample"][0]
+
+
+def test_unknown_method_lists_the_installed_ones() -> None:
+    with pytest.raises(rh.UnknownTypeError, match="Did you mean 'maxmin'"):
+        pipeline({"method": "maxmn"})
