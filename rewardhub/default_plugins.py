@@ -16,4 +16,5 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.aggregate.pareto",
     "rewardhub.aggregate.uncertainty",
     "rewardhub.aggregate.gates",
+    "rewardhub.commands.pareto",
 )
