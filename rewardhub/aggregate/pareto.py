@@ -230,8 +230,11 @@ def _hv_input(values: npt.ArrayLike, ref: npt.ArrayLike) -> tuple[FloatArray, Fl
             f"ref must be {v.shape[1]} finite numbers (one per objective, below every point "
             f"that should count), got {r.tolist()}"
         )
-    v = v[~np.isnan(v).any(axis=1)]  # an abstained point has no place in objective space
-    return v[(v > r).all(axis=1)], r
+    # only points beating ref in every objective add volume; NaN (abstained) never does
+    keep = v[:, 0] > r[0]
+    for j in range(1, v.shape[1]):
+        keep &= v[:, j] > r[j]
+    return (v if keep.all() else v[keep]), r
 
 
 def _hv2d(v: FloatArray, r: FloatArray) -> float:

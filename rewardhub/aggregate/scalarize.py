@@ -66,13 +66,18 @@ def weighted_sum(values: npt.ArrayLike, weights: npt.ArrayLike | None = None) ->
     NaN cells are skipped and the remaining weights rescaled to the same total |w|, so a
     missing objective neither counts as 0 nor shrinks the reward. All-NaN rows give NaN.
     """
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim == 2 and arr.size and (weights is None or np.ndim(weights) == 1):
-        w1 = np.ones(arr.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w1.shape == (arr.shape[1],):
-            out: FloatArray = arr @ w1
-            if math.isfinite(out.sum()):  # finite result ⇒ no NaN or inf anywhere in the inputs
-                return out
+    if (
+        type(values) is np.ndarray
+        and type(weights) is np.ndarray
+        and values.ndim == 2
+        and weights.ndim == 1
+        and values.dtype == np.float64
+        and weights.shape[0] == values.shape[1]
+        and values.shape[0]
+    ):
+        out: FloatArray = values @ weights
+        if math.isfinite(out @ out):  # finite ⇒ no NaN or inf anywhere in the inputs
+            return out
     v = check_values(values)
     w = _weights_like(v, weights)
     raw: FloatArray = np.where(np.isnan(v), 0.0, v * w).sum(axis=1)
