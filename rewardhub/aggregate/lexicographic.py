@@ -11,7 +11,13 @@ import numpy.typing as npt
 from pydantic import Field
 
 from rewardhub.aggregate._checks import check_groups, check_values
-from rewardhub.aggregate.base import Aggregation, Aggregator, AggregatorConfig, Context
+from rewardhub.aggregate.base import (
+    Aggregation,
+    Aggregator,
+    AggregatorConfig,
+    Context,
+    PerSample,
+)
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
@@ -94,10 +100,13 @@ class Lexicographic(Aggregator):
         v = check_values(values)
         score, stage = lexicographic(v[:, idx], tol, groups)
         score[np.isnan(v).all(axis=1)] = np.nan
-        per: list[dict[str, Any]] = [
-            {"eliminated_by": order[s] if s >= 0 else None, "binding": order[s] if s >= 0 else None}
-            for s in stage.tolist()
-        ]
+
+        def explain(i: int) -> dict[str, Any]:
+            s = int(stage[i])
+            name = order[s] if s >= 0 else None
+            return {"eliminated_by": name, "binding": name}
+
+        per = PerSample(len(score), explain)
         return Aggregation(score, {"method": self.method, "order": order, "per_sample": per})
 
 

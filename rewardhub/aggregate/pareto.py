@@ -17,7 +17,13 @@ import numpy.typing as npt
 from pydantic import Field
 
 from rewardhub.aggregate._checks import check_groups, check_values
-from rewardhub.aggregate.base import Aggregation, Aggregator, AggregatorConfig, Context
+from rewardhub.aggregate.base import (
+    Aggregation,
+    Aggregator,
+    AggregatorConfig,
+    Context,
+    PerSample,
+)
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
@@ -420,15 +426,18 @@ class Pareto(Aggregator):
         score, ranks, crowd = pareto_scores(v, groups)
         empty = np.isnan(v).all(axis=1)
         score[empty] = np.nan
-        per = [
-            {
-                "front": int(r),
-                "crowding": None if math.isinf(c) else float(c),
-                "boundary": bool(math.isinf(c)),
+
+        def explain(i: int) -> dict[str, Any]:
+            c = float(crowd[i])
+            return {
+                "front": int(ranks[i]),
+                "crowding": None if math.isinf(c) else c,
+                "boundary": math.isinf(c),
             }
-            for r, c in zip(ranks.tolist(), crowd.tolist())
-        ]
-        return Aggregation(score, {"method": self.method, "per_sample": per})
+
+        return Aggregation(
+            score, {"method": self.method, "per_sample": PerSample(len(score), explain)}
+        )
 
 
 @hookimpl

@@ -21,7 +21,13 @@ import numpy.typing as npt
 from pydantic import Field
 
 from rewardhub.aggregate._checks import check_positive, check_values
-from rewardhub.aggregate.base import Aggregation, Aggregator, AggregatorConfig, Context
+from rewardhub.aggregate.base import (
+    Aggregation,
+    Aggregator,
+    AggregatorConfig,
+    Context,
+    PerSample,
+)
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
@@ -220,14 +226,18 @@ class Robust(Aggregator):
             total[rows] = filled[:, has] @ w[has]
         names = ctx.objectives
         contrib = v * weights
-        per: list[dict[str, Any]] = [
-            {
-                "weights": dict(zip(names, w)),
-                "contributions": {o: (None if math.isnan(c) else c) for o, c in zip(names, row)},
+
+        def explain(i: int) -> dict[str, Any]:
+            return {
+                "weights": dict(zip(names, weights[i].tolist())),
+                "contributions": {
+                    o: (None if math.isnan(c) else c) for o, c in zip(names, contrib[i].tolist())
+                },
             }
-            for w, row in zip(weights.tolist(), contrib.tolist())
-        ]
-        return Aggregation(total, {"method": self.method, "per_sample": per})
+
+        return Aggregation(
+            total, {"method": self.method, "per_sample": PerSample(len(total), explain)}
+        )
 
 
 @hookimpl

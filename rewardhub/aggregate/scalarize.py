@@ -20,7 +20,13 @@ from rewardhub.aggregate._checks import (
     resolve_weights,
     sample_weight_matrix,
 )
-from rewardhub.aggregate.base import Aggregation, Aggregator, AggregatorConfig, Context
+from rewardhub.aggregate.base import (
+    Aggregation,
+    Aggregator,
+    AggregatorConfig,
+    Context,
+    PerSample,
+)
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
@@ -264,11 +270,27 @@ class _WeightedBase(Aggregator):
         )
 
 
-def _contributions(values: FloatArray, w: FloatArray, names: Sequence[str]) -> list[dict[str, Any]]:
+def _contributions(values: FloatArray, w: FloatArray, names: Sequence[str]) -> PerSample:
     """Each objective's share of the total (w_i r_i, rescaled like the total when abstaining)."""
     scale = _rescale(values, w) if np.isnan(values).any() else np.ones(values.shape[0])
     contrib = values * w * scale[:, None]
-    return [{"contributions": _row_dict(names, row)} for row in contrib.tolist()]
+    return PerSample(
+        contrib.shape[0], lambda i: {"contributions": _row_dict(names, contrib[i].tolist())}
+    )
+
+
+def _explain_binding(
+    names: Sequence[str], idx: IntArray, key: str | None = None, table: FloatArray | None = None
+) -> PerSample:
+    """Per sample: the binding objective, plus one row of ``table`` under ``key``."""
+
+    def build(i: int) -> dict[str, Any]:
+        rec: dict[str, Any] = {"binding": _binding_name(names, int(idx[i]))}
+        if key is not None and table is not None:
+            rec[key] = _row_dict(names, table[i].tolist())
+        return rec
+
+    return PerSample(idx.shape[0], build)
 
 
 class Weighted(_WeightedBase):
@@ -352,10 +374,7 @@ class Tchebycheff(_WeightedBase):
         gaps = _tchebycheff_gaps(values, w, _ideal_vector(self.config.ideal, ctx))
         worst, idx = _argbest(gaps, largest=True)
         names = ctx.objectives
-        per = [
-            {"binding": _binding_name(names, j), "gaps": _row_dict(names, g)}
-            for j, g in zip(idx.tolist(), gaps.tolist())
-        ]
+        per = _explain_binding(names, idx, "gaps", gaps)
         return Aggregation(-worst, {"method": self.method, "per_sample": per})
 
 
@@ -376,10 +395,7 @@ class SmoothTchebycheff(_WeightedBase):
         lse, soft = _smooth_terms(gaps, self.config.mu)
         _, idx = _argbest(gaps, largest=True)
         names = ctx.objectives
-        per = [
-            {"binding": _binding_name(names, j), "softmax": _row_dict(names, p)}
-            for j, p in zip(idx.tolist(), soft.tolist())
-        ]
+        per = _explain_binding(names, idx, "softmax", soft)
         return Aggregation(-lse, {"method": self.method, "per_sample": per})
 
 
@@ -391,7 +407,7 @@ class MaxMin(Aggregator):
 
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
         low, idx = _argbest(check_values(values), largest=False)
-        per = [{"binding": _binding_name(ctx.objectives, j)} for j in idx.tolist()]
+        per = _explain_binding(ctx.objectives, idx)
         return Aggregation(low, {"method": self.method, "per_sample": per})
 
 
@@ -411,10 +427,7 @@ class Softmin(Aggregator):
         total, soft = _softmin_terms(v, self.config.tau)
         _, idx = _argbest(v, largest=False)
         names = ctx.objectives
-        per = [
-            {"binding": _binding_name(names, j), "softmax": _row_dict(names, p)}
-            for j, p in zip(idx.tolist(), soft.tolist())
-        ]
+        per = _explain_binding(names, idx, "softmax", soft)
         return Aggregation(total, {"method": self.method, "per_sample": per})
 
 

@@ -16,7 +16,13 @@ import numpy.typing as npt
 from pydantic import Field
 
 from rewardhub.aggregate._checks import check_values
-from rewardhub.aggregate.base import Aggregation, Aggregator, AggregatorConfig, Context
+from rewardhub.aggregate.base import (
+    Aggregation,
+    Aggregator,
+    AggregatorConfig,
+    Context,
+    PerSample,
+)
 from rewardhub.aggregate.scalarize import _contributions, weighted_sum
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
@@ -164,11 +170,17 @@ class _Uncertainty(Aggregator):
         base.update(weights)
         w = np.array([base[o] for o in names])
         total = weighted_sum(pen, w)
-        per: list[dict[str, Any]] = _contributions(pen, np.broadcast_to(w, pen.shape), names)
-        for rec, row_m, row_v in zip(per, mean.tolist(), var.tolist()):
-            rec["mean"] = {o: (None if x != x else x) for o, x in zip(names, row_m)}
-            rec["std"] = {o: (None if x != x else x**0.5) for o, x in zip(names, row_v)}
-        return Aggregation(total, {"method": self.method, "per_sample": per})
+        contrib = _contributions(pen, np.broadcast_to(w, pen.shape), names)
+
+        def explain(i: int) -> dict[str, Any]:
+            rec = contrib[i]
+            rec["mean"] = {o: (None if x != x else x) for o, x in zip(names, mean[i].tolist())}
+            rec["std"] = {o: (None if x != x else x**0.5) for o, x in zip(names, var[i].tolist())}
+            return rec
+
+        return Aggregation(
+            total, {"method": self.method, "per_sample": PerSample(len(total), explain)}
+        )
 
 
 class UWOConfig(UncertaintyConfig):
