@@ -10,7 +10,6 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
-
 #: One cached result: (the row, its std or None, the abstain reason or None). A plain tuple,
 #: not a NamedTuple: the engine builds tens of thousands per call with ``zip``.
 Entry = tuple[list[float], "list[float] | None", "str | None"]

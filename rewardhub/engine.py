@@ -279,7 +279,9 @@ class Engine:
                         reasons[i] = out
                     continue
                 cv, cs, cr = out
-                entries = list(zip(cv.tolist(), [None] * len(chunk) if cs is None else cs.tolist(), cr))
+                entries = list(
+                    zip(cv.tolist(), [None] * len(chunk) if cs is None else cs.tolist(), cr)
+                )
                 place(chunk, entries)
                 if b.cache:
                     self._memory[b.cache_key].put_many([keys[i] for i in chunk], entries)

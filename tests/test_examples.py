@@ -21,6 +21,11 @@ def test_there_are_examples() -> None:
 def test_example_runs(script: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     out = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=240
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert out.returncode == 0, f"{script.name} failed:\n{out.stdout}\n{out.stderr}"
