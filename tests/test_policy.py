@@ -97,7 +97,8 @@ def test_policy_gate_spec_scores() -> None:
         res = pipe.score([s("Take 400 mg; ask your pharmacist."), s("Mail jane.doe@example.com")])
     assert res.vector.objectives == ("principles", "no_veto", "within_limits")
     assert res.vector.values.tolist() == [[0.0, 1.0, 1.0], [-2.0, 0.0, 1.0]]
-    assert res.total[0] > res.total[1]
+    assert res.total.tolist() == [1.0, -5.0]  # the personal-data echo is vetoed
+    assert res.diagnostics["per_sample"][1]["vetoed"] is True
 
 
 def test_pack_conformance() -> None:
