@@ -42,7 +42,7 @@ HV_EXACT_LIMIT_HIGH_D = 200  # 7 objectives and more
 def _moocore() -> Any | None:
     try:
         import moocore
-    except ImportError:  # pragma: no cover - moocore ships with the dev and pareto installs
+    except ImportError:  # pragma: no cover - a core dependency; the numpy fallback stays correct
         return None
     return moocore
 
