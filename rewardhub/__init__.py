@@ -5,9 +5,9 @@ Everything a user imports lives here; see ``__all__``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from rewardhub._lazy import lazy_getattr
 from rewardhub.aggregate.base import Aggregation, Aggregator, Context, Normalizer
 from rewardhub.errors import (
     AbstainError,
@@ -44,13 +44,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rewardhub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 def __dir__() -> list[str]:
