@@ -20,6 +20,25 @@ def best_of(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> float:
     return min(times)
 
 
+def interleaved(
+    ours: Callable[[], Any], base: Callable[[], Any], repeat: int = 7
+) -> tuple[float, float]:
+    """Best times of ``ours`` and ``base`` run alternately, so drift on a shared machine
+    (other jobs, CPU steal) hits both alike."""
+    ours()
+    base()
+    a, b = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        ours()
+        t1 = time.perf_counter()
+        base()
+        t2 = time.perf_counter()
+        a.append(t1 - t0)
+        b.append(t2 - t1)
+    return min(a), min(b)
+
+
 def median_of(fn: Callable[[], Any], repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rewardhub.cache import DiskCache, Entry, MemoryCache
+from rewardhub.cache import DiskCache, Entry, MemoryCache, pack_rows, unpack_rows
 from rewardhub.source import Abstain, AbstainNow, RewardSource, ScoresWithStd
 from rewardhub.types import FloatArray, RewardBatch, Sample
 from rewardhub.when import Condition
@@ -161,19 +161,20 @@ class Engine:
         samples = list(samples)
         self.stats.calls += 1
         keys = [s.key for s in samples]
-        first: dict[tuple[str, str, str, str], int] = {}
-        for i, key in enumerate(keys):
-            first.setdefault(key, i)
-        unique_idx = list(first.values())
-        self.stats.deduplicated += len(samples) - len(unique_idx)
-        unique = [samples[i] for i in unique_idx]
-        ukeys = [keys[i] for i in unique_idx]
-        results = await asyncio.gather(*(self._run_source(b, unique, ukeys) for b in self.sources))
-        if len(unique) == len(samples):
-            inv = np.arange(len(samples))
-        else:  # row of each sample in the unique list
+        n = len(samples)
+        # key → index of its first occurrence (built in C: later duplicates are overwritten by
+        # earlier ones because the pairs go in reversed)
+        first = dict(zip(reversed(keys), range(n - 1, -1, -1)))
+        self.stats.deduplicated += n - len(first)
+        if len(first) == n:
+            unique, ukeys, inv = samples, keys, np.arange(n)
+        else:
+            unique_idx = sorted(first.values())
+            unique = [samples[i] for i in unique_idx]
+            ukeys = [keys[i] for i in unique_idx]
             pos = {key: j for j, key in enumerate(ukeys)}
-            inv = np.array([pos[key] for key in keys], dtype=np.intp)
+            inv = np.array([pos[key] for key in keys], dtype=np.intp)  # row in the unique list
+        results = await asyncio.gather(*(self._run_source(b, unique, ukeys) for b in self.sources))
         return self._assemble(results, inv)
 
     def close(self) -> None:
@@ -238,20 +239,27 @@ class Engine:
             nonlocal std
             if not idx:
                 return
-            values[idx] = [e[0] for e in entries]
+            plain = [isinstance(e, bytes) for e in entries]
+            values[idx] = unpack_rows([e if isinstance(e, bytes) else e[0] for e in entries], k)
+            if all(plain):
+                return  # the common case: plain rows, no std, no abstention
             for i, e in zip(idx, entries):
+                if isinstance(e, bytes):
+                    continue
                 if e[2] is not None:
                     reasons[i] = e[2]
                 if e[1] is not None:
                     if std is None:
                         std = np.full((u, k), math.nan)
-                    std[i] = e[1]
+                    std[i] = np.frombuffer(e[1])
 
         if b.cache and todo:
             mem = self._memory[b.cache_key]
-            hits = mem.get_many([keys[i] for i in todo])
+            hits = mem.get_many(keys if len(todo) == u else [keys[i] for i in todo])
             missing = [i for i, e in zip(todo, hits) if e is None]
-            if len(missing) < len(todo):
+            if not missing:
+                place(todo, hits)  # type: ignore[arg-type]  # every entry is present
+            elif len(missing) < len(todo):
                 found = [(i, e) for i, e in zip(todo, hits) if e is not None]
                 place([i for i, _ in found], [e for _, e in found])
             self.stats.memory_hits += len(todo) - len(missing)
@@ -268,9 +276,16 @@ class Engine:
 
         if todo:
             sem = asyncio.Semaphore(b.concurrency)
-            chunks = [todo[i : i + b.batch_size] for i in range(0, len(todo), b.batch_size)]
+            size = b.batch_size
+            chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+            whole = len(todo) == u  # the common case: slice instead of gathering by index
             outs = await asyncio.gather(
-                *(self._run_chunk(b, [samples[i] for i in c], sem) for c in chunks)
+                *(
+                    self._run_chunk(
+                        b, samples[c[0] : c[-1] + 1] if whole else [samples[i] for i in c], sem
+                    )
+                    for c in chunks
+                )
             )
             self.stats.computed += len(todo)
             for chunk, out in zip(chunks, outs):
@@ -279,16 +294,28 @@ class Engine:
                         reasons[i] = out
                     continue
                 cv, cs, cr = out
-                entries = list(
-                    zip(cv.tolist(), [None] * len(chunk) if cs is None else cs.tolist(), cr)
-                )
-                place(chunk, entries)
+                values[chunk] = cv
+                if cs is not None:
+                    if std is None:
+                        std = np.full((u, k), math.nan)
+                    std[chunk] = cs
+                if cr.count(None) != len(cr):
+                    for i, r in zip(chunk, cr):
+                        reasons[i] = r
                 if b.cache:
+                    packed = pack_rows(cv)
+                    entries: list[Entry] = (
+                        packed  # type: ignore[assignment]
+                        if cs is None and cr.count(None) == len(cr)
+                        else list(
+                            zip(packed, [None] * len(cr) if cs is None else pack_rows(cs), cr)
+                        )
+                    )
                     self._memory[b.cache_key].put_many([keys[i] for i in chunk], entries)
                     if self.disk is not None:
                         self.disk.put_many(b.cache_key, [samples[i].digest for i in chunk], entries)
 
-        abstained = sum(r is not None for r in reasons)
+        abstained = u - reasons.count(None)
         if abstained:
             self.stats.abstained[b.id] = self.stats.abstained.get(b.id, 0) + abstained
         return _Result(values, std, reasons)

@@ -89,7 +89,12 @@ def sample_weight_matrix(
 ) -> FloatArray:
     """(n × k) weights: ``base`` for every row, replaced by ``metadata["weights"]`` where a sample
     has it. A per-sample mapping is a full preference vector: objectives it omits get 0."""
-    rows = [i for i, s in enumerate(samples) if _sample_weights(s) is not None]
+    # a cheap membership test first: this runs on every call, and few samples carry weights
+    rows = [
+        i
+        for i, s in enumerate(samples)
+        if "weights" in (getattr(s, "metadata", None) or ()) and _sample_weights(s) is not None
+    ]
     if not rows:
         return np.broadcast_to(base, (n, base.shape[0]))
     if len(samples) != n:
