@@ -8,9 +8,11 @@ loses a sample.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
+import os
 import threading
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -146,7 +148,10 @@ class Engine:
         self.objectives = tuple(o for b in self.sources for o in b.objectives)
         self._memory = {b.cache_key: MemoryCache(memory_items) for b in self.sources}
         self.disk = DiskCache(cache_path) if cache_path else None
-        self._max_threads = max_threads or max(4, sum(min(b.concurrency, 8) for b in self.sources))
+        # One thread per source, at least one per core: more CPU-bound Python threads only
+        # fight over the GIL (12 threads made 10k rule scores 15% slower than 3). I/O-bound
+        # sources should define `ascore`, which runs on the event loop, not here.
+        self._max_threads = max_threads or max(len(self.sources), os.cpu_count() or 2)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.stats = EngineStats()
@@ -174,7 +179,12 @@ class Engine:
             ukeys = [keys[i] for i in unique_idx]
             pos = {key: j for j, key in enumerate(ukeys)}
             inv = np.array([pos[key] for key in keys], dtype=np.intp)  # row in the unique list
-        results = await asyncio.gather(*(self._run_source(b, unique, ukeys) for b in self.sources))
+        # sync batches in flight never outnumber the worker threads, so none waits in the
+        # executor's queue with its time-out clock running
+        threads = asyncio.Semaphore(self._max_threads)
+        results = await asyncio.gather(
+            *(self._run_source(b, unique, ukeys, threads) for b in self.sources)
+        )
         return self._assemble(results, inv)
 
     def close(self) -> None:
@@ -193,6 +203,14 @@ class Engine:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="rewardhub")
             return self._pool
+
+    def _abandon_pool(self) -> None:
+        """A timed-out sync call keeps its thread until it returns: hand later work to a fresh
+        pool so that hung calls cannot starve the other sources."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
 
     def _assemble(self, results: list[_Result], inv: Any) -> RewardBatch:
         n = len(inv)
@@ -218,7 +236,11 @@ class Engine:
         return RewardBatch(values, self.objectives, std, tuple(errors), sources)
 
     async def _run_source(
-        self, b: BoundSource, samples: list[Sample], keys: list[tuple[str, str, str, str]]
+        self,
+        b: BoundSource,
+        samples: list[Sample],
+        keys: list[tuple[str, str, str, str]],
+        threads: asyncio.Semaphore,
     ) -> _Result:
         u, k = len(samples), len(b.objectives)
         values = np.full((u, k), math.nan)
@@ -282,7 +304,10 @@ class Engine:
             outs = await asyncio.gather(
                 *(
                     self._run_chunk(
-                        b, samples[c[0] : c[-1] + 1] if whole else [samples[i] for i in c], sem
+                        b,
+                        samples[c[0] : c[-1] + 1] if whole else [samples[i] for i in c],
+                        sem,
+                        threads,
                     )
                     for c in chunks
                 )
@@ -321,18 +346,26 @@ class Engine:
         return _Result(values, std, reasons)
 
     async def _run_chunk(
-        self, b: BoundSource, chunk: list[Sample], sem: asyncio.Semaphore
+        self,
+        b: BoundSource,
+        chunk: list[Sample],
+        sem: asyncio.Semaphore,
+        threads: asyncio.Semaphore,
     ) -> tuple[FloatArray, FloatArray | None, list[str | None]] | str:
         """Run one batch; a string result is the abstain reason for all of it."""
-        async with sem:
+        is_async = b.source.is_async()
+        async with sem, contextlib.AsyncExitStack() as stack:
             try:
-                if b.source.is_async():
+                if is_async:
                     coro: Any = b.source.ascore(chunk)
                 else:
+                    await stack.enter_async_context(threads)
                     loop = asyncio.get_running_loop()
                     coro = loop.run_in_executor(self._executor(), b.source.score, chunk)
                 out = await asyncio.wait_for(coro, b.timeout_s) if b.timeout_s else await coro
             except (TimeoutError, asyncio.TimeoutError):
+                if not is_async:
+                    self._abandon_pool()
                 return f"timeout after {b.timeout_s:g}s"
             except Exception as exc:
                 return _describe(exc)

@@ -133,6 +133,35 @@ def test_timeout_abstains_only_the_slow_batch() -> None:
     assert elapsed < 1.5
 
 
+def test_hung_calls_do_not_starve_later_batches() -> None:
+    """More hung calls than worker threads: later batches still run on a fresh pool."""
+    samples = [S(f"slow {i}") for i in range(4)] + [S("fast")]
+    with pipe({"type": "slow", "timeout_s": 0.2, "batch_size": 1, "concurrency": 8}) as p:
+        p.engine._max_threads = 2
+        first = p.score(samples)
+        t0 = time.perf_counter()
+        second = p.score([S("quick")])
+        assert time.perf_counter() - t0 < 1.0
+    assert all(first.vector.errors[i] == {"slow": "timeout after 0.2s"} for i in range(4))
+    assert first.vector.values[4].tolist() == [1.0]  # it waited for a thread, then ran
+    assert second.vector.values.tolist() == [[1.0]]
+
+
+@rh.reward_source("nap")
+def nap(sample: rh.Sample) -> float:
+    time.sleep(0.15)
+    return 1.0
+
+
+def test_time_waiting_for_a_thread_does_not_count_towards_the_timeout() -> None:
+    hub = rh.Hub(plugins=[plugin_with(nap)], entry_points=False)
+    spec = {"sources": [{"type": "nap", "timeout_s": 0.3, "batch_size": 1, "concurrency": 6}]}
+    with rh.Pipeline(spec, hub=hub) as p:
+        p.engine._max_threads = 2
+        res = p.score([S(str(i)) for i in range(6)])  # three waves of two: 0.45 s in all
+    assert res.vector.values.ravel().tolist() == [1.0] * 6, res.vector.errors
+
+
 def test_row_level_abstain_reasons() -> None:
     with pipe({"type": "picky"}) as p:
         res = p.score([S("none"), S("why"), S("half"), S("ok")])
