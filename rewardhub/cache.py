@@ -6,7 +6,7 @@ import json
 import math
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
@@ -43,11 +43,14 @@ class MemoryCache:
 
     def get_many(self, keys: Sequence[Hashable]) -> list[Entry | None]:
         data = self._data
-        found = [data.get(k) for k in keys]
+        found = list(map(data.get, keys))
         move = data.move_to_end
-        for k, e in zip(keys, found):
-            if e is not None:
-                move(k)
+        if None not in found:  # all hits: refresh them in C
+            deque(map(move, keys), maxlen=0)
+        else:
+            for k, e in zip(keys, found):
+                if e is not None:
+                    move(k)
         return found
 
     def put_many(self, keys: Sequence[Hashable], entries: Sequence[Entry]) -> None:

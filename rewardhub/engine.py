@@ -261,10 +261,11 @@ class Engine:
             nonlocal std
             if not idx:
                 return
-            plain = [isinstance(e, bytes) for e in entries]
-            values[idx] = unpack_rows([e if isinstance(e, bytes) else e[0] for e in entries], k)
-            if all(plain):
-                return  # the common case: plain rows, no std, no abstention
+            try:  # the common case: plain rows, no std, no abstention (joined in C)
+                values[idx] = unpack_rows(entries, k)  # type: ignore[arg-type]
+                return
+            except TypeError:  # some entries are (row, std, reason) tuples
+                values[idx] = unpack_rows([e if isinstance(e, bytes) else e[0] for e in entries], k)
             for i, e in zip(idx, entries):
                 if isinstance(e, bytes):
                     continue
