@@ -281,6 +281,11 @@ BUILTIN_SPECS = [
         },
     },
     {"type": "python", "config": {"function": "tests.helpers:word_count"}},
+    {"type": "json-schema", "config": {"schema": {"type": "object", "required": ["a"]}}},
+    {"type": "keywords", "config": {"required": ["a", "b c"], "forbidden": ["x"]}},
+    {"type": "format", "config": {"tags": ["think", "answer"], "mode": "partial"}},
+    {"type": "repetition", "config": {"n": 2}},
+    {"type": "cel", "config": {"expressions": {"short": "size(completion) < 20"}}},
 ]
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
