@@ -233,6 +233,17 @@ def _policy_files(entries: list[str], base: Path | None) -> list[Path]:
     return files
 
 
+def _detached(exc: BaseException) -> BaseException:
+    """``exc`` without its traceback and chained exceptions.
+
+    Their frames hold the engine; an exception that carried them to another thread would make
+    that thread drop the engine, which regorus refuses ("Engine is unsendable").
+    """
+    exc.__context__ = None
+    exc.__cause__ = None
+    return exc.with_traceback(None)
+
+
 class _Worker:
     """One thread that owns a regorus engine (engines must stay on the thread that made them)."""
 
@@ -259,7 +270,7 @@ class _Worker:
                         engine = build()
                     fut.set_result(fn(engine))
                 except BaseException as exc:
-                    fut.set_exception(exc)
+                    fut.set_exception(_detached(exc))
             del job, fn, fut
         del engine  # dropped here, on the thread that made it
 
@@ -430,25 +441,29 @@ class Rego(RewardSource):
         return build
 
     def _validate(self) -> None:
-        """Load the policies once here: syntax errors, forbidden builtins, unknown rules."""
-        engine = self._builder()()
+        """Load the policies once, on a short-lived worker thread (engines must never meet
+        another thread): syntax errors, forbidden builtins, unknown rules."""
+        worker = _Worker(self._builder())
         try:
-            _check_builtins(engine)
-            engine.set_input({"prompt": "", "messages": [], "completion": "", "metadata": {}})
-            packages = engine.get_packages()
-            for rule in self._rules:
-                try:
-                    engine.eval_rule(rule.path)
-                except RuntimeError as exc:
-                    if "not a valid rule path" in str(exc):
-                        raise SourceError(
-                            f"rego: rule {rule.path} is not defined by the policies "
-                            f"(packages: {', '.join(packages) or 'none'})"
-                        ) from None
-                except Exception:  # an error on the empty input is an evaluation matter
-                    pass
+            worker.call(self._check_rules)
         finally:
-            del engine
+            worker.stop()
+
+    def _check_rules(self, engine: Any) -> None:
+        _check_builtins(engine)
+        engine.set_input({"prompt": "", "messages": [], "completion": "", "metadata": {}})
+        packages = engine.get_packages()
+        for rule in self._rules:
+            try:
+                engine.eval_rule(rule.path)
+            except RuntimeError as exc:
+                if "not a valid rule path" in str(exc):
+                    raise SourceError(
+                        f"rego: rule {rule.path} is not defined by the policies "
+                        f"(packages: {', '.join(packages) or 'none'})"
+                    ) from None
+            except Exception:  # an error on the empty input is an evaluation matter
+                pass
 
     def _get_worker(self) -> _Worker:
         with self._lock:
