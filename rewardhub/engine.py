@@ -372,7 +372,7 @@ class Engine:
                 return _describe(exc)
         try:
             return _to_rows(out, len(chunk), len(b.objectives))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # e.g. a string or a dict where a float belongs
             return f"wrong output: {exc}"
 
 

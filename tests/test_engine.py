@@ -115,6 +115,23 @@ def test_wrong_shape_abstains_with_reason() -> None:
     assert np.isnan(res.total).all()
 
 
+@rh.reward_source("garbage", batched=True)
+def garbage(samples: list[rh.Sample]) -> object:
+    kinds = {"str": [["high"]], "dict": [[{}]], "none": None, "int": 7, "row": [None, [object()]]}
+    return kinds[samples[0].completion]
+
+
+@pytest.mark.parametrize("kind", ["str", "dict", "none", "int", "row"])
+def test_garbage_output_abstains_and_never_crashes(kind: str) -> None:
+    hub = rh.Hub(plugins=[plugin_with(garbage)], entry_points=False)
+    samples = [S(kind)] if kind != "row" else [S(kind), S(kind + " 2")]
+    with rh.Pipeline({"sources": [{"type": "garbage"}, {"type": "length"}]}, hub=hub) as p:
+        res = p.score(samples)
+    assert np.isnan(res.vector.column("garbage")).all()
+    assert res.vector.errors[0]["garbage"].startswith("wrong output")
+    assert not np.isnan(res.vector.column("brevity")).any()
+
+
 def test_inf_is_rejected_as_wrong_output() -> None:
     with pipe({"type": "inf"}) as p:
         res = p.score([S("a")])
