@@ -285,7 +285,8 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_name(output.name + ".tmp")
         scored = iter(r for res in results for r in _records(res, explain))
-        with tmp.open("w", encoding="utf-8") as fh:
+        # surrogateescape: bytes that were not UTF-8 in the input go back out unchanged
+        with tmp.open("w", encoding="utf-8", errors="surrogateescape") as fh:
             for lineno, obj, text in records:
                 if obj is None:
                     out: dict[str, Any] = {"line": lineno, "rejected": text, "total": None}
@@ -295,7 +296,11 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         os.replace(tmp, output)
         if rejects:
             side = output.with_name(output.name + ".rejects.jsonl")
-            side.write_text("".join(json.dumps(r) + "\n" for r in rejects), encoding="utf-8")
+            side.write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects),
+                encoding="utf-8",
+                errors="surrogateescape",
+            )
             err.print(
                 f"[yellow]{len(rejects)} malformed line(s) set aside in {side}[/]", highlight=False
             )

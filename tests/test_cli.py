@@ -134,3 +134,15 @@ def test_score_options_weights_and_explain(tmp_path: Path) -> None:
 def test_help(cmd: list[str]) -> None:
     code, out = run(*cmd)
     assert code == 0 and "Usage" in out
+
+
+def test_bytes_that_are_not_utf8_are_scored_and_written_back_unchanged(tmp_path: Path) -> None:
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(b'{"prompt": "p", "completion": "bad \xff\xfe bytes"}\nnot json \xff\n')
+    out = tmp_path / "scored.jsonl"
+    code, text = run("score", SPEC, inp, "-o", out, "--skip-invalid")
+    assert code == 0, text
+    first, second = out.read_bytes().splitlines()
+    assert b'"completion": "bad \xff\xfe bytes"' in first and b'"total": ' in first
+    assert b'"rejected"' in second
+    assert b"not json \xff" in (tmp_path / "scored.jsonl.rejects.jsonl").read_bytes()
