@@ -261,11 +261,15 @@ class Engine:
             nonlocal std
             if not idx:
                 return
+            # idx is increasing, so a full-length idx is every row: a plain slice assignment
+            rows: Any = slice(None) if len(idx) == u else idx
             try:  # the common case: plain rows, no std, no abstention (joined in C)
-                values[idx] = unpack_rows(entries, k)  # type: ignore[arg-type]
+                values[rows] = unpack_rows(entries, k)  # type: ignore[arg-type]
                 return
             except TypeError:  # some entries are (row, std, reason) tuples
-                values[idx] = unpack_rows([e if isinstance(e, bytes) else e[0] for e in entries], k)
+                values[rows] = unpack_rows(
+                    [e if isinstance(e, bytes) else e[0] for e in entries], k
+                )
             for i, e in zip(idx, entries):
                 if isinstance(e, bytes):
                     continue
@@ -279,7 +283,7 @@ class Engine:
         if b.cache and todo:
             mem = self._memory[b.cache_key]
             hits = mem.get_many(keys if len(todo) == u else [keys[i] for i in todo])
-            missing = [i for i, e in zip(todo, hits) if e is None]
+            missing = [] if None not in hits else [i for i, e in zip(todo, hits) if e is None]
             if not missing:
                 place(todo, hits)  # type: ignore[arg-type]  # every entry is present
             elif len(missing) < len(todo):
