@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -102,10 +101,6 @@ def check_source(
     assert _same(values, _rows(clone, batch)), f"{cls.type}: a pickled copy scores differently"
     source.close()
     clone.close()
-
-
-def is_abstained(value: float) -> bool:
-    return math.isnan(value)
 
 
 @pytest.fixture

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,3 +25,11 @@ def doc_example(doc: str, name: str) -> types.ModuleType:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def world_dir() -> Iterator[Path]:
+    """A temporary directory every user can reach (the sandbox runs as uid 65534 under root)."""
+    with tempfile.TemporaryDirectory(prefix="rewardhub-test-") as d:
+        os.chmod(d, 0o755)
+        yield Path(d)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import pickle
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -221,14 +218,6 @@ def test_no_bwrap_refuses_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
         ) == [[1.0]]
     finally:
         src.close()
-
-
-@pytest.fixture
-def world_dir() -> Iterator[Path]:
-    """A temporary directory every user can reach (the sandbox runs as uid 65534 under root)."""
-    with tempfile.TemporaryDirectory(prefix="rewardhub-test-") as d:
-        os.chmod(d, 0o755)
-        yield Path(d)
 
 
 def test_a_sandbox_that_cannot_start_abstains(world_dir: Path) -> None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -329,14 +327,6 @@ def test_no_bwrap_refuses_unless_allowed() -> None:
     assert res.ok and not res.sandboxed and "rewardhub-unsandboxed-" in res.stdout
     slow = plain.run_python("import time\ntime.sleep(30)\n", limits=Limits(wall_s=0.5))
     assert slow.timed_out
-
-
-@pytest.fixture
-def world_dir() -> Iterator[Path]:
-    """A temporary directory every user can reach (the sandbox runs as uid 65534 under root)."""
-    with tempfile.TemporaryDirectory(prefix="rewardhub-test-") as d:
-        os.chmod(d, 0o755)
-        yield Path(d)
 
 
 def test_broken_bwrap_is_an_infrastructure_error(world_dir: Path) -> None:

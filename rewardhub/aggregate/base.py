@@ -27,6 +27,12 @@ def group_ids(samples: Sequence[Sample]) -> IntArray:
     return out
 
 
+def group_rows(groups: IntArray) -> list[IntArray]:
+    """The row indices of each group, groups in ascending id order, rows in input order."""
+    order = np.argsort(groups, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(groups[order])) + 1) if order.size else []
+
+
 @dataclass
 class Context:
     """What an aggregator or normaliser may need besides the values."""
@@ -170,10 +176,7 @@ class Normalizer:
         if self.config.per == "batch":
             return self.transform(values)
         out = np.empty_like(values)
-        groups = ctx.groups
-        order = np.argsort(groups, kind="stable")
-        bounds = np.flatnonzero(np.diff(groups[order])) + 1
-        for rows in np.split(order, bounds):
+        for rows in group_rows(ctx.groups):
             out[rows] = self.transform(values[rows])
         return out
 

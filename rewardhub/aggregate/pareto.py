@@ -23,6 +23,7 @@ from rewardhub.aggregate.base import (
     AggregatorConfig,
     Context,
     PerSample,
+    group_rows,
 )
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
@@ -167,8 +168,7 @@ def nondominated_sort(values: npt.ArrayLike, groups: npt.ArrayLike | None = None
     if int(sizes.max()) <= BATCHED_GROUP_MAX:
         return _nds_padded(v, g)
     out = np.empty(v.shape[0], dtype=np.intp)
-    order = np.argsort(g, kind="stable")
-    for rows in np.split(order, np.cumsum(sizes)[:-1]):
+    for rows in group_rows(g):
         out[rows] = _nds_single(v[rows])
     return out
 

@@ -27,6 +27,7 @@ from rewardhub.aggregate.base import (
     AggregatorConfig,
     Context,
     PerSample,
+    group_rows,
 )
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
@@ -211,10 +212,8 @@ class Robust(Aggregator):
         groups = ctx.groups if self.config.scope == "group" else np.zeros(n, dtype=np.intp)
         total = np.full(n, np.nan)
         weights = np.zeros((n, m))
-        order = np.argsort(groups, kind="stable")
-        cuts = np.flatnonzero(np.diff(groups[order])) + 1
         empty: npt.NDArray[np.bool_] = np.all(np.isnan(v), axis=1)
-        for rows in np.split(order, cuts):
+        for rows in group_rows(groups):
             rows = rows[~empty[rows]]  # a sample with no value is no candidate
             if rows.size == 0:
                 continue
