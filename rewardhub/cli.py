@@ -16,22 +16,19 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rewardhub._console import err
+from rewardhub._console import fail as _fail
+from rewardhub._console import say as _say
 from rewardhub.errors import InputError, RewardHubError
 from rewardhub.hub import Hub, PluginInfo
 from rewardhub.pipeline import Pipeline
 from rewardhub.schema import pipeline_schema
 from rewardhub.spec import read_spec_file
 from rewardhub.types import RewardBatch, Sample, ScoreResult
-
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | InputError]]:
@@ -143,7 +140,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
                 warnings.simplefilter("always")
                 state["hub"] = hub if hub is not None else Hub()
             for w in caught:
-                err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+                _say("[yellow]warning:[/]", w.message)
         return state["hub"]
 
     @app.command("plugins")
@@ -173,7 +170,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         Console().print(table)
         for i in infos:
             if i.error:
-                err.print(f"[red]broken plugin {labels[i.name]}:[/] {i.error}", highlight=False)
+                _say(f"[red]broken plugin {escape(labels[i.name])}:[/]", i.error)
 
     @app.command("schema")
     def schema_cmd(
@@ -301,9 +298,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
                 encoding="utf-8",
                 errors="surrogateescape",
             )
-            err.print(
-                f"[yellow]{len(rejects)} malformed line(s) set aside in {side}[/]", highlight=False
-            )
+            _say("[yellow]note:[/]", f"{len(rejects)} malformed line(s) set aside in {side}")
         if results:
             vector = RewardBatch(
                 np.concatenate([r.vector.values for r in results]), results[0].vector.objectives
@@ -314,9 +309,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
                 binding.update(_binding(r.diagnostics))
             Console().print(summary_table(vector, totals, binding))
         cached = stats.memory_hits + stats.disk_hits
-        err.print(
+        _say(
+            "",
             f"{len(samples)} scored → {output} ({cached} cached results reused, {stats.computed} computed)",
-            highlight=False,
         )
 
     get_hub().call_register_commands(app)
@@ -358,5 +353,5 @@ def main() -> None:
     try:
         build_app()()
     except RewardHubError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _fail(exc)
         sys.exit(1)

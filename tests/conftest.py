@@ -22,6 +22,12 @@ def doc_example(doc: str, name: str) -> types.ModuleType:
     return module
 
 
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich tables size to the terminal; pin the width so table assertions do not depend on CI's."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

@@ -146,3 +146,18 @@ def test_bytes_that_are_not_utf8_are_scored_and_written_back_unchanged(tmp_path:
     assert b'"completion": "bad \xff\xfe bytes"' in first and b'"total": ' in first
     assert b'"rejected"' in second
     assert b"not json \xff" in (tmp_path / "scored.jsonl.rejects.jsonl").read_bytes()
+
+
+def test_errors_are_not_wrapped_or_read_as_markup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A narrow terminal must not split a path; brackets in a message must survive."""
+    from rich.console import Console
+
+    from rewardhub import _console
+
+    monkeypatch.setattr(_console, "err", Console(stderr=True, width=30))
+    deep = tmp_path / ("very-long-directory-name-" * 3) / "[bold]in.jsonl"
+    code, text = run("score", SPEC, deep, "-o", tmp_path / "o.jsonl")
+    assert code == 1
+    assert str(deep) in text

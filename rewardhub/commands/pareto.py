@@ -128,9 +128,9 @@ def register_commands(cli: "typer.Typer") -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from rewardhub._console import fail, say
         from rewardhub.aggregate.pareto import crowding_distance, hypervolume, nondominated_sort
 
-        err = Console(stderr=True, soft_wrap=True)
         try:
             if not scored.exists():
                 raise InputError(f"file {str(scored)!r} does not exist")
@@ -154,8 +154,7 @@ def register_commands(cli: "typer.Typer") -> None:
             crowd = crowding_distance(values[front]) if front.size else np.zeros(0)
             hv = hypervolume(values, r)
         except RewardHubError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+            raise fail(exc) from None
         counts = np.bincount(ranks)
         if as_json:
             typer.echo(
@@ -199,7 +198,7 @@ def register_commands(cli: "typer.Typer") -> None:
             out.print(f"hypervolume {hv:.6g} (reference point {', '.join(f'{x:.4g}' for x in r)})")
         if plot is not None:
             plot_front(values, names, ranks, plot)
-            err.print(f"plot written to {plot}", highlight=False)
+            say("", f"plot written to {plot}")
 
 
 def _nums(row: FloatArray) -> list[float | None]:
