@@ -43,23 +43,23 @@ class MemoryCache:
 
     def get_many(self, keys: Sequence[Hashable]) -> list[Entry | None]:
         data = self._data
+        if not data:
+            return [None] * len(keys)
         found = list(map(data.get, keys))
-        move = data.move_to_end
-        if None not in found:  # all hits: refresh them in C
-            deque(map(move, keys), maxlen=0)
-        else:
-            for k, e in zip(keys, found):
-                if e is not None:
-                    move(k)
+        misses = found.count(None)
+        if misses == 0:  # all hits: refresh them in C
+            deque(map(data.move_to_end, keys), maxlen=0)
+        elif misses < len(found):
+            deque(map(data.move_to_end, [k for k, e in zip(keys, found) if e is not None]), 0)
         return found
 
     def put_many(self, keys: Sequence[Hashable], entries: Sequence[Entry]) -> None:
         if self.max_items <= 0:
             return
         data = self._data
-        for k, e in zip(keys, entries):
-            data[k] = e
-            data.move_to_end(k)
+        # new keys land at the most-recent end; a key that is already there (two calls raced
+        # on it) keeps its place, which only makes it a little older than it should be
+        data.update(zip(keys, entries))
         while len(data) > self.max_items:
             data.popitem(last=False)
 

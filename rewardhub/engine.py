@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -56,6 +57,11 @@ class BoundSource:
             )
             self.cache_key = f"{self.source.type}:{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
+    @property
+    def runs_inline(self) -> bool:
+        """Batches run in the event-loop thread (see ``RewardSource.inline``)."""
+        return self.source.inline and not self.source.is_async() and self.timeout_s is None
+
 
 @dataclass
 class EngineStats:
@@ -69,7 +75,7 @@ class EngineStats:
     abstained: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(repr=False)  # a repr of 10k rows is never wanted (asyncio formats task results)
 class _Result:
     """One source's output over the unique samples of a call."""
 
@@ -85,6 +91,15 @@ def _coerce_matrix(x: Any, m: int, k: int, what: str) -> FloatArray:
     if arr.shape != (m, k):
         raise ValueError(f"returned {what} of shape {arr.shape}, expected ({m}, {k})")
     return arr
+
+
+def _rows_to_matrix(rows: list[Any], m: int, k: int) -> FloatArray:
+    """``m`` rows of ``k`` numbers as a matrix; TypeError/ValueError on anything else (a None,
+    an Abstain, a scalar row). Flattening in C is twice as fast as ``np.asarray`` on nested lists."""
+    if sum(map(len, rows)) != m * k:
+        raise ValueError("ragged rows")
+    flat = np.fromiter(itertools.chain.from_iterable(rows), np.float64, count=m * k)
+    return flat.reshape(m, k)
 
 
 def _to_rows(out: Any, m: int, k: int) -> tuple[FloatArray, FloatArray | None, list[str | None]]:
@@ -104,7 +119,7 @@ def _to_rows(out: Any, m: int, k: int) -> tuple[FloatArray, FloatArray | None, l
         if len(rows) != m:
             raise ValueError(f"returned {len(rows)} rows for {m} samples")
         try:  # fast path: every row is k numbers
-            values = _coerce_matrix(rows, m, k, "rows")
+            values = _rows_to_matrix(rows, m, k)
         except (ValueError, TypeError):
             values = np.full((m, k), math.nan)
             for i, row in enumerate(rows):
@@ -283,7 +298,11 @@ class Engine:
         if b.cache and todo:
             mem = self._memory[b.cache_key]
             hits = mem.get_many(keys if len(todo) == u else [keys[i] for i in todo])
-            missing = [] if None not in hits else [i for i, e in zip(todo, hits) if e is None]
+            n_miss = hits.count(None)
+            if n_miss == len(hits):  # a cold call: no scan needed
+                missing = todo
+            else:
+                missing = [i for i, e in zip(todo, hits) if e is None] if n_miss else []
             if not missing:
                 place(todo, hits)  # type: ignore[arg-type]  # every entry is present
             elif len(missing) < len(todo):
@@ -305,43 +324,46 @@ class Engine:
             sem = asyncio.Semaphore(b.concurrency)
             size = b.batch_size
             chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-            whole = len(todo) == u  # the common case: slice instead of gathering by index
+            # the common case, every row to compute: address each chunk by a slice, which is
+            # cheaper than gathering and scattering by index
+            whole = len(todo) == u
+            rows: list[Any] = [slice(c[0], c[-1] + 1) if whole else c for c in chunks]
             outs = await asyncio.gather(
                 *(
                     self._run_chunk(
-                        b,
-                        samples[c[0] : c[-1] + 1] if whole else [samples[i] for i in c],
-                        sem,
-                        threads,
+                        b, samples[r] if whole else [samples[i] for i in r], sem, threads
                     )
-                    for c in chunks
+                    for r in rows
                 )
             )
             self.stats.computed += len(todo)
-            for chunk, out in zip(chunks, outs):
+            for chunk, r, out in zip(chunks, rows, outs):
                 if isinstance(out, str):  # the whole chunk failed: do not cache it
                     for i in chunk:
                         reasons[i] = out
                     continue
                 cv, cs, cr = out
-                values[chunk] = cv
+                values[r] = cv
                 if cs is not None:
                     if std is None:
                         std = np.full((u, k), math.nan)
-                    std[chunk] = cs
-                if cr.count(None) != len(cr):
-                    for i, r in zip(chunk, cr):
-                        reasons[i] = r
+                    std[r] = cs
+                clean = cr.count(None) == len(cr)
+                if not clean:
+                    for i, reason in zip(chunk, cr):
+                        reasons[i] = reason
                 if b.cache:
                     packed = pack_rows(cv)
                     entries: list[Entry] = (
                         packed  # type: ignore[assignment]
-                        if cs is None and cr.count(None) == len(cr)
+                        if cs is None and clean
                         else list(
                             zip(packed, [None] * len(cr) if cs is None else pack_rows(cs), cr)
                         )
                     )
-                    self._memory[b.cache_key].put_many([keys[i] for i in chunk], entries)
+                    self._memory[b.cache_key].put_many(
+                        keys[r] if whole else [keys[i] for i in chunk], entries
+                    )
                     if self.disk is not None:
                         self.disk.put_many(b.cache_key, [samples[i].digest for i in chunk], entries)
 
@@ -358,6 +380,13 @@ class Engine:
         threads: asyncio.Semaphore,
     ) -> tuple[FloatArray, FloatArray | None, list[str | None]] | str:
         """Run one batch; a string result is the abstain reason for all of it."""
+        if b.runs_inline:
+            try:
+                out = b.source.score(chunk)
+            except Exception as exc:
+                return _describe(exc)
+            await asyncio.sleep(0)  # let other sources' batches move between inline batches
+            return self._checked(b, out, len(chunk))
         is_async = b.source.is_async()
         async with sem, contextlib.AsyncExitStack() as stack:
             try:
@@ -374,8 +403,14 @@ class Engine:
                 return f"timeout after {b.timeout_s:g}s"
             except Exception as exc:
                 return _describe(exc)
+        return self._checked(b, out, len(chunk))
+
+    @staticmethod
+    def _checked(
+        b: BoundSource, out: Any, m: int
+    ) -> tuple[FloatArray, FloatArray | None, list[str | None]] | str:
         try:
-            return _to_rows(out, len(chunk), len(b.objectives))
+            return _to_rows(out, m, len(b.objectives))
         except (ValueError, TypeError) as exc:  # e.g. a string or a dict where a float belongs
             return f"wrong output: {exc}"
 
@@ -385,6 +420,24 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return _run_in_new_loop(coro)
     with ThreadPoolExecutor(1) as ex:  # a loop is running in this thread (a notebook, a server)
-        return ex.submit(asyncio.run, coro).result()
+        return ex.submit(_run_in_new_loop, coro).result()
+
+
+def _run_in_new_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` without its per-call costs (signal handler swap, default-executor join:
+    about 0.4 ms, a quarter of a cached 10k-sample call), keeping its clean-up of leftovers."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()

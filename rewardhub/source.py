@@ -62,6 +62,11 @@ class RewardSource:
     summary: ClassVar[str] = ""
     #: bump when the scoring logic changes, so cached results are not reused
     version: ClassVar[str] = "1"
+    #: cheap pure-Python scoring (rules, regexes): batches run in the engine's own thread
+    #: instead of hopping to a worker thread, which only costs time when the GIL is held
+    #: throughout. Leave False for anything that waits (I/O, subprocesses) or releases the GIL
+    #: (models). A spec ``timeout_s`` sends the source to a worker thread anyway.
+    inline: bool = False
 
     def __init__(self, config: BaseModel | Mapping[str, Any] | None = None) -> None:
         if isinstance(config, self.Config):

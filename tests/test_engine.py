@@ -327,3 +327,45 @@ def test_score_of_concatenation_equals_concatenated_scores(spec: dict, a: list, 
 def test_builtin_sources_pass_the_conformance_kit(spec: dict) -> None:
     cls = rh.Hub(entry_points=False).sources.get(spec["type"])
     check_source(cls, spec["config"])
+
+
+class ThreadSpy(rh.RewardSource):
+    """An inline source that records which thread ran each batch; 'raise' in a batch fails it."""
+
+    type = "thread-spy"
+    objectives = ("spy",)
+    inline = True
+    threads: list[str] = []
+
+    def score(self, samples: list[rh.Sample]) -> rh.Scores:
+        type(self).threads.append(threading.current_thread().name)
+        if any(s.completion == "raise" for s in samples):
+            raise RuntimeError("rule crashed")
+        return [[1.0] for _ in samples]
+
+
+def test_inline_sources_skip_the_thread_hop_unless_a_timeout_needs_one() -> None:
+    hub = rh.Hub(plugins=[plugin_with(ThreadSpy)], entry_points=False)
+    ThreadSpy.threads.clear()
+    with rh.Pipeline({"sources": [{"type": "thread-spy", "batch_size": 2}]}, hub=hub) as p:
+        res = p.score([S("a"), S("b"), S("raise"), S("c")])
+    assert not any(t.startswith("rewardhub") for t in ThreadSpy.threads)
+    # the failing batch abstains with its reason; the other batch still scores
+    assert res.vector.values.ravel().tolist()[:2] == [1.0, 1.0]
+    assert res.vector.errors[2] == {"thread-spy": "error: RuntimeError: rule crashed"}
+    assert res.vector.errors[3] == res.vector.errors[2]
+
+    ThreadSpy.threads.clear()
+    spec = {"sources": [{"type": "thread-spy", "timeout_s": 5}]}
+    with rh.Pipeline(spec, hub=hub) as p:
+        p.score([S("a")])
+    assert ThreadSpy.threads and ThreadSpy.threads[0].startswith("rewardhub")
+
+
+def test_builtin_rule_sources_run_inline() -> None:
+    """Cheap pure-Python sources are marked inline; a tokenizer-backed length is not."""
+    h = rh.Hub(entry_points=False)
+    for name in ("length", "regex", "keywords", "format", "repetition", "json-schema"):
+        assert h.sources.get(name).inline, name
+    length = h.sources.get("length")
+    assert not length({"target": 10, "unit": "tokens", "tokenizer": "gpt2"}).inline

@@ -34,7 +34,12 @@ class Length(RewardSource):
     """Closeness to a target length: −max(0, |len − target| − tolerance) / scale (≤ 0)."""
 
     type = "length"
+    inline = True
     Config = LengthConfig
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.inline = not self.config.tokenizer  # a tokenizer loads and runs outside the GIL
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
@@ -138,6 +143,7 @@ class Regex(RewardSource):
     """Pattern rules: 1 when a pattern must (not) match and does (not), per objective."""
 
     type = "regex"
+    inline = True
     Config = RegexConfig
 
     def __init__(self, config: Any = None) -> None:

@@ -77,6 +77,7 @@ class JsonSchema(RewardSource):
     """The completion parses as JSON (``valid_json``) and validates against a schema (``schema_valid``)."""
 
     type = "json-schema"
+    inline = True
     Config = JsonSchemaConfig
 
     def __init__(self, config: Any = None) -> None:
@@ -242,6 +243,7 @@ class Keywords(RewardSource):
     """Required phrases present (``keywords``) and forbidden phrases absent (``no_forbidden``)."""
 
     type = "keywords"
+    inline = True
     Config = KeywordsConfig
 
     def __init__(self, config: Any = None) -> None:
@@ -381,6 +383,7 @@ class Format(RewardSource):
     """The completion follows a template such as ``<think>…</think><answer>…</answer>``."""
 
     type = "format"
+    inline = True
     Config = FormatConfig
 
     def __init__(self, config: Any = None) -> None:
@@ -431,6 +434,7 @@ class Repetition(RewardSource):
     """N-gram repetition penalty: −(fraction of word n-grams that repeat an earlier one), in [−1, 0]."""
 
     type = "repetition"
+    inline = True
     Config = RepetitionConfig
 
     @classmethod
@@ -483,6 +487,7 @@ class Language(RewardSource):
     """The completion is in the expected language (offline detector py3langid, extra: policy)."""
 
     type = "language"
+    inline = True
     Config = LanguageConfig
 
     def __init__(self, config: Any = None) -> None:
