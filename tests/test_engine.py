@@ -5,6 +5,7 @@ import math
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -335,7 +336,7 @@ class ThreadSpy(rh.RewardSource):
     type = "thread-spy"
     objectives = ("spy",)
     inline = True
-    threads: list[str] = []
+    threads: ClassVar[list[str]] = []
 
     def score(self, samples: list[rh.Sample]) -> rh.Scores:
         type(self).threads.append(threading.current_thread().name)

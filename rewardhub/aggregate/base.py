@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rewardhub.errors import AggregationError
 from rewardhub.types import FloatArray, RewardBatch, Sample
@@ -115,6 +115,19 @@ class Aggregation:
 
 class AggregatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ScopedConfig(AggregatorConfig):
+    """Config of a method that compares samples with each other (Pareto, robust, ...)."""
+
+    scope: Literal["group", "batch"] = Field(
+        "group",
+        description="compare the candidates of each prompt group (GRPO) or the whole batch",
+    )
+
+    def groups(self, ctx: Context) -> IntArray | None:
+        """Group id per sample under this scope; None means one group (the whole batch)."""
+        return ctx.groups if self.scope == "group" else None
 
 
 class Aggregator:

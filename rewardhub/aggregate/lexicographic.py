@@ -4,7 +4,7 @@ one decides."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -14,9 +14,9 @@ from rewardhub.aggregate._checks import check_groups, check_values
 from rewardhub.aggregate.base import (
     Aggregation,
     Aggregator,
-    AggregatorConfig,
     Context,
     PerSample,
+    ScopedConfig,
 )
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
@@ -66,15 +66,12 @@ def lexicographic(
     return score, stage
 
 
-class LexicographicConfig(AggregatorConfig):
+class LexicographicConfig(ScopedConfig):
     order: list[str] | None = Field(
         None, description="objectives in priority order (default: the pipeline's order)"
     )
     tolerances: dict[str, float] = Field(
         default_factory=dict, description="slack per objective below its best (default 0)"
-    )
-    scope: Literal["group", "batch"] = Field(
-        "group", description="compare within each prompt group or across the batch"
     )
 
 
@@ -96,7 +93,7 @@ class Lexicographic(Aggregator):
             )
         idx = [names.index(o) for o in order]
         tol = [float(self.config.tolerances.get(o, 0.0)) for o in order]
-        groups = ctx.groups if self.config.scope == "group" else None
+        groups = self.config.groups(ctx)
         v = check_values(values)
         score, stage = lexicographic(v[:, idx], tol, groups)
         score[np.isnan(v).all(axis=1)] = np.nan

@@ -14,15 +14,14 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
 from rewardhub.aggregate._checks import check_groups, check_values
 from rewardhub.aggregate.base import (
     Aggregation,
     Aggregator,
-    AggregatorConfig,
     Context,
     PerSample,
+    ScopedConfig,
     group_rows,
 )
 from rewardhub.errors import AggregationError
@@ -407,22 +406,16 @@ def pareto_scores(
     return score, ranks, crowd
 
 
-class ParetoConfig(AggregatorConfig):
-    scope: Literal["group", "batch"] = Field(
-        "group", description="rank within each prompt group (GRPO) or across the whole batch"
-    )
-
-
 class Pareto(Aggregator):
     """Front rank within each group with crowding as tie-break, as a reward in [0, 1]."""
 
     method = "pareto"
-    Config = ParetoConfig
+    Config = ScopedConfig
     summary = "1 − (front + tie-break)/fronts within each group, in [0, 1]"
 
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
         v = check_values(values)
-        groups = ctx.groups if self.config.scope == "group" else None
+        groups = self.config.groups(ctx)
         score, ranks, crowd = pareto_scores(v, groups)
         empty = np.isnan(v).all(axis=1)
         score[empty] = np.nan

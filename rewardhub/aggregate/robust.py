@@ -24,9 +24,9 @@ from rewardhub.aggregate._checks import check_positive, check_values
 from rewardhub.aggregate.base import (
     Aggregation,
     Aggregator,
-    AggregatorConfig,
     Context,
     PerSample,
+    ScopedConfig,
     group_rows,
 )
 from rewardhub.errors import AggregationError
@@ -191,12 +191,9 @@ def _impute(v: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     return filled, has
 
 
-class RobustConfig(AggregatorConfig):
+class RobustConfig(ScopedConfig):
     lam: float = Field(1.0, gt=0, description="temperature λ of the soft maximum over candidates")
     solver: Solver = Field("newton", description="newton (fast) or cvxpy (reference)")
-    scope: Literal["group", "batch"] = Field(
-        "group", description="candidates = each prompt group, or the whole batch"
-    )
 
 
 class Robust(Aggregator):
@@ -209,7 +206,9 @@ class Robust(Aggregator):
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
         v = check_values(values)
         n, m = v.shape
-        groups = ctx.groups if self.config.scope == "group" else np.zeros(n, dtype=np.intp)
+        groups = self.config.groups(ctx)
+        if groups is None:
+            groups = np.zeros(n, dtype=np.intp)
         total = np.full(n, np.nan)
         weights = np.zeros((n, m))
         empty: npt.NDArray[np.bool_] = np.all(np.isnan(v), axis=1)
