@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import sys
 import warnings
@@ -28,7 +27,7 @@ from rewardhub.hub import Hub, PluginInfo
 from rewardhub.pipeline import Pipeline
 from rewardhub.schema import pipeline_schema
 from rewardhub.spec import read_spec_file
-from rewardhub.types import RewardBatch, Sample, ScoreResult
+from rewardhub.types import RewardBatch, Sample, ScoreResult, json_number
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | InputError]]:
@@ -342,7 +341,7 @@ def _records(result: ScoreResult, explain: bool) -> Iterator[dict[str, Any]]:
 def _json_default(x: Any) -> Any:
     if isinstance(x, (np.floating, np.integer)):
         v = x.item()
-        return None if isinstance(v, float) and math.isnan(v) else v
+        return json_number(v) if isinstance(v, float) else v
     if isinstance(x, np.ndarray):
         return x.tolist()
     return str(x)

@@ -271,9 +271,9 @@ class RewardBatch:
         """
         out: list[dict[str, Any]] = []
         for i in range(self.n):
-            rec: dict[str, Any] = {"rewards": _row_dict(self.objectives, self.values[i])}
+            rec: dict[str, Any] = {"rewards": json_row(self.objectives, self.values[i].tolist())}
             if self.std is not None:
-                rec["std"] = _row_dict(self.objectives, self.std[i])
+                rec["std"] = json_row(self.objectives, self.std[i].tolist())
             if self.errors[i]:
                 rec["errors"] = dict(self.errors[i])
             out.append(rec)
@@ -310,8 +310,14 @@ def _num(x: Any) -> float:
     return math.nan if x is None else float(x)
 
 
-def _row_dict(names: Sequence[str], row: FloatArray) -> dict[str, float | None]:
-    return {name: (None if math.isnan(v) else float(v)) for name, v in zip(names, row.tolist())}
+def json_number(x: float) -> float | None:
+    """A float as JSON can carry it: NaN (an abstention) and ±inf become null."""
+    return float(x) if math.isfinite(x) else None
+
+
+def json_row(names: Sequence[str], row: Iterable[float]) -> dict[str, float | None]:
+    """``{objective: value}`` for one row, with :func:`json_number` applied."""
+    return {name: json_number(v) for name, v in zip(names, row)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -331,8 +337,7 @@ class ScoreResult:
         recs = self.vector.to_records()
         per_sample = self.diagnostics.get("per_sample")
         for i, rec in enumerate(recs):
-            t = float(self.total[i])
-            rec["total"] = None if math.isnan(t) else t
+            rec["total"] = json_number(float(self.total[i]))
             if per_sample is not None:
                 rec["explain"] = per_sample[i]
         return recs

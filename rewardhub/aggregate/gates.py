@@ -7,7 +7,6 @@ Thresholds are in the units the sources produce (the values before normalisation
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -19,7 +18,7 @@ from rewardhub.aggregate.base import Aggregation, Aggregator, AggregatorConfig, 
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
-from rewardhub.types import FloatArray, RewardBatch
+from rewardhub.types import FloatArray, RewardBatch, json_number
 
 
 def builtin_aggregator(spec: Mapping[str, Any], objectives: tuple[str, ...]) -> Aggregator:
@@ -153,7 +152,7 @@ class Gate(Aggregator):
                 "failed_gate": failed[0] if failed else None,
                 "failed_gates": failed,
                 "vetoed": bool(vetoed[i]),
-                "base_total": None if math.isnan(inner.total[i]) else float(inner.total[i]),
+                "base_total": json_number(float(inner.total[i])),
             }
             if inner_per is not None:
                 rec["base"] = inner_per[i]
@@ -264,8 +263,8 @@ class Lagrangian(Aggregator):
             s = slack[i]
             violated = [names[c] for c, x in zip(cons, s) if x < 0]
             return {
-                "reward": None if math.isnan(r[i]) else float(r[i]),
-                "slack": {names[c]: (None if math.isnan(x) else float(x)) for c, x in zip(cons, s)},
+                "reward": json_number(float(r[i])),
+                "slack": {names[c]: json_number(float(x)) for c, x in zip(cons, s)},
                 "lambda": {names[c]: float(x) for c, x in zip(cons, lam)},
                 "binding": violated[0] if violated else None,
             }

@@ -27,7 +27,7 @@ from rewardhub.aggregate.base import (
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
-from rewardhub.types import FloatArray
+from rewardhub.types import FloatArray, json_number
 
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
@@ -424,7 +424,7 @@ class Pareto(Aggregator):
             c = float(crowd[i])
             return {
                 "front": int(ranks[i]),
-                "crowding": None if math.isinf(c) else c,
+                "crowding": json_number(c),
                 "boundary": math.isinf(c),
             }
 

@@ -32,7 +32,7 @@ from rewardhub.aggregate.base import (
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
-from rewardhub.types import FloatArray
+from rewardhub.types import FloatArray, json_row
 
 Solver = Literal["newton", "cvxpy"]
 
@@ -228,9 +228,7 @@ class Robust(Aggregator):
         def explain(i: int) -> dict[str, Any]:
             return {
                 "weights": dict(zip(names, weights[i].tolist())),
-                "contributions": {
-                    o: (None if math.isnan(c) else c) for o, c in zip(names, contrib[i].tolist())
-                },
+                "contributions": json_row(names, contrib[i].tolist()),
             }
 
         return Aggregation(

@@ -30,7 +30,7 @@ from rewardhub.aggregate.base import (
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
-from rewardhub.types import FloatArray
+from rewardhub.types import FloatArray, json_row
 
 IntArray = npt.NDArray[np.intp]
 
@@ -234,14 +234,6 @@ def softmin(values: npt.ArrayLike, tau: float = 1.0) -> FloatArray:
 # -- registered aggregators -------------------------------------------------------------------
 
 
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) or math.isinf(x) else float(x)
-
-
-def _row_dict(names: Sequence[str], row: Sequence[float]) -> dict[str, float | None]:
-    return {o: _num(x) for o, x in zip(names, row)}
-
-
 def _binding_name(names: Sequence[str], j: int) -> str | None:
     return names[j] if j >= 0 else None
 
@@ -279,7 +271,7 @@ def _contributions(values: FloatArray, w: FloatArray, names: Sequence[str]) -> P
     scale = _rescale(values, w) if np.isnan(values).any() else np.ones(values.shape[0])
     contrib = values * w * scale[:, None]
     return PerSample(
-        contrib.shape[0], lambda i: {"contributions": _row_dict(names, contrib[i].tolist())}
+        contrib.shape[0], lambda i: {"contributions": json_row(names, contrib[i].tolist())}
     )
 
 
@@ -291,7 +283,7 @@ def _explain_binding(
     def build(i: int) -> dict[str, Any]:
         rec: dict[str, Any] = {"binding": _binding_name(names, int(idx[i]))}
         if key is not None and table is not None:
-            rec[key] = _row_dict(names, table[i].tolist())
+            rec[key] = json_row(names, table[i].tolist())
         return rec
 
     return PerSample(idx.shape[0], build)

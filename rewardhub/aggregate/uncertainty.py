@@ -27,7 +27,7 @@ from rewardhub.aggregate.scalarize import _contributions, weighted_sum
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
-from rewardhub.types import FloatArray
+from rewardhub.types import FloatArray, json_row
 
 #: UWO's λ from the ensembles paper: 0.5 for best-of-n, 0.1 for RL (PPO)
 UWO_LAMBDA_BEST_OF_N = 0.5
@@ -174,8 +174,8 @@ class _Uncertainty(Aggregator):
 
         def explain(i: int) -> dict[str, Any]:
             rec = contrib[i]
-            rec["mean"] = {o: (None if x != x else x) for o, x in zip(names, mean[i].tolist())}
-            rec["std"] = {o: (None if x != x else x**0.5) for o, x in zip(names, var[i].tolist())}
+            rec["mean"] = json_row(names, mean[i].tolist())
+            rec["std"] = json_row(names, np.sqrt(var[i]).tolist())
             return rec
 
         return Aggregation(

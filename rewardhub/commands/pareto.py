@@ -16,7 +16,7 @@ import numpy as np
 
 from rewardhub.errors import InputError, RewardHubError
 from rewardhub.hookspecs import hookimpl
-from rewardhub.types import FloatArray
+from rewardhub.types import FloatArray, json_row
 
 if TYPE_CHECKING:
     import typer
@@ -166,7 +166,7 @@ def register_commands(cli: "typer.Typer") -> None:
                         "front_sizes": counts.tolist(),
                         "ranks": dict(zip(map(str, lines), ranks.tolist())),
                         "front": [
-                            {"line": lines[i], **dict(zip(names, _nums(values[i])))} for i in front
+                            {"line": lines[i], **json_row(names, values[i].tolist())} for i in front
                         ],
                     }
                 )
@@ -199,7 +199,3 @@ def register_commands(cli: "typer.Typer") -> None:
         if plot is not None:
             plot_front(values, names, ranks, plot)
             say("", f"plot written to {plot}")
-
-
-def _nums(row: FloatArray) -> list[float | None]:
-    return [None if math.isnan(x) else float(x) for x in row.tolist()]
