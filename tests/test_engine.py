@@ -370,3 +370,15 @@ def test_builtin_rule_sources_run_inline() -> None:
         assert h.sources.get(name).inline, name
     length = h.sources.get("length")
     assert not length({"target": 10, "unit": "tokens", "tokenizer": "gpt2"}).inline
+
+
+def test_memory_cache_keeps_recently_hit_entries() -> None:
+    from rewardhub.cache import MemoryCache
+
+    cache = MemoryCache(4)
+    cache.put_many(["a", "b", "c", "d"], [b"1", b"2", b"3", b"4"])
+    assert cache.get_many(["a", "x"]) == [b"1", None]  # a is now the most recent
+    cache.put_many(["e"], [b"5"])
+    assert len(cache) == 4
+    assert cache.get_many(["a", "b", "e"]) == [b"1", None, b"5"]  # b, the oldest, went
+    assert MemoryCache(0).get_many(["a"]) == [None]

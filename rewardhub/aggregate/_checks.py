@@ -90,10 +90,13 @@ def sample_weight_matrix(
     """(n × k) weights: ``base`` for every row, replaced by ``metadata["weights"]`` where a sample
     has it. A per-sample mapping is a full preference vector: objectives it omits get 0."""
     # a cheap membership test first: this runs on every call, and few samples carry weights
+    metas = [getattr(s, "metadata", None) for s in samples]
+    if not any(metas):  # the common case: no sample carries metadata at all
+        return np.broadcast_to(base, (n, base.shape[0]))
     rows = [
         i
-        for i, s in enumerate(samples)
-        if "weights" in (getattr(s, "metadata", None) or ()) and _sample_weights(s) is not None
+        for i, (s, m) in enumerate(zip(samples, metas))
+        if m and "weights" in m and _sample_weights(s) is not None
     ]
     if not rows:
         return np.broadcast_to(base, (n, base.shape[0]))
