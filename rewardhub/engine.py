@@ -94,8 +94,13 @@ def _coerce_matrix(x: Any, m: int, k: int, what: str) -> FloatArray:
 
 
 def _rows_to_matrix(rows: list[Any], m: int, k: int) -> FloatArray:
-    """``m`` rows of ``k`` numbers as a matrix; TypeError/ValueError on anything else (a None,
-    an Abstain, a scalar row). Flattening in C is twice as fast as ``np.asarray`` on nested lists."""
+    """``m`` rows of ``k`` numbers (or, for one objective, ``m`` numbers) as a matrix;
+    TypeError/ValueError on anything else (a None, an Abstain, a ragged row). Flattening in C
+    is twice as fast as ``np.asarray`` on nested lists."""
+    if (
+        k == 1 and m and isinstance(rows[0], (int, float))
+    ):  # a flat list, as TRL-style functions return
+        return np.fromiter(rows, np.float64, count=m).reshape(m, 1)
     if sum(map(len, rows)) != m * k:
         raise ValueError("ragged rows")
     flat = np.fromiter(itertools.chain.from_iterable(rows), np.float64, count=m * k)

@@ -382,3 +382,20 @@ def test_memory_cache_keeps_recently_hit_entries() -> None:
     assert len(cache) == 4
     assert cache.get_many(["a", "b", "e"]) == [b"1", None, b"5"]  # b, the oldest, went
     assert MemoryCache(0).get_many(["a"]) == [None]
+
+
+@rh.reward_source("flat", batched=True)
+def flat(samples: list[rh.Sample]) -> list[float | None]:
+    """One objective as a flat list, as TRL-style reward functions return it."""
+    return [None if s.completion == "skip" else float(len(s.completion)) for s in samples]
+
+
+def test_flat_list_output_for_one_objective() -> None:
+    with rh.Pipeline(
+        {"sources": [{"type": "flat"}]}, hub=rh.Hub(plugins=[plugin_with(flat)], entry_points=False)
+    ) as p:
+        good = p.score([S("ab"), S("abc")])
+        mixed = p.score([S("abcd"), S("skip")])
+    assert good.vector.values.ravel().tolist() == [2.0, 3.0]
+    assert mixed.vector.values[0].tolist() == [4.0]
+    assert math.isnan(mixed.vector.values[1, 0]) and mixed.vector.errors[1] == {"flat": "abstained"}
