@@ -23,13 +23,15 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rewardhub.cache import DiskCache, Entry, MemoryCache, pack_rows, unpack_rows
-from rewardhub.source import Abstain, AbstainNow, RewardSource, ScoresWithStd
+from rewardhub.source import Abstain, AbstainNow, Fail, FailNow, RewardSource, ScoresWithStd
 from rewardhub.types import FloatArray, RewardBatch, Sample
 from rewardhub.when import Condition
 
 T = TypeVar("T")
 
 NOT_APPLICABLE = "not applicable"
+#: the prefix of the reason of a failed check (the cell holds the objective's failing value)
+FAILED = "failed: "
 
 
 @dataclass
@@ -107,8 +109,12 @@ def _rows_to_matrix(rows: list[Any], m: int, k: int) -> FloatArray:
     return flat.reshape(m, k)
 
 
-def _to_rows(out: Any, m: int, k: int) -> tuple[FloatArray, FloatArray | None, list[str | None]]:
-    """Check and convert what ``score`` returned. Raises ValueError on a wrong shape."""
+def _to_rows(
+    out: Any, m: int, k: int, fail: Sequence[float]
+) -> tuple[FloatArray, FloatArray | None, list[str | None]]:
+    """Check and convert what ``score`` returned. Raises ValueError on a wrong shape.
+
+    A :class:`Fail` row becomes the failing values ``fail`` with the reason ``failed: ...``."""
     std = None
     if isinstance(out, ScoresWithStd):
         std = _coerce_matrix(out.std, m, k, "std")
@@ -132,6 +138,9 @@ def _to_rows(out: Any, m: int, k: int) -> tuple[FloatArray, FloatArray | None, l
                     reasons[i] = "abstained"
                 elif isinstance(row, Abstain):
                     reasons[i] = row.reason
+                elif isinstance(row, Fail):
+                    values[i] = fail
+                    reasons[i] = FAILED + row.reason
                 else:
                     cells = [row] if k == 1 and isinstance(row, (int, float)) else list(row)
                     if len(cells) != k:
@@ -388,6 +397,8 @@ class Engine:
         if b.runs_inline:
             try:
                 out = b.source.score(chunk)
+            except FailNow as exc:
+                out = [Fail(exc.reason)] * len(chunk)
             except Exception as exc:
                 return _describe(exc)
             await asyncio.sleep(0)  # let other sources' batches move between inline batches
@@ -406,6 +417,8 @@ class Engine:
                 if not is_async:
                     self._abandon_pool()
                 return f"timeout after {b.timeout_s:g}s"
+            except FailNow as exc:
+                out = [Fail(exc.reason)] * len(chunk)
             except Exception as exc:
                 return _describe(exc)
         return self._checked(b, out, len(chunk))
@@ -415,7 +428,7 @@ class Engine:
         b: BoundSource, out: Any, m: int
     ) -> tuple[FloatArray, FloatArray | None, list[str | None]] | str:
         try:
-            return _to_rows(out, m, len(b.objectives))
+            return _to_rows(out, m, len(b.objectives), b.source.fail_values())
         except (ValueError, TypeError) as exc:  # e.g. a string or a dict where a float belongs
             return f"wrong output: {exc}"
 

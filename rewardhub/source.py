@@ -29,6 +29,24 @@ class AbstainNow(Exception):
 
 
 @dataclass(frozen=True)
+class Fail:
+    """Return this as a row (or raise :class:`FailNow`) when the completion itself failed the
+    check: a time-out or crash on its content, an unparsable answer. Unlike an abstention (the
+    machinery could not score), the cells get the objectives' failing values, so a completion
+    can never earn more by breaking the check than by failing it. The reason is kept."""
+
+    reason: str
+
+
+class FailNow(Exception):
+    """Raise inside ``score`` when the completions of the whole batch failed the check."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
 class ScoresWithStd:
     """Scores plus their standard deviations (ensembles, sampled judges)."""
 
@@ -36,9 +54,9 @@ class ScoresWithStd:
     std: Any
 
 
-Row: TypeAlias = "Sequence[float | None] | Abstain | None"
-#: What ``score`` returns: an (n × k) array, a list of n rows (a row is k floats, ``None``
-#: or :class:`Abstain`), or :class:`ScoresWithStd`. NaN in a cell abstains on that cell.
+Row: TypeAlias = "Sequence[float | None] | Abstain | Fail | None"
+#: What ``score`` returns: an (n × k) array, a list of n rows (a row is k floats, ``None``,
+#: :class:`Abstain` or :class:`Fail`), or :class:`ScoresWithStd`. NaN in a cell abstains on that cell.
 Scores: TypeAlias = "FloatArray | Sequence[Row] | ScoresWithStd"
 
 
@@ -67,6 +85,9 @@ class RewardSource:
     #: throughout. Leave False for anything that waits (I/O, subprocesses) or releases the GIL
     #: (models). A spec ``timeout_s`` sends the source to a worker thread anyway.
     inline: bool = False
+    #: the value a failed check (:class:`Fail`) scores on each objective: the worst score the
+    #: source gives an honest completion, so that no failure earns more than failing
+    fail_value: ClassVar[float] = 0.0
 
     def __init__(self, config: BaseModel | Mapping[str, Any] | None = None) -> None:
         if isinstance(config, self.Config):
@@ -82,6 +103,10 @@ class RewardSource:
     @property
     def output_objectives(self) -> tuple[str, ...]:
         return tuple(self.objectives_for(self.config))
+
+    def fail_values(self) -> tuple[float, ...]:
+        """The failing value of each output objective (default: ``fail_value`` for all)."""
+        return (float(self.fail_value),) * len(self.output_objectives)
 
     @classmethod
     def is_async(cls) -> bool:
@@ -101,7 +126,7 @@ class RewardSource:
 
 
 def _scalar_or_row(value: Any) -> Row:
-    if value is None or isinstance(value, Abstain):
+    if value is None or isinstance(value, (Abstain, Fail)):
         return value
     if isinstance(value, (int, float, np.floating, np.integer, bool)):
         return [float(value)]

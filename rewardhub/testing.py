@@ -65,7 +65,7 @@ def plugin_with(*classes: type[Any], name: str = "test-plugin") -> object:
 
 def _rows(source: RewardSource, samples: list[Sample]) -> np.ndarray:
     k = len(source.output_objectives)
-    values, _, _ = _to_rows(source.score(samples), len(samples), k)
+    values, _, _ = _to_rows(source.score(samples), len(samples), k, source.fail_values())
     return values
 
 

@@ -399,3 +399,38 @@ def test_flat_list_output_for_one_objective() -> None:
     assert good.vector.values.ravel().tolist() == [2.0, 3.0]
     assert mixed.vector.values[0].tolist() == [4.0]
     assert math.isnan(mixed.vector.values[1, 0]) and mixed.vector.errors[1] == {"flat": "abstained"}
+
+
+def test_failed_check_scores_the_failing_value_with_its_reason():
+    class Verifier(rh.RewardSource):
+        type = "fail-verifier"
+        objectives = ("correct",)
+        fail_value = -1.0
+
+        def score(self, samples):
+            return [
+                rh.Fail("time-out on its content") if s.completion == "bomb" else [1.0]
+                for s in samples
+            ]
+
+    class Broken(rh.RewardSource):
+        type = "fail-whole"
+        objectives = ("fmt",)
+
+        def score(self, samples):
+            raise rh.FailNow("unparsable")
+
+    hub = rh.Hub(plugins=[plugin_with(Verifier, Broken)])
+    pipe = rh.Pipeline.from_spec(
+        {
+            "sources": [{"type": "fail-verifier"}, {"type": "fail-whole"}],
+            "aggregate": {"method": "weighted"},
+        },
+        hub=hub,
+    )
+    res = pipe.score(
+        [rh.Sample(prompt="p", completion="bomb"), rh.Sample(prompt="p", completion="ok")]
+    )
+    assert res.vector.values.tolist() == [[-1.0, 0.0], [1.0, 0.0]]
+    assert res.vector.errors[0]["fail-verifier"] == "failed: time-out on its content"
+    assert res.vector.errors[1]["fail-whole"] == "failed: unparsable"
