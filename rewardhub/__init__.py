@@ -36,7 +36,9 @@ if TYPE_CHECKING:
         RewardSource,
         Scores,
         ScoresWithStd,
+        current_deadline,
         reward_source,
+        time_left,
     )
     from rewardhub.spec import PipelineSpec, load_spec
 
@@ -63,6 +65,8 @@ _LAZY = {
     "Scores": "rewardhub.source",
     "ScoresWithStd": "rewardhub.source",
     "reward_source": "rewardhub.source",
+    "current_deadline": "rewardhub.source",
+    "time_left": "rewardhub.source",
     "Hub": "rewardhub.hub",
     "PluginWarning": "rewardhub.hub",
     "Pipeline": "rewardhub.pipeline",
@@ -112,8 +116,10 @@ __all__ = [
     "SpecError",
     "UnknownTypeError",
     "__version__",
+    "current_deadline",
     "hookimpl",
     "hookspec",
     "load_spec",
     "reward_source",
+    "time_left",
 ]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import itertools
 import json
 import math
 import os
 import threading
+import time
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +25,15 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rewardhub.cache import DiskCache, Entry, MemoryCache, pack_rows, unpack_rows
-from rewardhub.source import Abstain, AbstainNow, Fail, FailNow, RewardSource, ScoresWithStd
+from rewardhub.source import (
+    _DEADLINE,
+    Abstain,
+    AbstainNow,
+    Fail,
+    FailNow,
+    RewardSource,
+    ScoresWithStd,
+)
 from rewardhub.types import FloatArray, RewardBatch, Sample
 from rewardhub.when import Condition
 
@@ -407,11 +417,16 @@ class Engine:
         async with sem, contextlib.AsyncExitStack() as stack:
             try:
                 if is_async:
+                    if b.timeout_s:  # this task's context: ascore and its tasks see it
+                        _DEADLINE.set(time.monotonic() + b.timeout_s)
                     coro: Any = b.source.ascore(chunk)
                 else:
                     await stack.enter_async_context(threads)
                     loop = asyncio.get_running_loop()
-                    coro = loop.run_in_executor(self._executor(), b.source.score, chunk)
+                    ctx = contextvars.copy_context()
+                    if b.timeout_s:
+                        ctx.run(_DEADLINE.set, time.monotonic() + b.timeout_s)
+                    coro = loop.run_in_executor(self._executor(), ctx.run, b.source.score, chunk)
                 out = await asyncio.wait_for(coro, b.timeout_s) if b.timeout_s else await coro
             except (TimeoutError, asyncio.TimeoutError):
                 if not is_async:

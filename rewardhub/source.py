@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import contextvars
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
@@ -44,6 +46,24 @@ class FailNow(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "rewardhub_deadline", default=None
+)
+
+
+def current_deadline() -> float | None:
+    """The ``time.monotonic()`` deadline of the batch being scored (from the spec's
+    ``timeout_s``), or None. Sources that start processes or wait on I/O bound their work by
+    it and stop at it; the engine stops waiting there either way."""
+    return _DEADLINE.get()
+
+
+def time_left(default: float | None = None) -> float | None:
+    """Seconds until :func:`current_deadline` (never negative), or ``default`` without one."""
+    deadline = _DEADLINE.get()
+    return default if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 @dataclass(frozen=True)

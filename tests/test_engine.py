@@ -434,3 +434,34 @@ def test_failed_check_scores_the_failing_value_with_its_reason():
     assert res.vector.values.tolist() == [[-1.0, 0.0], [1.0, 0.0]]
     assert res.vector.errors[0]["fail-verifier"] == "failed: time-out on its content"
     assert res.vector.errors[1]["fail-whole"] == "failed: unparsable"
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_sources_see_the_batch_deadline(use_async):
+    from rewardhub.source import current_deadline, time_left
+
+    seen: list[float | None] = []
+
+    class Sync(rh.RewardSource):
+        type = "deadline-sync"
+        objectives = ("d",)
+
+        def score(self, samples):
+            seen.append(time_left())
+            return [[1.0] for _ in samples]
+
+    class Async(Sync):
+        type = "deadline-async"
+
+        async def ascore(self, samples):
+            return self.score(samples)
+
+    assert current_deadline() is None
+    hub = rh.Hub(plugins=[plugin_with(Sync, Async)])
+    kind = "deadline-async" if use_async else "deadline-sync"
+    spec = {"sources": [{"type": kind, "timeout_s": 5}, {"type": kind, "id": "none"}]}
+    spec["sources"][1]["rename"] = {"d": "e"}
+    rh.Pipeline.from_spec(spec, hub=hub).score([rh.Sample(prompt="p", completion="c")])
+    bounded = sorted(seen, key=lambda x: x is None)
+    assert bounded[0] is not None and 4.0 < bounded[0] <= 5.0
+    assert bounded[1] is None
