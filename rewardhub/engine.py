@@ -1,8 +1,10 @@
-"""The scoring engine: batching, dedup, caching, concurrency, time-outs and abstention.
+"""The scoring engine: batching, dedup, caching, concurrency, time-outs and outcomes.
 
-A source that raises, returns the wrong shape or times out abstains (NaN plus the reason in
-``RewardBatch.errors``) for the samples it was scoring; it never yields a silent 0 and never
-loses a sample.
+A source that raises or returns the wrong output abstains (NaN plus the reason in
+``RewardBatch.errors``) for the samples it was scoring; a sample that times out on its own is a
+failed check. Nothing yields a silent 0, no sample is lost, and an abstention is never cached.
+All calls of one engine run on its own event loop (a thread started on first use), so async
+sources may keep loop-bound state (semaphores, HTTP clients) from one call to the next.
 """
 
 from __future__ import annotations
@@ -17,31 +19,59 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from rewardhub.cache import DiskCache, Entry, MemoryCache, pack_rows, unpack_rows
+from rewardhub.errors import RewardHubError
 from rewardhub.source import (
     _DEADLINE,
+    NUMBER,
     Abstain,
     AbstainNow,
     Fail,
     FailNow,
     RewardSource,
     ScoresWithStd,
+    wrong_output,
 )
-from rewardhub.types import FloatArray, RewardBatch, Sample
+from rewardhub.types import FAILED, NOT_APPLICABLE, FloatArray, RewardBatch, Sample, SampleKey
 from rewardhub.when import Condition
 
 T = TypeVar("T")
 
-NOT_APPLICABLE = "not applicable"
-#: the prefix of the reason of a failed check (the cell holds the objective's failing value)
-FAILED = "failed: "
+__all__ = ["FAILED", "NOT_APPLICABLE", "BoundSource", "Engine", "EngineStats", "run_sync"]
+
+TIMEOUT = "timeout after "
+
+
+def cacheable(reason: str | None) -> bool:
+    """Whether a result with this reason may be cached: a value, or a failed check that is a
+    verdict on the content. Abstentions (the machinery failed) and time-outs (which depend on
+    the machine's load) are recomputed on the next call."""
+    return reason is None or (reason.startswith(FAILED) and not reason.startswith(FAILED + TIMEOUT))
+
+
+def files_digest(paths: Sequence[Path]) -> str:
+    """A digest of the names and contents of ``paths`` (a folder: every file under it)."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files:
+            h.update(str(f).encode("utf-8", "surrogatepass") + b"\0")
+            try:
+                h.update(f.read_bytes())
+            except OSError as exc:  # a missing file is part of the state too
+                h.update(f"<unreadable: {exc.strerror}>".encode())
+            h.update(b"\0")
+    return h.hexdigest()
 
 
 @dataclass
@@ -62,8 +92,15 @@ class BoundSource:
         if not self.cache_key:
             cfg = self.source.config.model_dump(mode="json")
             cls = type(self.source)
+            files = list(self.source.cache_files())
             blob = json.dumps(
-                [self.source.type, f"{cls.__module__}.{cls.__qualname__}", cls.version, cfg],
+                [
+                    self.source.type,
+                    f"{cls.__module__}.{cls.__qualname__}",
+                    cls.version,
+                    cfg,
+                    files_digest(files) if files else "",
+                ],
                 sort_keys=True,
                 default=repr,
             )
@@ -96,8 +133,24 @@ class _Result:
     reasons: list[str | None]
 
 
+def _numbers_only(types: set[type]) -> bool:
+    return all(issubclass(t, NUMBER) for t in types)
+
+
 def _coerce_matrix(x: Any, m: int, k: int, what: str) -> FloatArray:
-    arr = np.asarray(x, dtype=np.float64)
+    arr = np.asarray(x)
+    if arr.dtype.kind == "O":
+        if not _numbers_only(set(map(type, arr.ravel().tolist())) - {type(None)}):
+            bad = next(
+                c for c in arr.ravel().tolist() if c is not None and not isinstance(c, NUMBER)
+            )
+            raise ValueError(f"{what} holds {wrong_output(bad).removeprefix('wrong output: ')}")
+        arr = np.array([math.nan if c is None else c for c in arr.ravel().tolist()]).reshape(
+            arr.shape
+        )
+    elif arr.dtype.kind not in "biuf":
+        raise ValueError(f"{what} of dtype {arr.dtype}, expected numbers")
+    arr = arr.astype(np.float64, copy=False)
     if arr.ndim == 1 and k == 1 and arr.shape[0] == m:
         arr = arr.reshape(m, 1)
     if arr.shape != (m, k):
@@ -107,16 +160,37 @@ def _coerce_matrix(x: Any, m: int, k: int, what: str) -> FloatArray:
 
 def _rows_to_matrix(rows: list[Any], m: int, k: int) -> FloatArray:
     """``m`` rows of ``k`` numbers (or, for one objective, ``m`` numbers) as a matrix;
-    TypeError/ValueError on anything else (a None, an Abstain, a ragged row). Flattening in C
-    is twice as fast as ``np.asarray`` on nested lists."""
-    if (
-        k == 1 and m and isinstance(rows[0], (int, float))
-    ):  # a flat list, as TRL-style functions return
+    TypeError/ValueError on anything else (a None, an Abstain, a ragged row, a string that
+    numpy would parse). Flattening in C is twice as fast as ``np.asarray`` on nested lists;
+    the type checks run in C too (``set(map(type, ...))``)."""
+    if k == 1 and m and isinstance(rows[0], (int, float)):  # a flat list, as TRL returns
+        if not _numbers_only(set(map(type, rows))):
+            raise TypeError("not all numbers")
         return np.fromiter(rows, np.float64, count=m).reshape(m, 1)
-    if sum(map(len, rows)) != m * k:
-        raise ValueError("ragged rows")
-    flat = np.fromiter(itertools.chain.from_iterable(rows), np.float64, count=m * k)
-    return flat.reshape(m, k)
+    if not set(map(type, rows)) <= _ROW_TYPES:
+        raise TypeError("not all rows are lists")
+    cells = list(itertools.chain.from_iterable(rows))
+    if len(cells) != m * k or not _numbers_only(set(map(type, cells))):
+        raise ValueError("ragged rows or cells that are not numbers")
+    return np.fromiter(cells, np.float64, count=m * k).reshape(m, k)
+
+
+_ROW_TYPES = {list, tuple, np.ndarray}
+
+
+def _row_cells(row: Any, k: int) -> list[Any] | str:
+    """The cells of one row, or the reason it is not a row of ``k`` numbers (or None)."""
+    if isinstance(row, NUMBER) and k == 1:
+        return [row]
+    if not isinstance(row, (list, tuple, np.ndarray)):
+        return wrong_output(row) + f" or a list of {k}"
+    cells = row.tolist() if isinstance(row, np.ndarray) else list(row)
+    if len(cells) != k:
+        return f"wrong output: a row of {len(cells)} values, expected {k}"
+    for c in cells:
+        if c is not None and not isinstance(c, NUMBER):
+            return wrong_output(c)
+    return cells
 
 
 def _to_rows(
@@ -152,10 +226,11 @@ def _to_rows(
                     values[i] = fail
                     reasons[i] = FAILED + row.reason
                 else:
-                    cells = [row] if k == 1 and isinstance(row, (int, float)) else list(row)
-                    if len(cells) != k:
-                        raise ValueError(f"row {i} has {len(cells)} values, expected {k}") from None
-                    values[i] = [math.nan if c is None else float(c) for c in cells]
+                    cells = _row_cells(row, k)
+                    if isinstance(cells, str):
+                        reasons[i] = cells
+                    else:
+                        values[i] = [math.nan if c is None else float(c) for c in cells]
     if np.isinf(values).any():
         raise ValueError("returned inf; rewards must be finite (NaN or None abstains)")
     nan_rows = np.isnan(values).any(axis=1)
@@ -193,15 +268,47 @@ class Engine:
         self._max_threads = max_threads or max(len(self.sources), os.cpu_count() or 2)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._loop: _LoopThread | None = None
+        self._threads: asyncio.Semaphore | None = None  # made on the engine's loop
+        self._closed = False
         self.stats = EngineStats()
 
     # -- public ------------------------------------------------------------------------------
 
     def score(self, samples: Sequence[Sample]) -> RewardBatch:
-        """Score synchronously (works inside a running event loop too, e.g. a notebook)."""
-        return run_sync(self.ascore(samples))
+        """Score synchronously, on the engine's event loop (works under a running loop too,
+        e.g. in a notebook: the caller's thread waits)."""
+        runner = self._runner()
+        if runner.is_current():
+            raise RewardHubError(
+                "Engine.score was called from the engine's own event loop (a source scoring "
+                "through its own pipeline?); use 'await pipeline.ascore(...)' there"
+            )
+        return runner.run(self._ascore(samples))
 
     async def ascore(self, samples: Sequence[Sample]) -> RewardBatch:
+        """Score from async code: the work runs on the engine's loop, the caller awaits it."""
+        runner = self._runner()
+        if runner.is_current():
+            return await self._ascore(samples)
+        fut = asyncio.run_coroutine_threadsafe(self._ascore(samples), runner.loop)
+        return await asyncio.wrap_future(fut)
+
+    def _runner(self) -> _LoopThread:
+        with self._pool_lock:
+            if self._closed:
+                raise RewardHubError(
+                    "this pipeline is closed; build a new one (Pipeline.from_spec / from_yaml) "
+                    "to score again"
+                )
+            if self._loop is None:
+                self._loop = _LoopThread()
+                # stop the loop when the engine is dropped without close() (no reference to
+                # self here, or the engine would never be collected)
+                weakref.finalize(self, self._loop.stop)
+            return self._loop
+
+    async def _ascore(self, samples: Sequence[Sample]) -> RewardBatch:
         samples = list(samples)
         self.stats.calls += 1
         keys = [s.key for s in samples]
@@ -219,17 +326,29 @@ class Engine:
             pos = {key: j for j, key in enumerate(ukeys)}
             inv = np.array([pos[key] for key in keys], dtype=np.intp)  # row in the unique list
         # sync batches in flight never outnumber the worker threads, so none waits in the
-        # executor's queue with its time-out clock running
-        threads = asyncio.Semaphore(self._max_threads)
+        # executor's queue with its time-out clock running (one semaphore for every call:
+        # they all run on this loop)
+        if self._threads is None:
+            self._threads = asyncio.Semaphore(self._max_threads)
+        threads = self._threads
         results = await asyncio.gather(
             *(self._run_source(b, unique, ukeys, threads) for b in self.sources)
         )
         return self._assemble(results, inv)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Stop the event loop and the worker threads, close the disk cache and the sources.
+        Later calls raise a clear error; closing twice is harmless."""
+        with self._pool_lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, self._loop = self._loop, None
+            pool, self._pool = self._pool, None
+        if loop is not None:
+            loop.stop()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         if self.disk is not None:
             self.disk.close()
         for b in self.sources:
@@ -278,7 +397,7 @@ class Engine:
         self,
         b: BoundSource,
         samples: list[Sample],
-        keys: list[tuple[str, str, str, str]],
+        keys: list[SampleKey],
         threads: asyncio.Semaphore,
     ) -> _Result:
         u, k = len(samples), len(b.objectives)
@@ -335,7 +454,11 @@ class Engine:
             self.stats.memory_hits += len(todo) - len(missing)
             if missing and self.disk is not None:
                 digests = [samples[i].digest for i in missing]
-                on_disk = self.disk.get_many(b.cache_key, digests)
+                on_disk = {  # files written by older versions may hold abstentions
+                    d: e
+                    for d, e in self.disk.get_many(b.cache_key, digests).items()
+                    if isinstance(e, bytes) or cacheable(e[2])
+                }
                 hit_idx = [i for i, d in zip(missing, digests) if d in on_disk]
                 hit_entries = [on_disk[d] for d in digests if d in on_disk]
                 place(hit_idx, hit_entries)
@@ -352,7 +475,7 @@ class Engine:
             # cheaper than gathering and scattering by index
             whole = len(todo) == u
             rows: list[Any] = [slice(c[0], c[-1] + 1) if whole else c for c in chunks]
-            outs = await asyncio.gather(
+            outs: list[Any] = await asyncio.gather(
                 *(
                     self._run_chunk(
                         b, samples[r] if whole else [samples[i] for i in r], sem, threads
@@ -361,8 +484,32 @@ class Engine:
                 )
             )
             self.stats.computed += len(todo)
+            # a time-out is attributable only per sample: re-run the samples of a batch that
+            # timed out one by one (same time-out each, within the source's concurrency), so
+            # the completion that causes it fails its check and the others get their values
+            again = [
+                i
+                for c, o in zip(chunks, outs)
+                if isinstance(o, _TimedOut) and len(c) > 1
+                for i in c
+            ]
+            if again:
+                kept = [
+                    j
+                    for j, (c, o) in enumerate(zip(chunks, outs))
+                    if not (isinstance(o, _TimedOut) and len(c) > 1)
+                ]
+                singles = await asyncio.gather(
+                    *(self._run_chunk(b, [samples[i]], sem, threads) for i in again)
+                )
+                chunks = [chunks[j] for j in kept] + [[i] for i in again]
+                rows = [rows[j] for j in kept] + [[i] for i in again]
+                outs = [outs[j] for j in kept] + list(singles)
+            fails = np.asarray(b.source.fail_values(), dtype=np.float64)
             for chunk, r, out in zip(chunks, rows, outs):
-                if isinstance(out, str):  # the whole chunk failed: do not cache it
+                if isinstance(out, _TimedOut):  # one sample, alone: it caused the time-out
+                    out = (fails.reshape(1, k).copy(), None, [FAILED + out])
+                elif isinstance(out, str):  # the whole chunk abstained: do not cache it
                     for i in chunk:
                         reasons[i] = out
                     continue
@@ -377,24 +524,41 @@ class Engine:
                     for i, reason in zip(chunk, cr):
                         reasons[i] = reason
                 if b.cache:
-                    packed = pack_rows(cv)
-                    entries: list[Entry] = (
-                        packed  # type: ignore[assignment]
-                        if cs is None and clean
-                        else list(
-                            zip(packed, [None] * len(cr) if cs is None else pack_rows(cs), cr)
-                        )
-                    )
-                    self._memory[b.cache_key].put_many(
-                        keys[r] if whole else [keys[i] for i in chunk], entries
-                    )
-                    if self.disk is not None:
-                        self.disk.put_many(b.cache_key, [samples[i].digest for i in chunk], entries)
+                    self._store(b, samples, keys, chunk, r if whole else chunk, cv, cs, cr, clean)
 
         abstained = u - reasons.count(None)
         if abstained:
             self.stats.abstained[b.id] = self.stats.abstained.get(b.id, 0) + abstained
         return _Result(values, std, reasons)
+
+    def _store(
+        self,
+        b: BoundSource,
+        samples: list[Sample],
+        keys: list[SampleKey],
+        chunk: list[int],
+        r: Any,
+        cv: FloatArray,
+        cs: FloatArray | None,
+        cr: list[str | None],
+        clean: bool,
+    ) -> None:
+        """Cache a computed chunk, leaving out what may not be replayed (see :func:`cacheable`)."""
+        packed = pack_rows(cv)
+        entries: list[Entry] = (
+            packed  # type: ignore[assignment]
+            if cs is None and clean
+            else list(zip(packed, [None] * len(cr) if cs is None else pack_rows(cs), cr))
+        )
+        chunk_keys: list[SampleKey] = keys[r] if isinstance(r, slice) else [keys[i] for i in chunk]
+        if not clean and not all(map(cacheable, cr)):
+            ok = [j for j, reason in enumerate(cr) if cacheable(reason)]
+            entries = [entries[j] for j in ok]
+            chunk_keys = [chunk_keys[j] for j in ok]
+            chunk = [chunk[j] for j in ok]
+        self._memory[b.cache_key].put_many(chunk_keys, entries)
+        if self.disk is not None:
+            self.disk.put_many(b.cache_key, [samples[i].digest for i in chunk], entries)
 
     async def _run_chunk(
         self,
@@ -403,7 +567,8 @@ class Engine:
         sem: asyncio.Semaphore,
         threads: asyncio.Semaphore,
     ) -> tuple[FloatArray, FloatArray | None, list[str | None]] | str:
-        """Run one batch; a string result is the abstain reason for all of it."""
+        """Run one batch; a string result is the abstain reason for all of it, a
+        :class:`_TimedOut` one says the batch ran out of time."""
         if b.runs_inline:
             try:
                 out = b.source.score(chunk)
@@ -431,7 +596,7 @@ class Engine:
             except (TimeoutError, asyncio.TimeoutError):
                 if not is_async:
                     self._abandon_pool()
-                return f"timeout after {b.timeout_s:g}s"
+                return _TimedOut(f"{TIMEOUT}{b.timeout_s:g}s")
             except FailNow as exc:
                 out = [Fail(exc.reason)] * len(chunk)
             except Exception as exc:
@@ -446,6 +611,58 @@ class Engine:
             return _to_rows(out, m, len(b.objectives), b.source.fail_values())
         except (ValueError, TypeError) as exc:  # e.g. a string or a dict where a float belongs
             return f"wrong output: {exc}"
+
+
+class _TimedOut(str):
+    """The reason of a batch that ran out of time (which of its samples caused it is unknown)."""
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread for the life of an engine."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name="rewardhub-loop", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            try:  # cancel what is left (a call abandoned by its caller) and clean up
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    def is_current(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result()
+        except BaseException:  # e.g. KeyboardInterrupt in the waiting thread: stop the work
+            fut.cancel()
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:  # closed meanwhile
+            return
+        if not self.is_current():
+            # a source stuck in the loop thread (inline code that never returns) must not
+            # hang close(): the thread is a daemon and goes with the process
+            self._thread.join(timeout=5)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

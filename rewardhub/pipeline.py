@@ -226,27 +226,45 @@ class Pipeline:
         """Normalise and aggregate a reward vector over this pipeline's objectives (e.g. one
         read back from a scored file)."""
         batch = _reorder(batch, self.objectives)
-        values = self._apply_abstain_policy(batch)
+        values, unscorable = self._apply_abstain_policy(batch)
         ctx = Context.for_batch(batch, samples, weights)
         for norm in self.normalizers:
             values = norm.normalize(values, ctx)
         agg = self.aggregator.aggregate(values, ctx)
+        total = np.array(agg.total, dtype=np.float64)
         diagnostics = {"normalized": values, **agg.diagnostics}
-        return ScoreResult(batch, np.asarray(agg.total, dtype=np.float64), diagnostics)
+        if unscorable:
+            total[list(unscorable)] = np.nan
+            diagnostics["unscorable"] = unscorable
+        return ScoreResult(batch, total, diagnostics)
 
-    def _apply_abstain_policy(self, batch: RewardBatch) -> FloatArray:
+    def _apply_abstain_policy(self, batch: RewardBatch) -> tuple[FloatArray, dict[int, str]]:
+        """The values handed to the normalisers, and ``{row: reason}`` of the samples that
+        are unscorable (their total is NaN). Not-applicable cells stay NaN (skipped) and
+        failed cells hold their failing value under every policy."""
         policy = self.spec.on_abstain
         values = batch.values
+        mask = batch.unscorable
+        if policy == "renormalize" or not mask.any():
+            return values, {}
         if isinstance(policy, FillPolicy):
-            return np.where(np.isnan(values), policy.fill, values)
-        if policy == "fail" and np.isnan(values).any():
-            i, j = (int(x) for x in np.argwhere(np.isnan(values))[0])
-            reason = batch.errors[i].get(batch.sources[j], "abstained")
+            return np.where(mask, policy.fill, values), {}
+        rows = np.flatnonzero(mask.any(axis=1)).tolist()
+
+        def why(i: int) -> str:
+            j = int(np.flatnonzero(mask[i])[0])
+            return f"{batch.sources[j]}: {batch.reason(i, j) or 'abstained'}"
+
+        if policy == "fail":
+            i = rows[0]
             raise AbstainError(
-                f"sample {i}: source {batch.sources[j]!r} abstained on {batch.objectives[j]!r} "
-                f"({reason}) and on_abstain is 'fail'; use 'skip' or {{fill: value}} to go on"
+                f"sample {i}: could not be scored ({why(i)}) and on_abstain is 'fail'; use "
+                "the default 'unscorable', {fill: value} or 'renormalize' to go on"
             )
-        return values
+        # unscorable: the sample takes no part in normalisation or aggregation
+        values = values.copy()
+        values[rows] = np.nan
+        return values, {i: why(i) for i in rows}
 
     def update(self, result: ScoreResult, samples: Sequence[Sample] = ()) -> None:
         """Feed a scored batch back to stateful aggregators (e.g. a Lagrangian's dual)."""
@@ -303,14 +321,7 @@ def _reorder(batch: RewardBatch, objectives: tuple[str, ...]) -> RewardBatch:
             f"the reward vector lacks objective(s) {missing} of this pipeline; it has "
             f"{list(batch.objectives)}"
         )
-    idx = [batch.index(o) for o in objectives]
-    return RewardBatch(
-        batch.values[:, idx],
-        objectives,
-        None if batch.std is None else batch.std[:, idx],
-        batch.errors,
-        tuple(batch.sources[i] for i in idx),
-    )
+    return batch.columns([batch.index(o) for o in objectives])
 
 
 def _json_default(x: Any) -> Any:

@@ -7,6 +7,7 @@ import contextvars
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
@@ -128,6 +129,12 @@ class RewardSource:
         """The failing value of each output objective (default: ``fail_value`` for all)."""
         return (float(self.fail_value),) * len(self.output_objectives)
 
+    def cache_files(self) -> Sequence[Path]:
+        """The files (or folders) this source reads besides its config: a policy, a schema, a
+        module, a data file. Their contents are part of the cache key, so editing one
+        invalidates the cached results."""
+        return ()
+
     @classmethod
     def is_async(cls) -> bool:
         """True when the subclass implements ``ascore`` (the engine then prefers it)."""
@@ -145,12 +152,27 @@ class RewardSource:
         """Release resources (worker pools, models). Called by ``Pipeline.close``."""
 
 
+#: what a cell of a score may be: Python and numpy numbers. ``bool`` is a number in Python
+#: (True is 1.0), so a check may return one; strings, bytes and containers are never coerced.
+NUMBER = (int, float, np.integer, np.floating, np.bool_)
+
+
+def wrong_output(value: Any) -> str:
+    """The abstain reason for a value that is not a score (never coerced to one)."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"wrong output: {type(value).__name__} {text}, expected a number"
+
+
 def _scalar_or_row(value: Any) -> Row:
     if value is None or isinstance(value, (Abstain, Fail)):
         return value
-    if isinstance(value, (int, float, np.floating, np.integer, bool)):
+    if isinstance(value, NUMBER):
         return [float(value)]
-    return list(value)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return value  # type: ignore[return-value]  # the engine checks its cells
+    return Abstain(wrong_output(value))
 
 
 def reward_source(

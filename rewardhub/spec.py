@@ -112,11 +112,25 @@ class PipelineSpec(_Strict):
     sources: list[SourceSpec] = Field(min_length=1)
     normalize: NormalizeSpec | list[NormalizeSpec] = Field(default_factory=NormalizeSpec)
     aggregate: AggregateSpec = Field(default_factory=AggregateSpec)
-    on_abstain: Literal["skip", "fail"] | FillPolicy = Field(
-        "skip",
-        description="skip: aggregate over the objectives present; fail: raise; {fill: x}: use x",
+    on_abstain: Literal["unscorable", "renormalize", "fail"] | FillPolicy = Field(
+        "unscorable",
+        description="what a cell the machinery could not score does to its sample's total: "
+        "unscorable: the total is NaN (trainers exclude the sample); fail: raise; "
+        "{fill: x}: the cell counts as x; renormalize: aggregate over the other objectives "
+        "(risky: a completion that breaks a check keeps the credit of the others)",
     )
     cache: CacheSpec = Field(default_factory=CacheSpec)
+
+    @field_validator("on_abstain", mode="before")
+    @classmethod
+    def _renamed_skip(cls, v: Any) -> Any:
+        if v == "skip":
+            raise ValueError(
+                "'skip' is gone: it gave a sample the credit of its other objectives when a "
+                "source could not score it. Use the default 'unscorable' (total NaN), "
+                "{fill: value}, 'fail', or 'renormalize' for the old behaviour"
+            )
+        return v
 
     @field_validator("normalize", mode="before")
     @classmethod
@@ -163,7 +177,12 @@ def format_loc(loc: Sequence[int | str], prefix: str = "") -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "ObjectiveSpec", "FillPolicy", "literal['skip','fail']"):
+        elif part in (
+            "str",
+            "ObjectiveSpec",
+            "FillPolicy",
+            "literal['unscorable','renormalize','fail']",
+        ):
             continue  # union branch names say nothing to a user
         else:
             out += f".{part}" if out else str(part)

@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
@@ -15,12 +16,80 @@ import numpy.typing as npt
 from rewardhub.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
+OutcomeArray = npt.NDArray[np.int8]
+
+#: the reason of a cell routed away by ``when:``
+NOT_APPLICABLE = "not applicable"
+#: the prefix of the reason of a failed check (the cell holds the objective's failing value)
+FAILED = "failed: "
+
+
+class Outcome(IntEnum):
+    """What happened in one cell of a :class:`RewardBatch` (see docs/specs.md, "Outcomes")."""
+
+    #: the source scored it
+    VALUE = 0
+    #: routed away by ``when:`` (NaN); skipped, the sample is scored on what applies
+    NOT_APPLICABLE = 1
+    #: the completion caused the failure; the cell holds the objective's failing value
+    FAILED = 2
+    #: the machinery failed (NaN): an abstention, never cached
+    UNSCORABLE = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", " ")
+
+
+def outcome_of(value: float, reason: str | None) -> Outcome:
+    """The outcome of a cell from its value and its source's reason for the sample."""
+    if reason is not None and reason.startswith(FAILED):
+        return Outcome.FAILED
+    if value != value:  # NaN
+        return Outcome.NOT_APPLICABLE if reason == NOT_APPLICABLE else Outcome.UNSCORABLE
+    return Outcome.VALUE
+
 
 _SAMPLE_FIELDS = ("prompt", "completion", "reference", "metadata")
 
 
+def _exact(value: Any) -> Any:
+    """``value`` as JSON data that keeps every distinction Python equality makes (and some it
+    does not: ``1`` vs ``1.0`` vs ``True``). Containers carry a type tag, so no two different
+    values share an encoding; sets are sorted by their members' encodings, so the result does
+    not depend on ``PYTHONHASHSEED``; arrays keep every element (no truncated ``repr``)."""
+    if value is None or type(value) in (str, bool, int, float):
+        return value
+    if isinstance(value, (list, tuple)):
+        return ["list" if isinstance(value, list) else "tuple", [_exact(v) for v in value]]
+    if isinstance(value, Mapping):
+        items = [[_exact(k), _exact(v)] for k, v in value.items()]
+        return ["dict", sorted(items, key=_canonical_json)]
+    if isinstance(value, (set, frozenset)):
+        return ["set", sorted((_exact(v) for v in value), key=_canonical_json)]
+    if isinstance(value, np.ndarray):
+        return ["ndarray", value.dtype.str, list(value.shape), _exact(value.tolist())]
+    if isinstance(value, np.generic):
+        return ["numpy", value.dtype.str, _exact(value.item())]
+    if isinstance(value, (bytes, bytearray)):
+        return [type(value).__name__, value.hex()]
+    cls = type(value)
+    return ["object", f"{cls.__module__}.{cls.__qualname__}", repr(value)]
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+    """An exact, process-independent text key of any value (see :func:`_exact`)."""
+    return _canonical_json(_exact(value))
+
+
+#: The content key of a sample: ``(prompt, completion, reference, metadata)``. A string prompt
+#: or reference stays itself (cheap); anything else becomes a tagged ``("json", text)`` pair,
+#: so the string ``"4"`` and the number ``4``, or ``None`` and ``""``, never share a key.
+SampleKey = tuple[Any, str, Any, str]
 
 
 T = TypeVar("T")
@@ -77,18 +146,23 @@ class Sample:
             )
 
     @_computed_once
-    def key(self) -> tuple[str, str, str, str]:
+    def key(self) -> SampleKey:
         """Content key used for dedup and the in-memory cache (cheap, exact)."""
-        prompt = self.prompt if isinstance(self.prompt, str) else _canonical(self.prompt)
+        prompt = self.prompt
         ref = self.reference
-        ref_s = ref if isinstance(ref, str) else ("" if ref is None else _canonical(ref))
-        meta = _canonical(dict(self.metadata)) if self.metadata else ""
-        return (prompt, self.completion, ref_s, meta)
+        return (
+            prompt if type(prompt) is str else ("json", _canonical(prompt)),
+            self.completion,
+            ref if ref is None or type(ref) is str else ("json", _canonical(ref)),
+            _canonical(self.metadata) if self.metadata else "",
+        )
 
     @property
     def digest(self) -> str:
-        """Stable hex digest of the content (on-disk cache key)."""
-        return hashlib.sha256("\x1f".join(self.key).encode("utf-8", "surrogatepass")).hexdigest()
+        """Stable hex digest of the content (on-disk cache key): the key as a JSON array, so
+        no two keys share an encoding and no separator can collide."""
+        text = _canonical_json(list(self.key))
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     @property
     def prompt_text(self) -> str:
@@ -163,9 +237,11 @@ def _as_matrix(values: Any, n: int | None, k: int, what: str) -> FloatArray:
 class RewardBatch:
     """An n × k matrix of rewards, one column per objective.
 
-    NaN means the source abstained for that cell; ``errors[i]`` maps a source id to the
-    reason it abstained on sample ``i``. ``std`` (same shape) is set by ensembles and judges.
-    ``sources`` names the source that produced each column.
+    NaN means no value for that cell; ``errors[i]`` maps a source id to its reason on sample
+    ``i``. ``std`` (same shape) is set by ensembles and judges. ``sources`` names the source
+    that produced each column. ``outcomes`` (n × k, :class:`Outcome` codes) tells a value, a
+    *not applicable* cell, a *failed* check and an *unscorable* cell apart; when not given it
+    is derived from the values and the reasons.
     """
 
     values: FloatArray
@@ -173,6 +249,7 @@ class RewardBatch:
     std: FloatArray | None = None
     errors: tuple[dict[str, str], ...] = ()
     sources: tuple[str, ...] = ()
+    outcomes: OutcomeArray | None = None
 
     def __post_init__(self) -> None:
         objectives = tuple(self.objectives)
@@ -191,8 +268,17 @@ class RewardBatch:
         object.__setattr__(self, "objectives", objectives)
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "std", std)
+        if self.outcomes is None:
+            outcomes = _derive_outcomes(values, errors, sources)
+        else:
+            outcomes = np.asarray(self.outcomes, dtype=np.int8)
+            if outcomes.shape != values.shape:
+                raise ValueError(
+                    f"RewardBatch.outcomes has shape {outcomes.shape}, expected {values.shape}"
+                )
         object.__setattr__(self, "errors", errors)
         object.__setattr__(self, "sources", sources)
+        object.__setattr__(self, "outcomes", outcomes)
 
     @property
     def n(self) -> int:
@@ -222,23 +308,69 @@ class RewardBatch:
 
     @property
     def abstained(self) -> npt.NDArray[np.bool_]:
-        """Boolean mask (n × k) of cells where a source abstained."""
+        """Boolean mask (n × k) of cells without a value (not applicable or unscorable)."""
         return np.isnan(self.values)
+
+    @property
+    def not_applicable(self) -> npt.NDArray[np.bool_]:
+        """Mask (n × k) of cells routed away by ``when:``."""
+        return self._is(Outcome.NOT_APPLICABLE)
+
+    @property
+    def failed(self) -> npt.NDArray[np.bool_]:
+        """Mask (n × k) of failed checks (the cell holds the failing value)."""
+        return self._is(Outcome.FAILED)
+
+    @property
+    def unscorable(self) -> npt.NDArray[np.bool_]:
+        """Mask (n × k) of cells the machinery could not score (NaN)."""
+        return self._is(Outcome.UNSCORABLE)
+
+    def _is(self, outcome: Outcome) -> npt.NDArray[np.bool_]:
+        assert self.outcomes is not None  # set by __post_init__
+        mask: npt.NDArray[np.bool_] = self.outcomes == outcome
+        return mask
+
+    @property
+    def _outcomes(self) -> OutcomeArray:
+        assert self.outcomes is not None  # set by __post_init__
+        return self.outcomes
+
+    def reason(self, row: int, col: int) -> str | None:
+        """The reason recorded for cell (row, col), if any."""
+        return self.errors[row].get(self.sources[col])
 
     def select(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> RewardBatch:
         """The sub-batch of the given sample rows."""
         idx = np.asarray(rows, dtype=np.intp)
+        assert self.outcomes is not None
         return RewardBatch(
             values=self.values[idx],
             objectives=self.objectives,
             std=None if self.std is None else self.std[idx],
             errors=tuple(self.errors[i] for i in idx),
             sources=self.sources,
+            outcomes=self.outcomes[idx],
+        )
+
+    def columns(self, idx: Sequence[int]) -> RewardBatch:
+        """The batch restricted to (or reordered by) the given objective columns."""
+        cols = list(idx)
+        assert self.outcomes is not None
+        return RewardBatch(
+            self.values[:, cols],
+            tuple(self.objectives[j] for j in cols),
+            None if self.std is None else self.std[:, cols],
+            self.errors,
+            tuple(self.sources[j] for j in cols),
+            self.outcomes[:, cols],
         )
 
     def with_values(self, values: FloatArray) -> RewardBatch:
-        """The same batch with new values (e.g. after normalisation)."""
-        return RewardBatch(values, self.objectives, self.std, self.errors, self.sources)
+        """The same batch with new values (e.g. after normalisation); outcomes are kept."""
+        return RewardBatch(
+            values, self.objectives, self.std, self.errors, self.sources, self.outcomes
+        )
 
     @classmethod
     def concat(cls, batches: Sequence[RewardBatch]) -> RewardBatch:
@@ -256,26 +388,39 @@ class RewardBatch:
                 axis=1,
             )
         errors = tuple({k: v for b in batches for k, v in b.errors[i].items()} for i in range(n))
+        outcomes = np.concatenate([b._outcomes for b in batches], axis=1)
         return cls(
             values=values,
             objectives=tuple(o for b in batches for o in b.objectives),
             std=std,
             errors=errors,
             sources=tuple(s for b in batches for s in b.sources),
+            outcomes=outcomes,
         )
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per sample: ``{"rewards": {...}, "std": {...}, "errors": {...}}``.
+        """One JSON-ready dict per sample: ``{"rewards": {...}, "std": {...}, "errors": {...},
+        "outcomes": {...}}``.
 
-        Abstained cells are ``None`` (JSON null).
+        Cells without a value are ``None`` (JSON null). ``outcomes`` names the cells that are
+        not plain values (``not applicable``, ``failed``, ``unscorable``); it is left out of a
+        record whose cells are all values.
         """
         out: list[dict[str, Any]] = []
+        assert self.outcomes is not None
+        odd_rows = np.any(self.outcomes != 0, axis=1).tolist()
         for i in range(self.n):
             rec: dict[str, Any] = {"rewards": json_row(self.objectives, self.values[i].tolist())}
             if self.std is not None:
                 rec["std"] = json_row(self.objectives, self.std[i].tolist())
             if self.errors[i]:
                 rec["errors"] = dict(self.errors[i])
+            if odd_rows[i]:
+                rec["outcomes"] = {
+                    o: Outcome(c).label
+                    for o, c in zip(self.objectives, self.outcomes[i].tolist())
+                    if c
+                }
             out.append(rec)
         return out
 
@@ -298,12 +443,52 @@ class RewardBatch:
             ).reshape(len(recs), len(objs))
 
         has_std = any("std" in r for r in recs)
+        values = matrix("rewards")
+        errors = tuple(dict(r.get("errors", {})) for r in recs)
+        # records name their odd cells; older ones without "outcomes" say it through their
+        # reasons: a record whose every reason is "not applicable" was routed away
+        by_label = {o.label: int(o) for o in Outcome}
+        outcomes = np.zeros(values.shape, dtype=np.int8)
+        for i, r in enumerate(recs):
+            named = r.get("outcomes")
+            if isinstance(named, Mapping):
+                for j, o in enumerate(objs):
+                    label = named.get(o)
+                    if label is not None:
+                        if label not in by_label:
+                            raise ValueError(
+                                f"record {i}: unknown outcome {label!r} for {o!r}; "
+                                f"expected one of {sorted(by_label)}"
+                            )
+                        outcomes[i, j] = by_label[label]
+                continue
+            reasons = set(errors[i].values())
+            for j in np.flatnonzero(np.isnan(values[i])).tolist():
+                outcomes[i, j] = (
+                    Outcome.NOT_APPLICABLE if reasons == {NOT_APPLICABLE} else Outcome.UNSCORABLE
+                )
         return cls(
-            values=matrix("rewards"),
+            values=values,
             objectives=objs,
             std=matrix("std") if has_std else None,
-            errors=tuple(dict(r.get("errors", {})) for r in recs),
+            errors=errors,
+            outcomes=outcomes,
         )
+
+
+def _derive_outcomes(
+    values: FloatArray, errors: tuple[dict[str, str], ...], sources: tuple[str, ...]
+) -> OutcomeArray:
+    outcomes = np.zeros(values.shape, dtype=np.int8)
+    nan = np.isnan(values)
+    outcomes[nan] = Outcome.UNSCORABLE
+    for i, reasons in enumerate(errors):
+        if reasons:
+            for j, src in enumerate(sources):
+                reason = reasons.get(src)
+                if reason is not None:
+                    outcomes[i, j] = outcome_of(values[i, j], reason)
+    return outcomes
 
 
 def _num(x: Any) -> float:

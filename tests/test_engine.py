@@ -102,9 +102,13 @@ def test_raise_abstains_with_reason_and_other_sources_still_score() -> None:
     assert np.isnan(res.vector.column("boom")).all()
     assert res.vector.column("count").tolist() == [2.0, 3.0]
     assert res.vector.errors[0]["boom"] == "error: ValueError: model exploded"
-    # on_abstain: skip renormalises the weights over what is present: the missing objective
-    # is neither a 0 nor a smaller reward (weights 1 + 1 carried by "count" alone)
-    assert res.total.tolist() == [4.0, 6.0]
+    # the default on_abstain (unscorable): a sample the machinery could not score has no
+    # total, with the reason, rather than a renormalised credit from what is left
+    assert np.isnan(res.total).all()
+    assert res.diagnostics["unscorable"] == {
+        0: "boom: error: ValueError: model exploded",
+        1: "boom: error: ValueError: model exploded",
+    }
 
 
 def test_wrong_shape_abstains_with_reason() -> None:
@@ -129,7 +133,8 @@ def test_garbage_output_abstains_and_never_crashes(kind: str) -> None:
     with rh.Pipeline({"sources": [{"type": "garbage"}, {"type": "length"}]}, hub=hub) as p:
         res = p.score(samples)
     assert np.isnan(res.vector.column("garbage")).all()
-    assert res.vector.errors[0]["garbage"].startswith("wrong output")
+    last = res.vector.errors[-1]["garbage"]  # for "row", row 0 (None) abstains plainly
+    assert last.startswith("wrong output"), last
     assert not np.isnan(res.vector.column("brevity")).any()
 
 
@@ -140,14 +145,14 @@ def test_inf_is_rejected_as_wrong_output() -> None:
     assert "inf" in res.vector.errors[0]["inf"]
 
 
-def test_timeout_abstains_only_the_slow_batch() -> None:
+def test_a_sample_that_times_out_alone_fails_its_check() -> None:
     with pipe({"type": "slow", "timeout_s": 0.3, "batch_size": 1}) as p:
         t0 = time.perf_counter()
         res = p.score([S("fast"), S("slow"), S("fast too")])
         elapsed = time.perf_counter() - t0
-    assert res.vector.column("slow")[[0, 2]].tolist() == [1.0, 1.0]
-    assert math.isnan(res.vector.column("slow")[1])
-    assert res.vector.errors[1] == {"slow": "timeout after 0.3s"}
+    assert res.vector.column("slow").tolist() == [1.0, 0.0, 1.0]  # 0.0: the fail_value
+    assert res.vector.errors[1] == {"slow": "failed: timeout after 0.3s"}
+    assert res.vector.failed[:, 0].tolist() == [False, True, False]
     assert elapsed < 1.5
 
 
@@ -160,7 +165,7 @@ def test_hung_calls_do_not_starve_later_batches() -> None:
         t0 = time.perf_counter()
         second = p.score([S("quick")])
         assert time.perf_counter() - t0 < 1.0
-    assert all(first.vector.errors[i] == {"slow": "timeout after 0.2s"} for i in range(4))
+    assert all(first.vector.errors[i] == {"slow": "failed: timeout after 0.2s"} for i in range(4))
     assert first.vector.values[4].tolist() == [1.0]  # it waited for a thread, then ran
     assert second.vector.values.tolist() == [[1.0]]
 
@@ -350,7 +355,8 @@ def test_inline_sources_skip_the_thread_hop_unless_a_timeout_needs_one() -> None
     ThreadSpy.threads.clear()
     with rh.Pipeline({"sources": [{"type": "thread-spy", "batch_size": 2}]}, hub=hub) as p:
         res = p.score([S("a"), S("b"), S("raise"), S("c")])
-    assert not any(t.startswith("rewardhub") for t in ThreadSpy.threads)
+    # the engine's event-loop thread, not a worker thread ("rewardhub_<n>")
+    assert ThreadSpy.threads and all(t == "rewardhub-loop" for t in ThreadSpy.threads)
     # the failing batch abstains with its reason; the other batch still scores
     assert res.vector.values.ravel().tolist()[:2] == [1.0, 1.0]
     assert res.vector.errors[2] == {"thread-spy": "error: RuntimeError: rule crashed"}
@@ -360,7 +366,7 @@ def test_inline_sources_skip_the_thread_hop_unless_a_timeout_needs_one() -> None
     spec = {"sources": [{"type": "thread-spy", "timeout_s": 5}]}
     with rh.Pipeline(spec, hub=hub) as p:
         p.score([S("a")])
-    assert ThreadSpy.threads and ThreadSpy.threads[0].startswith("rewardhub")
+    assert ThreadSpy.threads and ThreadSpy.threads[0].startswith("rewardhub_")
 
 
 def test_builtin_rule_sources_run_inline() -> None:

@@ -73,10 +73,8 @@ def test_rename_order_and_lower_is_better() -> None:
     assert res.vector.sources == ("length", "python", "python")
 
 
-@pytest.mark.parametrize(
-    ("policy", "expected"), [("skip", -4.0), ({"fill": 0.0}, -2.0), ({"fill": -1.0}, -3.0)]
-)
-def test_on_abstain_policies(policy: object, expected: float) -> None:
+@pytest.mark.parametrize("policy", ["unscorable", "renormalize", "fail", {"fill": -1.0}])
+def test_not_applicable_cells_are_skipped_under_every_policy(policy: object) -> None:
     spec = {
         "sources": [
             {"type": "length", "config": {"target": 3, "scale": 1.0, "objective": "a"}},
@@ -97,25 +95,36 @@ def test_on_abstain_policies(policy: object, expected: float) -> None:
     assert res.vector.values[0].tolist() == [-4.0, 2.0] and res.total[0] == -2.0
     assert res.vector.column("a")[1] == -2.0 and math.isnan(res.vector.column("b")[1])
     assert res.vector.errors[1] == {"python": "not applicable"}
-    assert res.total[1] == expected  # skip: b takes a's weight; fill: b counts as the value
+    assert res.vector.not_applicable.tolist() == [[False, False], [False, True]]
+    assert res.total[1] == -4.0  # scored on what applies: b's weight goes to a
+
+
+def test_skip_is_rejected_naming_its_replacements() -> None:
+    spec = {"sources": [{"type": "length"}], "on_abstain": "skip"}
+    with pytest.raises(rh.SpecError, match="renormalize") as info:
+        rh.Pipeline(spec, hub=hub())
+    assert info.value.path == "on_abstain" and "unscorable" in str(info.value)
 
 
 def test_fail_policy_raises_with_the_reason() -> None:
     spec = {
         "sources": [
-            {
-                "type": "python",
-                "config": {"function": "tests.helpers:word_count"},
-                "when": "metadata.ok",
-            }
+            {"type": "length"},
+            {"type": "python", "config": {"function": "tests.helpers:word_count"}},
         ],
         "on_abstain": "fail",
     }
-    with (
-        rh.Pipeline(spec, hub=hub()) as pipe,
-        pytest.raises(rh.AbstainError, match="not applicable"),
-    ):
-        pipe.score([rh.Sample(prompt="", completion="x")])
+    with rh.Pipeline(spec, hub=hub()) as pipe:
+        pipe.score([rh.Sample(prompt="", completion="x")])  # values only: no error
+        with pytest.raises(rh.AbstainError, match="sample 1: could not be scored .python: "):
+            pipe.aggregate(
+                rh.RewardBatch(
+                    np.array([[1.0, 2.0], [1.0, np.nan]]),
+                    ("brevity", "python"),
+                    errors=({}, {"python": "worker died"}),
+                    sources=("length", "python"),
+                )
+            )
 
 
 def test_state_round_trip(tmp_path: Path) -> None:

@@ -43,7 +43,16 @@ BAD_SPECS = [
         "sources",
         "objective 'brevity' is produced by both 'length' and 'l2'; rename one",
     ),
-    ({"sources": [{"type": "length"}], "on_abstain": "ignore"}, "on_abstain", "'skip' or 'fail'"),
+    (
+        {"sources": [{"type": "length"}], "on_abstain": "ignore"},
+        "on_abstain",
+        "'renormalize' or 'fail'",
+    ),
+    (
+        {"sources": [{"type": "length"}], "on_abstain": "skip"},
+        "on_abstain",
+        "'renormalize' for the old",
+    ),
     (
         {"sources": [{"type": "length"}], "aggregate": {"method": "maxmn"}},
         "aggregate.method",

@@ -63,11 +63,14 @@ def test_reward_batch_access_concat_and_records_round_trip() -> None:
         "rewards": {"x": None, "y": 4.0, "z": 5.0},
         "std": {"x": None, "y": 0.5, "z": 0.5},
         "errors": {"src": "timeout"},
+        "outcomes": {"x": "unscorable"},
     }
+    assert "outcomes" not in recs[0]
     back = rh.RewardBatch.from_records(recs)
     np.testing.assert_array_equal(back.values, c.values)
     np.testing.assert_array_equal(back.std, c.std)  # type: ignore[arg-type]
     assert back.errors == c.errors
+    np.testing.assert_array_equal(back.outcomes, c.outcomes)  # type: ignore[arg-type]
     sub = c.select([1])
     assert sub.n == 1 and sub.errors == ({"src": "timeout"},)
 
