@@ -20,7 +20,7 @@ from rewardhub.errors import (
     SpecError,
     UnknownTypeError,
 )
-from rewardhub.types import Objective, RewardBatch, Sample, ScoreResult
+from rewardhub.types import Objective, Outcome, RewardBatch, Sample, ScoreResult
 
 if TYPE_CHECKING:
     from rewardhub.aggregate.base import Aggregation, Aggregator, Context, Normalizer
@@ -100,6 +100,7 @@ __all__ = [
     "Normalizer",
     "NormalizerRegistry",
     "Objective",
+    "Outcome",
     "Pipeline",
     "PipelineSpec",
     "PluginError",

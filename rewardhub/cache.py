@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rewardhub.errors import RewardHubError
 from rewardhub.types import FloatArray
 
 #: One cached result: the row as the raw bytes of its float64 values or, when it has a std or
@@ -41,35 +42,41 @@ class MemoryCache:
     be evicted soon, and skipping the refresh saves a dict operation per sample and source on
     every cached call. The order then only differs from strict LRU among entries whose last
     hit came while the cache was under half full, all of which are old by then.
+
+    Safe to share between threads: each call holds a lock (one acquire per batch, not per
+    sample), since a refresh racing an eviction would raise ``KeyError`` from ``move_to_end``.
     """
 
     def __init__(self, max_items: int) -> None:
         self.max_items = max_items
         self._data: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get_many(self, keys: Sequence[Hashable]) -> list[Entry | None]:
         data = self._data
         if not data:
             return [None] * len(keys)
-        found = list(map(data.get, keys))
-        if 2 * len(data) < self.max_items:
-            return found
-        misses = found.count(None)
-        if misses == 0:  # all hits: refresh them in C
-            deque(map(data.move_to_end, keys), maxlen=0)
-        elif misses < len(found):
-            deque(map(data.move_to_end, [k for k, e in zip(keys, found) if e is not None]), 0)
+        with self._lock:
+            found = list(map(data.get, keys))
+            if 2 * len(data) < self.max_items:
+                return found
+            misses = found.count(None)
+            if misses == 0:  # all hits: refresh them in C
+                deque(map(data.move_to_end, keys), maxlen=0)
+            elif misses < len(found):
+                deque(map(data.move_to_end, [k for k, e in zip(keys, found) if e is not None]), 0)
         return found
 
     def put_many(self, keys: Sequence[Hashable], entries: Sequence[Entry]) -> None:
         if self.max_items <= 0:
             return
         data = self._data
-        # new keys land at the most-recent end; a key that is already there (two calls raced
-        # on it) keeps its place, which only makes it a little older than it should be
-        data.update(zip(keys, entries))
-        while len(data) > self.max_items:
-            data.popitem(last=False)
+        with self._lock:
+            # new keys land at the most-recent end; a key that is already there (two calls
+            # raced on it) keeps its place, which only makes it a little older than it should
+            data.update(zip(keys, entries))
+            while len(data) > self.max_items:
+                data.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -109,6 +116,7 @@ class DiskCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._closed = False
         self._db = sqlite3.connect(str(self.path), check_same_thread=False)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -121,6 +129,7 @@ class DiskCache:
     def get_many(self, source: str, digests: Sequence[str]) -> dict[str, Entry]:
         out: dict[str, Entry] = {}
         with self._lock:
+            self._check_open()
             for i in range(0, len(digests), self._CHUNK):
                 chunk = list(digests[i : i + self._CHUNK])
                 marks = ",".join("?" * len(chunk))
@@ -133,6 +142,7 @@ class DiskCache:
 
     def put_many(self, source: str, digests: Sequence[str], entries: Sequence[Entry]) -> None:
         with self._lock:
+            self._check_open()
             self._db.executemany(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
                 [(source, d, _dump(e)) for d, e in zip(digests, entries)],
@@ -147,3 +157,8 @@ class DiskCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RewardHubError(f"the disk cache {str(self.path)!r} is closed")

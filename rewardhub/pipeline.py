@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -44,6 +47,7 @@ class Pipeline:
     def __init__(self, spec: PipelineSpec | Mapping[str, Any], hub: Hub | None = None) -> None:
         self.spec = parse_spec(spec)
         self.hub = hub if hub is not None else Hub()
+        self._base = base_dir.get()  # relative paths in the spec resolve against it
         self.engine = Engine(
             [self._bind(i) for i in range(len(self.spec.sources))],
             memory_items=self.spec.cache.memory_items,
@@ -299,6 +303,12 @@ class Pipeline:
     def close(self) -> None:
         self.engine.close()
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as its recipe: the spec, the hub's plugins, the spec's folder and the
+        normaliser/aggregator state. The other side builds its own sources, caches and loop
+        (a process pool or Ray worker gets a working pipeline, not shared handles)."""
+        return (_rebuild, (self.spec, _HubRecipe.of(self.hub), self._base, self.state_dict()))
+
     def __enter__(self) -> Pipeline:
         return self
 
@@ -310,6 +320,56 @@ class Pipeline:
             f"Pipeline(objectives={list(self.objectives)}, "
             f"sources={[b.id for b in self.engine.sources]}, aggregate={self.aggregator.method!r})"
         )
+
+
+@dataclass(frozen=True)
+class _ModuleRef:
+    """A plugin module, pickled by name and imported again on the other side."""
+
+    name: str
+
+    def load(self) -> object:
+        return importlib.import_module(self.name)
+
+
+@dataclass(frozen=True)
+class _HubRecipe:
+    """How to build an equivalent Hub in another process."""
+
+    plugins: tuple[object, ...]
+    builtins: bool
+    entry_points: bool
+
+    @classmethod
+    def of(cls, hub: Hub) -> _HubRecipe:
+        infos = hub.plugins()
+        explicit = []
+        for info in infos:
+            obj = hub.pm.get_plugin(info.name)
+            if info.builtin or info.distribution is not None or obj is None:
+                continue
+            explicit.append(_ModuleRef(obj.__name__) if isinstance(obj, ModuleType) else obj)
+        return cls(
+            tuple(explicit),
+            builtins=any(i.builtin for i in infos),
+            entry_points=any(i.distribution is not None for i in infos),
+        )
+
+    def build(self) -> Hub:
+        plugins = [p.load() if isinstance(p, _ModuleRef) else p for p in self.plugins]
+        return Hub(plugins, builtins=self.builtins, entry_points=self.entry_points)
+
+
+def _rebuild(
+    spec: PipelineSpec, hub: _HubRecipe, base: Path | None, state: Mapping[str, Any]
+) -> Pipeline:
+    token = base_dir.set(base)
+    try:
+        pipe = Pipeline(spec, hub=hub.build())
+    finally:
+        base_dir.reset(token)
+    pipe.load_state_dict(state)
+    return pipe
 
 
 def _reorder(batch: RewardBatch, objectives: tuple[str, ...]) -> RewardBatch:

@@ -15,7 +15,7 @@ import queue
 import re
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
@@ -394,10 +394,12 @@ class Rego(RewardSource):
                 raise SourceError(f"rego: cannot read policy {str(f)!r}: {exc}") from None
             self._policies.append((_display(f, base), text))
         self._data: list[Any] = [c.data] if c.data else []
+        self._files = list(files)
         for entry in c.data_files:
             p = Path(entry)
             if not p.is_absolute() and base is not None:
                 p = base / p
+            self._files.append(p)
             try:
                 self._data.append(json.loads(p.read_text(encoding="utf-8")))
             except (OSError, ValueError) as exc:
@@ -514,6 +516,10 @@ class Rego(RewardSource):
             if self._worker is not None:
                 self._worker.stop()
                 self._worker = None
+
+    def cache_files(self) -> Sequence[Path]:
+        """The policy and data files read at construction (part of the cache key)."""
+        return self._files
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

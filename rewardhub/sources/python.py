@@ -7,7 +7,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,34 @@ from rewardhub.types import Sample
 base_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("base_dir", default=None)
 
 
+#: file → digest of the content each module was last executed from, so that a file edited
+#: since is run again (the cache key hashes the file: the code that runs must match it)
+_loaded: dict[str, str] = {}
+
+
+def _digest(path: str | None) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
+
+
+def _fresh(module: Any) -> Any:
+    """``module``, re-executed when its file changed since rewardhub last loaded it."""
+    path = getattr(module, "__file__", None)
+    digest = _digest(path)
+    if path is None or digest is None:
+        return module
+    before = _loaded.setdefault(path, digest)
+    if before != digest:
+        module = importlib.reload(module)
+        _loaded[path] = digest
+    return module
+
+
 def load_function(ref: str, relative_to: Path | None = None) -> Callable[..., Any]:
-    """Import ``module:function`` or ``path/to/file.py:function``."""
+    """Import ``module:function`` or ``path/to/file.py:function`` (again if its file changed
+    since it was last loaded)."""
     target, sep, attr = ref.rpartition(":")
     if not sep or not target or not attr:
         raise ValueError(f"{ref!r} is not 'module:function' or 'path/to/file.py:function'")
@@ -42,8 +68,11 @@ def load_function(ref: str, relative_to: Path | None = None) -> Callable[..., An
             module = importlib.util.module_from_spec(spec)
             sys.modules[modname] = module
             spec.loader.exec_module(module)
+            _loaded[str(module.__file__)] = _digest(module.__file__) or ""
+        else:
+            module = _fresh(module)
     else:
-        module = importlib.import_module(target)
+        module = _fresh(importlib.import_module(target))
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise ValueError(f"{target!r} has no callable named {attr!r}")
@@ -92,6 +121,12 @@ class Python(RewardSource):
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
         return tuple(config.objectives)
+
+    def cache_files(self) -> Sequence[Path]:
+        """The file that defines the function: editing it invalidates cached results."""
+        module = sys.modules.get(getattr(self._fn, "__module__", ""))
+        path = getattr(module, "__file__", None)
+        return (Path(path),) if path else ()
 
     def score(self, samples: list[Sample]) -> Scores:
         kw = self.config.kwargs

@@ -13,6 +13,7 @@ import functools
 import json
 import math
 import re
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -85,6 +86,10 @@ class JsonSchema(RewardSource):
         self._base = base_dir.get()
         self._schema = self._load_schema()
         self._validator = self._build_validator() if self._schema is not None else None
+
+    def cache_files(self) -> Sequence[Path]:
+        c = self.config
+        return () if c.schema_file is None else (_resolve(c.schema_file, self._base),)
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
