@@ -53,9 +53,9 @@ def run(spec_extra: dict[str, Any], samples: list[rh.Sample]) -> rh.ScoreResult:
 def test_the_four_outcomes_are_kept_apart_and_round_trip_through_records() -> None:
     res = run({}, [S("right"), S("crash"), S("judge down"), S("prose", math=False)])
     v = res.vector
-    O = rh.Outcome
+    out = rh.Outcome
     assert v.outcomes is not None
-    assert v.outcomes[:, 0].tolist() == [O.VALUE, O.FAILED, O.UNSCORABLE, O.NOT_APPLICABLE]
+    assert v.outcomes[:, 0].tolist() == [out.VALUE, out.FAILED, out.UNSCORABLE, out.NOT_APPLICABLE]
     assert v.failed[:, 0].tolist() == [False, True, False, False]
     assert v.unscorable[:, 0].tolist() == [False, False, True, False]
     assert v.not_applicable[:, 0].tolist() == [False, False, False, True]
