@@ -62,15 +62,14 @@ def load_function(ref: str, relative_to: Path | None = None) -> Callable[..., An
             raise ValueError(f"file {target!r} does not exist (looked in {path.parent.resolve()})")
         modname = "rewardhub_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
         module = sys.modules.get(modname)
-        if module is None:
+        digest = _digest(str(path)) or ""
+        if module is None or _loaded.get(str(path.resolve())) != digest:
             spec = importlib.util.spec_from_file_location(modname, path)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[modname] = module
             spec.loader.exec_module(module)
-            _loaded[str(module.__file__)] = _digest(module.__file__) or ""
-        else:
-            module = _fresh(module)
+            _loaded[str(path.resolve())] = digest
     else:
         module = _fresh(importlib.import_module(target))
     fn = getattr(module, attr, None)
