@@ -211,6 +211,8 @@ def test_editing_a_rego_policy_invalidates_its_results(tmp_path: Path) -> None:
 
 def test_sources_without_files_keep_their_key(tmp_path: Path) -> None:
     spec = {"sources": [{"type": "length"}]}
-    with rh.Pipeline(spec, hub=rh.Hub(entry_points=False)) as a:
-        with rh.Pipeline(spec, hub=rh.Hub(entry_points=False)) as b:
-            assert a.engine.sources[0].cache_key == b.engine.sources[0].cache_key
+    with (
+        rh.Pipeline(spec, hub=rh.Hub(entry_points=False)) as a,
+        rh.Pipeline(spec, hub=rh.Hub(entry_points=False)) as b,
+    ):
+        assert a.engine.sources[0].cache_key == b.engine.sources[0].cache_key
