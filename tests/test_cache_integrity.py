@@ -46,6 +46,13 @@ big2[2500] = -1.0
         (S("a\x1fb", "c"), S("a", "b\x1fc")),  # the old separator
         (rh.Sample(prompt="[]", completion="c"), rh.Sample(prompt=[], completion="c")),
         (S(tag="4"), S(tag=4)),
+        (S(tag=[1]), S(tag=(1,))),  # nested: the exact walk, not the flat fast path
+        (S(tag=1.0), S(tag=1)),  # flat metadata: the fast path keeps 1 and 1.0 apart
+        (S(tag=None), S(tag="")),
+        (
+            rh.Sample(prompt=[{"role": "user", "content": "hi"}], completion="c"),
+            rh.Sample(prompt=[{"role": "user", "content": ("hi",)}], completion="c"),  # type: ignore[dict-item]
+        ),
     ],
 )
 def test_different_samples_never_share_a_key(a: rh.Sample, b: rh.Sample) -> None:
