@@ -86,12 +86,14 @@ def test_ensemble_functions_by_hand() -> None:
 def test_uwo_and_lcb_from_batch_std_in_a_spec() -> None:
     rows: list[list[float | None]] = [[1.0, 2.0], [3.0, None]]
     std = [[1.0, 2.0], [0.0, 1.0]]
-    with pipeline({"method": "uwo", "lam": 0.5}) as pipe:
+    # renormalize: the aggregator itself sees the missing cell (the default would make row 1
+    # unscorable before it gets there)
+    with pipeline({"method": "uwo", "lam": 0.5}, on_abstain="renormalize") as pipe:
         res = pipe.score(samples(rows, std))
     # row 0: (1 − 0.5·1) + (2 − 0.5·4) = 0.5; row 1: only helpful, rescaled ×2 → 6
     assert res.total.tolist() == pytest.approx([0.5, 6.0])
     assert res.diagnostics["per_sample"][0]["std"] == {"helpful": 1.0, "harmless": 2.0}
-    with pipeline({"method": "lcb", "k": 1.0}) as pipe:
+    with pipeline({"method": "lcb", "k": 1.0}, on_abstain="renormalize") as pipe:
         assert pipe.score(samples(rows, std)).total.tolist() == pytest.approx([0.0, 6.0])
 
 
@@ -156,7 +158,9 @@ def test_gate_penalty_and_veto_in_a_spec() -> None:
         "veto_value": -5.0,
     }
     rows: list[list[float | None]] = [[2.0, 1.0], [2.0, 0.1], [-1.0, 0.1], [1.0, None]]
-    with pipeline(spec, normalize={"method": "zscore"}) as pipe:
+    # renormalize hands the abstained cell to the gate (the default would make row 3's
+    # total NaN before any aggregator sees it)
+    with pipeline(spec, normalize={"method": "zscore"}, on_abstain="renormalize") as pipe:
         res = pipe.score(samples(rows))
     t = res.total.tolist()
     assert t[1] == -1.0  # harmless 0.1 < 0.5 (raw units, not z-scores) → penalty
@@ -247,7 +251,8 @@ def test_lagrangian_dual_update_and_state_round_trip(tmp_path: object) -> None:
 @pytest.mark.parametrize("normalize", ["none", "zscore", "rank", "minmax", "group", "running"])
 def test_every_method_from_a_spec(aggregate: dict[str, object], normalize: str) -> None:
     rows: list[list[float | None]] = [[1.0, 0.5], [0.2, 0.9], [0.7, None], [0.3, 0.3]]
-    with pipeline(aggregate, normalize={"method": normalize}) as pipe:
+    # renormalize: every method must cope with the abstained cell itself
+    with pipeline(aggregate, normalize={"method": normalize}, on_abstain="renormalize") as pipe:
         res = pipe.score(samples(rows))
         again = pipe.with_aggregator("maxmin").score(samples(rows))
     assert res.total.shape == (4,) and np.isfinite(res.total).all()
