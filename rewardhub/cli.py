@@ -196,7 +196,7 @@ def _stream(
             for number, raw, _ in chunk:
                 if raw is not None and not raw.strip():
                     continue  # blank lines are not samples
-                item = _sample_or_reject(parse_object(raw, opts.max_line_bytes), samples)
+                item = _sample_or_reject(parse_object(raw, opts.max_line_bytes), raw, samples)
                 if isinstance(item, BadLine) and not opts.skip_invalid:
                     raise _Stop(
                         f"{input}: line {number}: {item.reason} "
@@ -216,7 +216,7 @@ def _stream(
 
 
 def _sample_or_reject(
-    parsed: dict[str, Any] | BadLine, samples: list[Sample]
+    parsed: dict[str, Any] | BadLine, raw: bytes | None, samples: list[Sample]
 ) -> dict[str, Any] | BadLine:
     """The line's fields to write back (a sample appended to ``samples``), or why not."""
     if isinstance(parsed, BadLine):
@@ -225,7 +225,7 @@ def _sample_or_reject(
     try:
         samples.append(Sample.from_dict(obj))
     except (InputError, TypeError, ValueError) as exc:
-        return BadLine(str(exc), None)
+        return BadLine(str(exc), raw.decode("utf-8") if raw is not None else None)
     return obj
 
 
