@@ -33,7 +33,7 @@ from rewardhub._console import err
 from rewardhub._console import fail as _fail
 from rewardhub._console import say as _say
 from rewardhub._jsonl import MAX_LINE_BYTES, BadLine, encode_line, parse_object, read_lines
-from rewardhub._output import LockedOutput, OutputError, prepare_cache
+from rewardhub._output import LockedOutput, OutputError, check_directory, prepare_cache
 from rewardhub.errors import InputError, RewardHubError
 from rewardhub.hub import Hub, PluginInfo
 from rewardhub.pipeline import Pipeline
@@ -312,8 +312,14 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         text = json.dumps(pipeline_schema(get_hub()), indent=2, sort_keys=True) + "\n"
         if output is None:
             typer.echo(text, nl=False)
-        else:
+            return
+        try:
+            check_directory(output, "--output")
             output.write_text(text, encoding="utf-8")
+        except OutputError as exc:
+            raise _fail(exc) from None
+        except OSError as exc:
+            raise _fail(f"cannot write {str(output)!r}: {exc.strerror}") from None
 
     @app.command("validate")
     def validate_cmd(

@@ -332,3 +332,35 @@ def test_run_summary_matches_numpy_over_random_chunks(seed: int) -> None:
                 rtol=1e-9,
                 atol=1e-9 * max(1.0, float(np.abs(present).max())),
             )
+
+
+# -- clear errors in the other commands --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00binary", "not valid UTF-8"),
+        (b'{"rewards": {"a": "high", "b": 1}}\n', 'rewards.a is "high", not a number'),
+        (b'{"rewards": {"a": [1], "b": 1}}\n', "rewards.a is [1], not a number"),
+        (b'{"rewards": {"a": true, "b": 1}}\n', "not a number"),
+        (b'{"rewards": {"a": 1, "b": 1}}\n{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}\n", "line 2"),
+        (b'{"rewards": {"a": NaN, "b": 1}}\n', "NaN is not standard JSON"),
+    ],
+)
+def test_pareto_bad_files_are_clear_errors(tmp_path: Path, content: bytes, words: str) -> None:
+    path = tmp_path / "scored.jsonl"
+    path.write_bytes(content)
+    code, text = run("pareto", path)
+    assert code == 1 and words in text and "Traceback" not in text, text
+
+
+def test_schema_and_plot_into_a_missing_directory_are_clear_errors(tmp_path: Path) -> None:
+    code, text = run("schema", "-o", tmp_path / "nope" / "schema.json")
+    assert code == 1 and "does not exist" in text
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text('{"rewards": {"a": 1, "b": 0}}\n{"rewards": {"a": 0, "b": 1}}\n')
+    code, text = run("pareto", scored, "--plot", tmp_path / "nope" / "front.png")
+    assert code == 1 and "does not exist" in text and "hypervolume" not in text
+    code, text = run("schema", "-o", tmp_path / "schema.json")
+    assert code == 0 and json.loads((tmp_path / "schema.json").read_text())["title"]
