@@ -127,8 +127,11 @@ class LockedOutput:
         self._fh = self._side_fh = None
 
     def release(self) -> None:
-        """Close what is open (an unfinished run's partial files stay) and drop the lock."""
+        """Close what is open and drop the lock. An unfinished run's partial files stay, unless
+        they are empty (the run stopped before its first line)."""
         self._close_files()
+        if self._lock is not None and not self.lines:
+            self.partial.unlink(missing_ok=True)
         if self._lock is not None:
             self._lock_path.unlink(missing_ok=True)  # while still holding it; see _take_lock
             os.close(self._lock)

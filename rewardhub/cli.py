@@ -38,7 +38,7 @@ from rewardhub.errors import InputError, RewardHubError
 from rewardhub.hub import Hub, PluginInfo
 from rewardhub.pipeline import Pipeline
 from rewardhub.schema import pipeline_schema
-from rewardhub.spec import read_spec_file
+from rewardhub.spec import check_weight, read_spec_file
 from rewardhub.types import Sample, ScoreResult
 
 
@@ -122,6 +122,10 @@ def _parse_weights(text: str | None) -> dict[str, float] | None:
             ) from None
         if not sep:
             raise _fail(f"--weights: {part!r} is not name=number")
+        try:
+            check_weight(out[name.strip()], f"--weights {name.strip()}")
+        except ValueError as exc:
+            raise _fail(exc) from None
     return out
 
 

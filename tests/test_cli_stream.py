@@ -164,6 +164,13 @@ def test_output_problems_are_reported_before_scoring(tmp_path: Path) -> None:
         code, text = run("score", SPEC, inp, "-o", out)
         assert code == 1 and words in text, (out, text)
         assert "scored" not in text and "Traceback" not in text
+    out = tmp_path / "o.jsonl"
+    code, text = run("score", tmp_path / "nope.yaml", inp, "-o", out)  # a bad spec: no leftovers
+    assert code == 1 and "cannot read spec file" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "in.jsonl"]
+    for bad in ("a=inf", "a=1e308", "a=nan"):
+        code, text = run("score", SPEC, inp, "-o", out, "--weights", bad)
+        assert code == 1 and "finite number" in text, text
 
 
 def test_bad_cache_paths_are_reported_before_scoring_and_never_emptied(tmp_path: Path) -> None:
