@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
+import math
 import os
+import sqlite3
 import sys
+import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,71 +20,84 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from rewardhub._console import err
 from rewardhub._console import fail as _fail
 from rewardhub._console import say as _say
+from rewardhub._jsonl import MAX_LINE_BYTES, BadLine, encode_line, parse_object, read_lines
+from rewardhub._output import LockedOutput, OutputError, check_directory, prepare_cache
 from rewardhub.errors import InputError, RewardHubError
 from rewardhub.hub import Hub, PluginInfo
 from rewardhub.pipeline import Pipeline
 from rewardhub.schema import pipeline_schema
-from rewardhub.spec import read_spec_file
-from rewardhub.types import RewardBatch, Sample, ScoreResult, json_number
+from rewardhub.spec import check_weight, read_spec_file
+from rewardhub.types import Sample, ScoreResult
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | InputError]]:
-    """Yield (line number, raw text, parsed object or the error) for each non-blank line."""
-    with path.open(encoding="utf-8", errors="surrogateescape") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            text = raw.rstrip("\n")
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield (
-                    lineno,
-                    text,
-                    InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", lineno),
-                )
-                continue
-            if not isinstance(obj, dict):
-                yield (
-                    lineno,
-                    text,
-                    InputError(f"expected a JSON object, got {type(obj).__name__}", lineno),
-                )
-                continue
-            yield lineno, text, obj
+class RunSummary:
+    """Per-objective count, mean, spread, min and max of a run, merged chunk by chunk (Chan et
+    al.'s pairwise update), so a run of any length keeps O(objectives) numbers."""
 
+    def __init__(self) -> None:
+        self.objectives: tuple[str, ...] = ()
+        self.rows = 0
+        self.binding: Counter[str] = Counter()
+        self._cols: dict[str, list[float]] = {}  # name → [count, mean, M2, min, max]
 
-def summary_table(result_vectors: RewardBatch, totals: np.ndarray, binding: Counter[str]) -> Table:
-    """Per-objective mean, std, min, max and abstain rate (and how often it was binding)."""
-    table = Table(title="rewards per objective")
-    for col in ("objective", "mean", "std", "min", "max", "abstain", "binding"):
-        table.add_column(col, justify="left" if col == "objective" else "right")
-    n = max(result_vectors.n, 1)
+    def add(self, result: ScoreResult) -> None:
+        vector = result.vector
+        if not self.objectives:
+            self.objectives = vector.objectives
+        self.rows += vector.n
+        self.binding.update(_binding(result.diagnostics))
+        for j, name in enumerate(vector.objectives):
+            self._merge(name, vector.values[:, j])
+        self._merge("total", np.asarray(result.total, dtype=np.float64))
 
-    def row(name: str, col: np.ndarray, bind: str) -> None:
+    def _merge(self, name: str, col: np.ndarray) -> None:
         present = col[~np.isnan(col)]
-        stats = (
-            [
-                f"{present.mean():.4g}",
-                f"{present.std():.4g}",
-                f"{present.min():.4g}",
-                f"{present.max():.4g}",
-            ]
-            if present.size
-            else ["-"] * 4
-        )
-        table.add_row(name, *stats, f"{1 - present.size / n:.1%}", bind)
+        if not present.size:
+            self._cols.setdefault(name, [0.0, 0.0, 0.0, math.inf, -math.inf])
+            return
+        nb, mb = float(present.size), float(present.mean())
+        m2b = float(((present - mb) ** 2).sum())
+        na, ma, m2a, lo, hi = self._cols.get(name, [0.0, 0.0, 0.0, math.inf, -math.inf])
+        n = na + nb
+        delta = mb - ma
+        self._cols[name] = [
+            n,
+            ma + delta * nb / n,
+            m2a + m2b + delta * delta * na * nb / n,
+            min(lo, float(present.min())),
+            max(hi, float(present.max())),
+        ]
 
-    for j, name in enumerate(result_vectors.objectives):
-        row(name, result_vectors.values[:, j], f"{binding[name] / n:.1%}" if binding else "")
-    row("[bold]total[/]", np.asarray(totals, dtype=np.float64), "")
-    return table
+    def stats(self, name: str) -> tuple[int, float, float, float, float]:
+        """(values present, mean, population std, min, max) of one objective or ``total``."""
+        n, mean, m2, lo, hi = self._cols.get(name, [0.0, 0.0, 0.0, math.inf, -math.inf])
+        return int(n), mean, math.sqrt(m2 / n) if n else math.nan, lo, hi
+
+    def table(self) -> Table:
+        """Per-objective mean, std, min, max and abstain rate (and how often it was binding)."""
+        table = Table(title="rewards per objective")
+        for col in ("objective", "mean", "std", "min", "max", "abstain", "binding"):
+            table.add_column(col, justify="left" if col == "objective" else "right")
+        rows = max(self.rows, 1)
+        for name in (*self.objectives, "total"):
+            n, mean, std, lo, hi = self.stats(name)
+            cells = [f"{x:.4g}" for x in (mean, std, lo, hi)] if n else ["-"] * 4
+            bind = f"{self.binding[name] / rows:.1%}" if self.binding and name != "total" else ""
+            label = "[bold]total[/]" if name == "total" else escape(name)
+            table.add_row(label, *cells, f"{1 - n / rows:.1%}", bind)
+        return table
 
 
 def _binding(diagnostics: dict[str, Any]) -> Counter[str]:
@@ -105,14 +122,24 @@ def _parse_weights(text: str | None) -> dict[str, float] | None:
             ) from None
         if not sep:
             raise _fail(f"--weights: {part!r} is not name=number")
+        try:
+            check_weight(out[name.strip()], f"--weights {name.strip()}")
+        except ValueError as exc:
+            raise _fail(exc) from None
     return out
 
 
-def _load_pipeline(spec: Path, hub: Hub, cache_path: Path | None) -> Pipeline:
+def _load_pipeline(
+    spec: Path, hub: Hub, cache_path: Path | None, memory_items: int | None = None
+) -> Pipeline:
     data = read_spec_file(spec)
-    if cache_path is not None:
-        data.setdefault("cache", {})
-        data["cache"] = {**data["cache"], "path": str(cache_path)}
+    cache_spec = data.get("cache", {})
+    if cache_path is not None and isinstance(cache_spec, dict):  # else validation reports it
+        cache_spec = {**cache_spec, "path": str(cache_path)}
+        current = cache_spec.get("memory_items", memory_items)
+        if memory_items is not None and isinstance(current, int):
+            cache_spec["memory_items"] = min(current, memory_items)
+        data["cache"] = cache_spec
     from rewardhub.sources.python import base_dir
 
     token = base_dir.set(spec.resolve().parent)
@@ -120,6 +147,114 @@ def _load_pipeline(spec: Path, hub: Hub, cache_path: Path | None) -> Pipeline:
         return Pipeline(data, hub=hub)
     finally:
         base_dir.reset(token)
+
+
+def _spec_fail(spec: Path, exc: RewardHubError) -> typer.Exit:
+    text = str(exc)
+    return _fail(text if text.startswith(str(spec)) else f"{spec}: {text}")
+
+
+#: Fields of an input line that describe a previous scoring run: dropped, so that the output
+#: describes this run only (and they do not reach the sample's metadata or cache key).
+STALE_FIELDS = frozenset({"rewards", "total", "std", "errors", "explain"})
+
+
+class _Stop(Exception):
+    """Stop the run with a message; the lines already written stay in the partial file."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class _StreamOptions:
+    weights: dict[str, float] | None
+    chunk_size: int
+    explain: bool
+    skip_invalid: bool
+    max_line_bytes: int
+
+
+def _stream(
+    pipe: Pipeline, input: Path, out: LockedOutput, summary: RunSummary, opts: _StreamOptions
+) -> None:
+    """Read, score and write ``input`` chunk by chunk, in order."""
+    size = input.stat().st_size
+    progress = Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[lines]:,} lines"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=size == 0,
+    )
+    with progress, input.open("rb") as fh:
+        task = progress.add_task("score", total=size, lines=0)
+        lines = read_lines(fh, opts.max_line_bytes)
+        while chunk := list(itertools.islice(lines, opts.chunk_size)):
+            items: list[tuple[int, dict[str, Any] | BadLine]] = []
+            samples: list[Sample] = []
+            for number, raw, _ in chunk:
+                if raw is not None and not raw.strip():
+                    continue  # blank lines are not samples
+                item = _sample_or_reject(parse_object(raw, opts.max_line_bytes), raw, samples)
+                if isinstance(item, BadLine) and not opts.skip_invalid:
+                    raise _Stop(
+                        f"{input}: line {number}: {item.reason} "
+                        "(use --skip-invalid to set such lines aside)"
+                    )
+                items.append((number, item))
+            result = None
+            if samples:
+                try:
+                    result = pipe.score(samples, weights=opts.weights)
+                except RewardHubError as exc:
+                    raise _Stop(str(exc)) from None
+                summary.add(result)
+            out.write(_encode_chunk(items, result, out, opts.explain), len(items))
+            out.flush()
+            progress.update(task, advance=sum(used for _, _, used in chunk), lines=out.lines)
+
+
+def _sample_or_reject(
+    parsed: dict[str, Any] | BadLine, raw: bytes | None, samples: list[Sample]
+) -> dict[str, Any] | BadLine:
+    """The line's fields to write back (a sample appended to ``samples``), or why not."""
+    if isinstance(parsed, BadLine):
+        return parsed
+    obj = {k: v for k, v in parsed.items() if k not in STALE_FIELDS}
+    try:
+        samples.append(Sample.from_dict(obj))
+    except (InputError, TypeError, ValueError) as exc:
+        return BadLine(str(exc), raw.decode("utf-8") if raw is not None else None)
+    return obj
+
+
+def _encode_chunk(
+    items: list[tuple[int, dict[str, Any] | BadLine]],
+    result: ScoreResult | None,
+    out: LockedOutput,
+    explain: bool,
+) -> bytes:
+    """The chunk's output lines, in input order; rejects also go to the side file."""
+    records = iter(result.to_records() if result is not None else ())
+    buf = bytearray()
+    for number, item in items:
+        if isinstance(item, dict):
+            rec = next(records)
+            if not explain:
+                rec.pop("explain", None)
+            try:
+                buf += encode_line({**item, **rec})
+                continue
+            except ValueError as exc:  # a source's output JSON cannot carry
+                item = BadLine(f"the result cannot be written as JSON: {exc}", None)
+        buf += encode_line({"line": number, "rejected": item.reason, "total": None})
+        out.write_side(encode_line({"line": number, "error": item.reason, "text": item.text}))
+    return bytes(buf)
 
 
 def build_app(hub: Hub | None = None) -> typer.Typer:
@@ -181,8 +316,14 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         text = json.dumps(pipeline_schema(get_hub()), indent=2, sort_keys=True) + "\n"
         if output is None:
             typer.echo(text, nl=False)
-        else:
+            return
+        try:
+            check_directory(output, "--output")
             output.write_text(text, encoding="utf-8")
+        except OutputError as exc:
+            raise _fail(exc) from None
+        except OSError as exc:
+            raise _fail(f"cannot write {str(output)!r}: {exc.strerror}") from None
 
     @app.command("validate")
     def validate_cmd(
@@ -196,7 +337,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
                     f"{', '.join(pipe.objectives)}, aggregate {pipe.aggregator.method}"
                 )
         except RewardHubError as exc:
-            raise _fail(f"{spec}: {exc}") from None
+            raise _spec_fail(spec, exc) from None
 
     @app.command("score")
     def score_cmd(
@@ -208,7 +349,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             Path, typer.Option("--output", "-o", help="scored JSONL, one line per input line")
         ],
         resume: Annotated[
-            bool, typer.Option(help="reuse the disk cache of an interrupted run")
+            bool, typer.Option(help="reuse the default cache of an interrupted run")
         ] = False,
         skip_invalid: Annotated[
             bool,
@@ -220,97 +361,101 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         weights: Annotated[
             str | None, typer.Option(help="per-objective weights, e.g. a=2,b=1")
         ] = None,
-        chunk_size: Annotated[int, typer.Option(min=1, help="samples per scoring call")] = 512,
+        chunk_size: Annotated[
+            int, typer.Option(min=1, help="lines read, scored and written at a time")
+        ] = 1000,
         explain: Annotated[
             bool, typer.Option(help="add each total's attribution to the output")
         ] = False,
         cache: Annotated[
-            Path | None, typer.Option(help="sqlite cache file (default: OUTPUT.cache.sqlite)")
+            Path | None,
+            typer.Option(
+                help="sqlite cache file, kept between runs (default: OUTPUT.cache.sqlite)"
+            ),
         ] = None,
+        fresh_cache: Annotated[
+            bool, typer.Option(help="empty the cache before scoring (never done to a --cache)")
+        ] = False,
+        max_line_bytes: Annotated[
+            int, typer.Option(min=1, help="longer input lines are rejected")
+        ] = MAX_LINE_BYTES,
     ) -> None:
-        """Score a JSONL file with a pipeline and print a summary per objective."""
-        if not input.exists():
-            raise _fail(f"input file {str(input)!r} does not exist")
-        records: list[tuple[int, dict[str, Any] | None, str]] = []
-        samples: list[Sample] = []
-        rejects: list[dict[str, Any]] = []
-        for lineno, text, parsed in read_jsonl(input):
-            try:
-                if isinstance(parsed, InputError):
-                    raise parsed
-                samples.append(Sample.from_dict(parsed, line=lineno))
-                records.append((lineno, parsed, text))
-            except InputError as exc:
-                if not skip_invalid:
-                    raise _fail(
-                        f"{input}: {exc} (use --skip-invalid to set such lines aside)"
-                    ) from None
-                rejects.append({"line": lineno, "error": str(exc), "text": text})
-                records.append((lineno, None, str(exc)))
+        """Score a JSONL file with a pipeline and print a summary per objective.
+
+        Lines are read, scored and written chunk by chunk, in input order, so memory stays flat
+        and the lines done so far are in OUTPUT.partial if the run stops.
+        """
+        if not input.is_file():
+            raise _fail(f"input file {str(input)!r} does not exist or is not a file")
+        if resume and fresh_cache:
+            raise _fail("--resume reuses the cache and --fresh-cache empties it: choose one")
+        w = _parse_weights(weights)
+        # everything that can fail before the work fails here: paths, lock, cache, spec
+        out = LockedOutput(output)
         cache_path = cache or output.with_name(output.name + ".cache.sqlite")
-        if not resume:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(cache_path) + suffix).unlink(missing_ok=True)
         try:
-            pipe = _load_pipeline(spec, get_hub(), cache_path)
+            out.open()
+            # the default cache belongs to this output: a run without --resume starts it
+            # afresh; a cache the user named is only emptied when asked (--fresh-cache)
+            prepare_cache(cache_path, fresh=fresh_cache or (cache is None and not resume))
+        except OutputError as exc:
+            out.release()
+            raise _fail(exc) from None
+        try:
+            # the disk cache keeps every result; in memory a few chunks' worth is enough
+            pipe = _load_pipeline(spec, get_hub(), cache_path, memory_items=4 * chunk_size)
             if aggregate:
                 pipe = pipe.with_aggregator(aggregate)
         except RewardHubError as exc:
-            raise _fail(f"{spec}: {exc}") from None
-        w = _parse_weights(weights)
-        results: list[ScoreResult] = []
-        with pipe:
-            progress = Progress(
-                TextColumn("scoring"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=err,
-                disable=not samples,
+            out.release()
+            raise _spec_fail(spec, exc) from None
+        except (sqlite3.Error, OSError) as exc:
+            out.release()
+            raise _fail(f"cannot open the cache {str(cache_path)!r}: {exc}") from None
+        except BaseException:
+            out.release()
+            raise
+        summary = RunSummary()
+        try:
+            with pipe:
+                _stream(
+                    pipe,
+                    input,
+                    out,
+                    summary,
+                    _StreamOptions(w, chunk_size, explain, skip_invalid, max_line_bytes),
+                )
+                stats = pipe.engine.stats
+        except _Stop as stop:
+            out.flush()
+            out.release()
+            if out.lines:
+                _say("[yellow]note:[/]", f"the {out.lines} line(s) before it are in {out.partial}")
+            raise _fail(stop.message, stop.code) from None
+        except KeyboardInterrupt:
+            out.flush()
+            out.release()
+            _say(
+                "[yellow]interrupted:[/]",
+                f"{out.lines} line(s) written to {out.partial} (in input order); run the same "
+                "command with --resume to finish, reusing every result already computed",
             )
-            with progress:
-                task = progress.add_task("score", total=len(samples))
-                for start in range(0, len(samples), chunk_size):
-                    chunk = samples[start : start + chunk_size]
-                    try:
-                        results.append(pipe.score(chunk, weights=w))
-                    except RewardHubError as exc:
-                        raise _fail(str(exc)) from None
-                    progress.advance(task, len(chunk))
-            stats = pipe.engine.stats
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(output.name + ".tmp")
-        scored = iter(r for res in results for r in _records(res, explain))
-        # surrogateescape: bytes that were not UTF-8 in the input go back out unchanged
-        with tmp.open("w", encoding="utf-8", errors="surrogateescape") as fh:
-            for lineno, obj, text in records:
-                if obj is None:
-                    out: dict[str, Any] = {"line": lineno, "rejected": text, "total": None}
-                else:
-                    out = {**obj, **next(scored)}
-                fh.write(json.dumps(out, ensure_ascii=False, default=_json_default) + "\n")
-        os.replace(tmp, output)
-        if rejects:
-            side = output.with_name(output.name + ".rejects.jsonl")
-            side.write_text(
-                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects),
-                encoding="utf-8",
-                errors="surrogateescape",
-            )
-            _say("[yellow]note:[/]", f"{len(rejects)} malformed line(s) set aside in {side}")
-        if results:
-            vector = RewardBatch(
-                np.concatenate([r.vector.values for r in results]), results[0].vector.objectives
-            )
-            totals = np.concatenate([r.total for r in results])
-            binding: Counter[str] = Counter()
-            for r in results:
-                binding.update(_binding(r.diagnostics))
-            Console().print(summary_table(vector, totals, binding))
+            raise typer.Exit(130) from None
+        except BaseException:
+            out.flush()
+            out.release()
+            raise
+        out.commit()
+        out.release()
+        if out.side_lines:
+            _say("[yellow]note:[/]", f"{out.side_lines} malformed line(s) set aside in {out.side}")
+        if summary.rows:
+            Console().print(summary.table())
         cached = stats.memory_hits + stats.disk_hits
         _say(
             "",
-            f"{len(samples)} scored → {output} ({cached} cached results reused, {stats.computed} computed)",
+            f"{summary.rows} scored → {output} ({cached} cached results reused, "
+            f"{stats.computed} computed)",
         )
 
     get_hub().call_register_commands(app)
@@ -331,26 +476,28 @@ def _plugin_label(info: PluginInfo) -> str:
     return info.name
 
 
-def _records(result: ScoreResult, explain: bool) -> Iterator[dict[str, Any]]:
-    for rec in result.to_records():
-        if not explain:
-            rec.pop("explain", None)
-        yield rec
-
-
-def _json_default(x: Any) -> Any:
-    if isinstance(x, (np.floating, np.integer)):
-        v = x.item()
-        return json_number(v) if isinstance(v, float) else v
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
-
-
 def main() -> None:
     """Console-script entry point."""
+    code: int | str | None = 0
     try:
         build_app()()
+    except SystemExit as exc:  # click ends every command this way
+        code = exc.code
     except RewardHubError as exc:
         _fail(exc)
-        sys.exit(1)
+        code = 1
+    _exit_without_stragglers(code)
+    sys.exit(code)
+
+
+def _exit_without_stragglers(code: int | str | None) -> None:
+    """Exit now if a thread is still running: a source call abandoned at its time-out (or at
+    Ctrl-C) would otherwise hold the process until it returns, as Python joins such threads at
+    exit. The output is written and closed by now; nothing is lost."""
+    if any(
+        t is not threading.main_thread() and t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+    ):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 1)

@@ -22,6 +22,7 @@ from rewardhub.sources.python import base_dir
 from rewardhub.spec import (
     FillPolicy,
     PipelineSpec,
+    check_weights,
     errors_to_spec_error,
     parse_spec,
     read_spec_file,
@@ -184,6 +185,11 @@ class Pipeline:
                     f"names unknown objective(s) {unknown}; the objectives are {list(self.objectives)}",
                     "aggregate.weights",
                 )
+            try:  # all zero only shows once the objectives are known
+                default = float(getattr(cls, "default_weight", 1.0))
+                check_weights(params["weights"], "weights", self.objectives, default)
+            except ValueError as exc:
+                raise SpecError(str(exc), "aggregate.weights") from None
         config = _validate_config(cls.Config, params, "aggregate")
         aggregator: Aggregator = cls(config, self.objectives)
         return aggregator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic.functional_validators import model_validator
 
 from rewardhub.errors import SpecError
 from rewardhub.when import Condition
@@ -22,6 +24,49 @@ from rewardhub.when import Condition
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+#: Weights are relative: beyond this magnitude w·r overflows to inf for ordinary rewards and
+#: every total turns NaN, so a weight that large is a mistake, not a preference.
+MAX_WEIGHT = 1e6
+
+
+def check_objective_name(name: str) -> str:
+    """An objective name must be non-empty text without surrounding blanks (it is a JSON key in
+    the output and a ``name=value`` key on the command line)."""
+    if not name.strip():
+        raise ValueError("an objective name must not be empty")
+    if name != name.strip():
+        raise ValueError(f"objective name {name!r} has leading or trailing blanks")
+    return name
+
+
+def check_weight(value: float, where: str) -> float:
+    """A weight must be finite and at most ``MAX_WEIGHT`` in magnitude."""
+    if not math.isfinite(value) or abs(value) > MAX_WEIGHT:
+        raise ValueError(
+            f"{where} is {value!r}; a weight must be a finite number between "
+            f"-{MAX_WEIGHT:g} and {MAX_WEIGHT:g} (weights are relative: scale them down)"
+        )
+    return value
+
+
+def check_weights(
+    weights: Any, where: str = "weights", objectives: Sequence[str] = (), default: float = 1.0
+) -> None:
+    """Every value of a ``{objective: weight}`` mapping passes :func:`check_weight`; given the
+    pipeline's ``objectives`` (unnamed ones weigh ``default``), not every weight may be 0,
+    which would make every total 0/0."""
+    if not isinstance(weights, Mapping):
+        return  # the aggregator's own config validation reports the wrong type
+    for name, value in weights.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            check_weight(float(value), f"{where}.{name}")
+    if objectives and all(weights.get(o, default) == 0 for o in objectives):
+        raise ValueError(
+            f"every objective's weight is 0 ({where}), which leaves nothing to aggregate; "
+            "give at least one objective a non-zero weight"
+        )
 
 
 class ObjectiveSpec(_Strict):
@@ -33,6 +78,11 @@ class ObjectiveSpec(_Strict):
         True, description="false: the pipeline negates this column so that higher is better"
     )
     bounds: tuple[float, float] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        return check_objective_name(v)
 
 
 class SourceSpec(_Strict):
@@ -59,6 +109,22 @@ class SourceSpec(_Strict):
         "e.g. `metadata.data_source in [gsm8k, math]`",
     )
     cache: bool = Field(True, description="cache this source's results")
+
+    @field_validator("rename")
+    @classmethod
+    def _check_renames(cls, v: dict[str, str]) -> dict[str, str]:
+        for new in v.values():
+            check_objective_name(new)
+        return v
+
+    @field_validator("weight")
+    @classmethod
+    def _check_weight(cls, v: float | dict[str, float] | None) -> float | dict[str, float] | None:
+        if isinstance(v, dict):
+            check_weights(v, "weight")
+        elif v is not None:
+            check_weight(v, "weight")
+        return v
 
     @field_validator("when")
     @classmethod
@@ -88,6 +154,11 @@ class AggregateSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     method: str = Field("weighted", description="a registered aggregator")
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> AggregateSpec:
+        check_weights((self.model_extra or {}).get("weights"), "weights")
+        return self
 
     @property
     def params(self) -> dict[str, Any]:
@@ -130,6 +201,19 @@ class PipelineSpec(_Strict):
                 "source could not score it. Use the default 'unscorable' (total NaN), "
                 "{fill: value}, 'fail', or 'renormalize' for the old behaviour"
             )
+        return v
+
+    @field_validator("objectives")
+    @classmethod
+    def _objective_names(
+        cls, v: list[str | ObjectiveSpec] | None
+    ) -> list[str | ObjectiveSpec] | None:
+        seen: set[str] = set()
+        for o in v or []:
+            name = check_objective_name(o if isinstance(o, str) else o.name)
+            if name in seen:
+                raise ValueError(f"objective {name!r} is declared twice")
+            seen.add(name)
         return v
 
     @field_validator("normalize", mode="before")
@@ -251,28 +335,100 @@ def parse_spec(data: Mapping[str, Any] | PipelineSpec) -> PipelineSpec:
         raise errors_to_spec_error(exc, PipelineSpec) from None
 
 
+#: Limits of a spec file: its size, and its size with every YAML alias expanded (a 600-byte
+#: "billion laughs" spec otherwise takes minutes and gigabytes to validate).
+MAX_SPEC_BYTES = 4 << 20
+MAX_SPEC_VALUES = 200_000
+MAX_SPEC_TEXT = 16 << 20
+
+
+def _check_expansion(root: Any, where: str) -> None:
+    """Refuse a composed YAML graph whose expansion is too large, or that contains itself.
+
+    Iterative depth-first walk with a memo per node, so a shared (aliased) node costs once to
+    measure however often it is referenced.
+    """
+    import yaml
+
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, characters) once expanded
+    open_nodes: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+
+    def children(node: Any) -> list[Any]:
+        if isinstance(node, yaml.MappingNode):
+            return [part for pair in node.value for part in pair]
+        return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            kids = [sizes[id(c)] for c in children(node)]
+            values = 1 + sum(v for v, _ in kids)
+            text = (len(node.value) if isinstance(node, yaml.ScalarNode) else 0) + sum(
+                t for _, t in kids
+            )
+            if values > MAX_SPEC_VALUES or text > MAX_SPEC_TEXT:
+                raise SpecError(
+                    f"{where}: with its aliases (*name) expanded, the spec would hold over "
+                    f"{MAX_SPEC_VALUES:,} values or {MAX_SPEC_TEXT >> 20} MiB of text; "
+                    "refusing it (an alias bomb?)"
+                )
+            sizes[key] = (values, text)
+        elif key in open_nodes:
+            raise SpecError(f"{where}: a YAML alias refers to a node that contains it")
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children(node) if id(c) not in sizes)
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        node = yaml.compose(text, Loader=loader)  # aliases stay shared: cheap
+        if node is None:
+            return None
+        _check_expansion(node, where)
+        return yaml.load(text, Loader=loader)  # a safe loader (C when available)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{where}: invalid YAML{at}: {problem}") from None
+
+
 def read_spec_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON spec file into a dict, with the file name in any error."""
+    """Read a YAML or JSON spec file into a dict, with the file name in any error.
+
+    Files over ``MAX_SPEC_BYTES``, YAML whose aliases expand beyond ``MAX_SPEC_VALUES`` values
+    or ``MAX_SPEC_TEXT`` characters, and nesting deeper than the parser can follow are refused.
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"cannot read spec file {str(p)!r}: {exc.strerror}") from None
-    if p.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{p}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise SpecError(f"{p}: invalid YAML{where}: {problem}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{p}: a spec file may be at most {MAX_SPEC_BYTES >> 20} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        if p.suffix == ".json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SpecError(f"{p}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        else:
+            data = _load_yaml(text, str(p))
+    except RecursionError:
+        raise SpecError(f"{p}: nested too deeply to read") from None
     if not isinstance(data, dict):
         raise SpecError(
             f"{p}: a spec must be a mapping at the top level, got {type(data).__name__}"

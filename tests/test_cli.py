@@ -58,7 +58,7 @@ def test_schema_and_validate(tmp_path: Path) -> None:
 
 def test_score_writes_one_line_per_input_in_order(tmp_path: Path) -> None:
     inp = write_jsonl(tmp_path / "in.jsonl", GOOD)
-    out = tmp_path / "out" / "scored.jsonl"
+    out = tmp_path / "scored.jsonl"
     code, text = run("score", SPEC, inp, "-o", out)
     assert code == 0, text
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -138,16 +138,21 @@ def test_help(cmd: list[str]) -> None:
     assert code == 0 and "Usage" in out
 
 
-def test_bytes_that_are_not_utf8_are_scored_and_written_back_unchanged(tmp_path: Path) -> None:
+def test_bytes_that_are_not_utf8_are_rejected_and_output_stays_utf8(tmp_path: Path) -> None:
+    """Rule: input must be UTF-8. A line that is not is a rejected line (its text in the rejects
+    file shows the bad bytes as \\xNN); the output is always valid UTF-8 JSON."""
     inp = tmp_path / "in.jsonl"
     inp.write_bytes(b'{"prompt": "p", "completion": "bad \xff\xfe bytes"}\nnot json \xff\n')
     out = tmp_path / "scored.jsonl"
+    code, text = run("score", SPEC, inp, "-o", out)
+    assert code == 1 and "line 1: not valid UTF-8 (byte 36)" in text
     code, text = run("score", SPEC, inp, "-o", out, "--skip-invalid")
     assert code == 0, text
-    first, second = out.read_bytes().splitlines()
-    assert b'"completion": "bad \xff\xfe bytes"' in first and b'"total": ' in first
-    assert b'"rejected"' in second
-    assert b"not json \xff" in (tmp_path / "scored.jsonl.rejects.jsonl").read_bytes()
+    first, second = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert first["line"] == 1 and first["total"] is None and "UTF-8" in first["rejected"]
+    assert second["line"] == 2 and "UTF-8" in second["rejected"]
+    rejects = (tmp_path / "scored.jsonl.rejects.jsonl").read_text(encoding="utf-8")
+    assert json.loads(rejects.splitlines()[1])["text"] == "not json \\xff"
 
 
 def test_errors_are_not_wrapped_or_read_as_markup(

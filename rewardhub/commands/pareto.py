@@ -30,17 +30,22 @@ def read_scored(
     Each line needs a ``rewards`` object; ``null`` (abstained) becomes NaN; lines without
     rewards (rejected inputs) are skipped.
     """
+    from rewardhub._jsonl import BadLine, parse_object, read_lines
+
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, start=1):
-            if not text.strip():
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    with fh:
+        for lineno, raw, _ in read_lines(fh):
+            if raw is not None and not raw.strip():
                 continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: invalid JSON ({exc.msg})", lineno) from None
-            rewards = obj.get("rewards") if isinstance(obj, dict) else None
+            obj = parse_object(raw)
+            if isinstance(obj, BadLine):
+                raise InputError(f"{path}: {obj.reason}", lineno)
+            rewards = obj.get("rewards")
             if not isinstance(rewards, dict):
                 continue
             rows.append(rewards)
@@ -54,10 +59,17 @@ def read_scored(
     unknown = [o for o in names if o not in seen]
     if unknown:
         raise InputError(f"{path}: unknown objective(s) {unknown}; the file has {list(seen)}")
-    values = np.array(
-        [[math.nan if r.get(o) is None else float(r[o]) for o in names] for r in rows],
-        dtype=np.float64,
-    )
+    values = np.full((len(rows), len(names)), math.nan)
+    for i, r in enumerate(rows):
+        for j, o in enumerate(names):
+            x = r.get(o)
+            if x is None:
+                continue
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise InputError(
+                    f"{path}: rewards.{o} is {json.dumps(x)[:40]}, not a number", lines[i]
+                )
+            values[i, j] = x
     return values, names, lines
 
 
@@ -129,11 +141,14 @@ def register_commands(cli: "typer.Typer") -> None:
         from rich.table import Table
 
         from rewardhub._console import fail, say
+        from rewardhub._output import check_directory
         from rewardhub.aggregate.pareto import crowding_distance, hypervolume, nondominated_sort
 
         try:
-            if not scored.exists():
-                raise InputError(f"file {str(scored)!r} does not exist")
+            if not scored.is_file():
+                raise InputError(f"file {str(scored)!r} does not exist or is not a file")
+            if plot is not None:
+                check_directory(plot, "--plot")
             wanted = [o.strip() for o in objectives.split(",") if o.strip()] if objectives else None
             values, names, lines = read_scored(scored, wanted)
             if ref:
@@ -197,5 +212,8 @@ def register_commands(cli: "typer.Typer") -> None:
             out.print(ranks_table)
             out.print(f"hypervolume {hv:.6g} (reference point {', '.join(f'{x:.4g}' for x in r)})")
         if plot is not None:
-            plot_front(values, names, ranks, plot)
+            try:
+                plot_front(values, names, ranks, plot)
+            except (OSError, ValueError) as exc:  # e.g. no space left, an unknown extension
+                raise fail(f"cannot write the plot {str(plot)!r}: {exc}") from None
             say("", f"plot written to {plot}")
