@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from rewardhub import _trace
 from rewardhub.cache import DiskCache, Entry, MemoryCache, pack_rows, unpack_rows
 from rewardhub.source import (
     _DEADLINE,
@@ -194,6 +195,7 @@ class Engine:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.stats = EngineStats()
+        self._trace = _trace.enabled()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -281,6 +283,7 @@ class Engine:
         keys: list[tuple[str, str, str, str]],
         threads: asyncio.Semaphore,
     ) -> _Result:
+        t0 = time.perf_counter()
         u, k = len(samples), len(b.objectives)
         values = np.full((u, k), math.nan)
         std: FloatArray | None = None
@@ -394,6 +397,8 @@ class Engine:
         abstained = u - reasons.count(None)
         if abstained:
             self.stats.abstained[b.id] = self.stats.abstained.get(b.id, 0) + abstained
+        if self._trace:
+            _trace.source_timing(b.id, b.source.type, u, time.perf_counter() - t0)
         return _Result(values, std, reasons)
 
     async def _run_chunk(
