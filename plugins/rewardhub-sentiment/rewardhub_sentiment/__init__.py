@@ -57,7 +57,7 @@ class Sentiment(rh.RewardSource):
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
             self._analyzer = SentimentIntensityAnalyzer()
-        rows: list[rh.Row] = []
+        rows: list[Any] = []
         for s in samples:
             text = flatten(s.completion) if self.config.flatten else s.completion
             words = len(set(text.lower().split()))  # distinct words: repetition does not count

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-import rewardhub as rh
 import rewardhub_sentiment
-from rewardhub.testing import check_source, rewardhub_conformance
 from rewardhub_sentiment import Sentiment
+
+import rewardhub as rh
+from rewardhub.testing import check_source, rewardhub_conformance
 
 test_conformance = rewardhub_conformance(Sentiment)
 
