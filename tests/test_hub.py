@@ -295,3 +295,18 @@ def test_trace_reports_hook_calls_through_monitoring_and_source_times(
     assert re.search(
         r"source 'd' \(dup\) scored 1 sample\(s\) in [\d.]+ ms", capsys.readouterr().err
     )
+
+
+def test_plugins_json_lists_each_type_with_its_summary() -> None:
+    import json
+
+    out = CliRunner().invoke(build_app(rh.Hub(entry_points=False)), ["plugins", "--json"])
+    infos = {p["name"]: p for p in json.loads(out.output)}
+    basic = infos["rewardhub.sources.basic"]
+    assert basic["label"] == "built-in"
+    assert {"kind": "source", "name": "length", "summary": basic["types"][0]["summary"]} in basic[
+        "types"
+    ]
+    assert [t["name"] for t in basic["types"]] == ["length", "regex"] and basic["types"][0][
+        "summary"
+    ]
