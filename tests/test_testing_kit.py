@@ -254,3 +254,31 @@ def test_fixtures(make_samples: Any, make_pipeline: Any, rewardhub_hub: rh.Hub) 
     pipe = make_pipeline({"sources": [{"type": "length", "config": {"target": 5}}]})
     assert pipe.score(samples).total.shape == (4,)
     assert "length" in rewardhub_hub.sources
+
+
+def test_plugins_md_tutorial_and_testing_blocks_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from tests.conftest import doc_example
+
+    tutorial = doc_example("plugins.md", "tutorial")
+    length = doc_example("plugins.md", "length")
+    for mod in (tutorial, length):  # importable, so the pickling check can find the classes
+        monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    check_source(tutorial.Brevity, {"target": 10})
+    hub = rh.Hub(plugins=[tutorial], entry_points=False)
+    assert hub.sources.owner("brevity") == "doc_example_tutorial"
+    assert "check" in tutorial.test_brevity.pytestmark[0].args
+
+    testing_block = doc_example("plugins.md", "testing")
+    testing_block.Length = length.Length
+    testing_block.test_conformance()
+    made: list[rh.Pipeline] = []
+
+    def make_pipeline(spec: Any, hub: rh.Hub) -> rh.Pipeline:
+        made.append(rh.Pipeline(spec, hub=hub))
+        return made[-1]
+
+    testing_block.test_in_a_pipeline(make_pipeline, testing.make_samples)
+    for pipe in made:
+        pipe.close()
