@@ -19,8 +19,10 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 	$(PIP) install --quiet -e .
 	touch $@
 
-$(VENV)/.dev: $(BIN)/python pyproject.toml plugins/rewardhub-example/pyproject.toml
-	$(PIP) install --quiet $(TORCH) -e '.[dev,server,verify,policy,plot]' -e plugins/rewardhub-example
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+
+$(VENV)/.dev: $(BIN)/python pyproject.toml $(PLUGINS)
+	$(PIP) install --quiet $(TORCH) -e '.[dev,server,verify,policy,plot]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core
@@ -42,6 +44,7 @@ sandbox:
 
 pytest: $(VENV)/.dev sandbox
 	$(BIN)/python -m pytest
+	for p in plugins/*/tests; do (cd $$(dirname $$p) && ../../$(BIN)/python -m pytest -q -p no:cacheprovider) || exit 1; done
 
 test: lint typecheck pytest
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 import rewardhub as rh
 from rewardhub.testing import check_source, plugin_with
 
 
 class KeywordConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo in a spec is an error, not a default
     word: str = "because"
 
 

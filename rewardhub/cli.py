@@ -286,8 +286,26 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         """List plugins and every source, aggregator and normalizer they provide."""
         h = get_hub()
         infos = h.plugins()
-        if as_json:
-            typer.echo(json.dumps([vars(i) for i in infos], indent=2))
+        registries: list[tuple[str, Any]] = [
+            ("source", h.sources),
+            ("aggregator", h.aggregators),
+            ("normalizer", h.normalizers),
+        ]
+        if as_json:  # for tools: each plugin, and each type it provides with its summary
+            out = [
+                {
+                    **vars(i),
+                    "label": _plugin_label(i),
+                    "types": [
+                        {"kind": kind, "name": name, "summary": _summary(cls)}
+                        for kind, registry in registries
+                        for name, cls in registry.items()
+                        if registry.owner(name) == i.name
+                    ],
+                }
+                for i in infos
+            ]
+            typer.echo(json.dumps(out, indent=2))
             return
         table = Table(title="rewardhub plugins")
         for col in ("kind", "name", "plugin", "description"):

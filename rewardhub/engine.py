@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from rewardhub import _trace
 from rewardhub.cache import DiskCache, Entry, MemoryCache, pack_rows, unpack_rows
 from rewardhub.errors import RewardHubError
 from rewardhub.source import (
@@ -272,6 +273,7 @@ class Engine:
         self._threads: asyncio.Semaphore | None = None  # made on the engine's loop
         self._closed = False
         self.stats = EngineStats()
+        self._trace = _trace.enabled()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -400,6 +402,7 @@ class Engine:
         keys: list[SampleKey],
         threads: asyncio.Semaphore,
     ) -> _Result:
+        t0 = time.perf_counter()
         u, k = len(samples), len(b.objectives)
         values = np.full((u, k), math.nan)
         std: FloatArray | None = None
@@ -529,6 +532,8 @@ class Engine:
         abstained = u - reasons.count(None)
         if abstained:
             self.stats.abstained[b.id] = self.stats.abstained.get(b.id, 0) + abstained
+        if self._trace:
+            _trace.source_timing(b.id, b.source.type, u, time.perf_counter() - t0)
         return _Result(values, std, reasons)
 
     def _store(

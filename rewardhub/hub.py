@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
 import pluggy
 
-from rewardhub import hookspecs
+from rewardhub import _trace, hookspecs
 from rewardhub.default_plugins import DEFAULT_PLUGINS
 from rewardhub.errors import DuplicateNameError, PluginError
 from rewardhub.registry import AggregatorRegistry, NormalizerRegistry, Registry, SourceRegistry
@@ -52,7 +51,8 @@ class Hub:
     Every ``Hub()`` is independent: nothing is global, so tests build one each.
     ``REWARDHUB_LOAD_PLUGINS`` (unset: all installed plugins, empty: none, ``a,b``: only those
     distributions) and ``REWARDHUB_DISABLE_PLUGINS`` choose the installed plugins;
-    ``REWARDHUB_TRACE=1`` prints each registration to stderr.
+    ``REWARDHUB_TRACE=1`` prints each registration (and, in the engine, each source's time
+    per call) to stderr.
     """
 
     def __init__(
@@ -64,7 +64,8 @@ class Hub:
     ) -> None:
         self.pm = pluggy.PluginManager("rewardhub")
         self.pm.add_hookspecs(hookspecs)
-        self._trace = os.environ.get("REWARDHUB_TRACE", "") not in ("", "0")
+        if _trace.enabled():
+            _trace.monitor(self.pm)
         self._info: dict[str, PluginInfo] = {}
         for blocked in _env_list("REWARDHUB_DISABLE_PLUGINS") or []:
             self.pm.set_blocked(blocked)
@@ -159,14 +160,13 @@ class Hub:
         )
 
     def _call_each(self, hook_name: str, registry: Registry[Any], kind: str) -> None:
-        """Call each implementation on its own, so one broken plugin cannot stop the rest."""
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():
-            name = impl.plugin_name
+        """Call the hook once per plugin, so that one broken plugin cannot stop the rest and
+        each registration is attributed to its plugin (the registry's ``current_plugin``)."""
+        for name, call in self._per_plugin(hook_name):
             registry.current_plugin = name
             before = set(registry.names())
             try:
-                impl.function(registry)
+                call(registry=registry)
             except DuplicateNameError:
                 raise
             except Exception as exc:
@@ -177,19 +177,31 @@ class Hub:
                     raise PluginError(f"plugin {name!r} failed in {hook_name}: {exc}") from exc
                 self._broken(name, f"{hook_name} raised {type(exc).__name__}: {exc}")
                 continue
-            new = sorted(set(registry.names()) - before)
             info = self._info.setdefault(name, PluginInfo(name=name))
-            getattr(info, kind).extend(new)
-            if self._trace:
-                print(f"rewardhub: {name}.{hook_name} registered {new}", file=sys.stderr)
+            getattr(info, kind).extend(sorted(set(registry.names()) - before))
+        registry.current_plugin = "<direct>"
+
+    def _per_plugin(self, hook_name: str) -> Iterator[tuple[str, pluggy.HookCaller]]:
+        """(plugin name, a caller of the hook restricted to that plugin) in registration order.
+
+        The calls go through pluggy, so hook wrappers and call monitoring (``REWARDHUB_TRACE``)
+        see each of them; a plugin holding only wrappers wraps every plugin's call."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        plain: dict[str, object] = {}
+        for impl in impls:
+            if not (impl.hookwrapper or impl.wrapper):
+                plain.setdefault(impl.plugin_name, impl.plugin)
+        for name in plain:
+            others = [p for n, p in plain.items() if n != name]
+            yield name, self.pm.subset_hook_caller(hook_name, remove_plugins=others)
 
     def call_register_commands(self, cli: Any) -> None:
         """Let plugins add CLI commands; a failing plugin is reported, not fatal."""
-        for impl in self.pm.hook.register_commands.get_hookimpls():
+        for name, call in self._per_plugin("register_commands"):
             try:
-                impl.function(cli)
+                call(cli=cli)
             except Exception as exc:
-                self._broken(impl.plugin_name, f"register_commands raised {exc!r}")
+                self._broken(name, f"register_commands raised {exc!r}")
 
     # -- queries -----------------------------------------------------------------------------
 

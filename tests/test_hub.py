@@ -263,3 +263,50 @@ def test_hub_does_not_touch_global_state() -> None:
     rh.Hub()
     rh.Hub()
     assert not {m for m in set(sys.modules) - before if m.startswith("torch")}
+
+
+def test_hooks_are_called_through_pluggy_so_wrappers_run() -> None:
+    seen: list[list[str]] = []
+
+    class Watcher:
+        __name__ = "watcher"
+
+        @rh.hookimpl(hookwrapper=True)
+        def register_sources(self, registry: rh.SourceRegistry):  # type: ignore[no-untyped-def]
+            before = set(registry.names())
+            yield
+            seen.append(sorted(set(registry.names()) - before))
+
+    hub = rh.Hub(plugins=[Watcher(), plugin_with(dup_a, name="mine")], entry_points=False)
+    assert ["dup"] in seen and ["length", "regex"] in seen  # once around each plugin's call
+    assert hub.sources.owner("dup") == "mine"  # attribution survives the pluggy calls
+    assert hub.sources.owner("length") == "rewardhub.sources.basic"
+
+
+def test_trace_reports_hook_calls_through_monitoring_and_source_times(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REWARDHUB_TRACE", "1")
+    hub = rh.Hub(plugins=[plugin_with(dup_a, name="mine")], entry_points=False)
+    err = capsys.readouterr().err
+    assert re.search(r"mine\.register_sources registered \['dup'\] in [\d.]+ ms", err)
+    with rh.Pipeline({"sources": [{"id": "d", "type": "dup"}]}, hub=hub) as pipe:
+        pipe.score([rh.Sample(prompt="", completion="x")] * 3)
+    assert re.search(
+        r"source 'd' \(dup\) scored 1 sample\(s\) in [\d.]+ ms", capsys.readouterr().err
+    )
+
+
+def test_plugins_json_lists_each_type_with_its_summary() -> None:
+    import json
+
+    out = CliRunner().invoke(build_app(rh.Hub(entry_points=False)), ["plugins", "--json"])
+    infos = {p["name"]: p for p in json.loads(out.output)}
+    basic = infos["rewardhub.sources.basic"]
+    assert basic["label"] == "built-in"
+    assert {"kind": "source", "name": "length", "summary": basic["types"][0]["summary"]} in basic[
+        "types"
+    ]
+    assert [t["name"] for t in basic["types"]] == ["length", "regex"] and basic["types"][0][
+        "summary"
+    ]

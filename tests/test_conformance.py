@@ -1,0 +1,125 @@
+"""Every built-in source, aggregator and normalizer passes the conformance kit.
+
+Parametrised over a fresh Hub's registries, so a new built-in is checked automatically; one
+that needs a config fails until it gets an entry below.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+import rewardhub as rh
+from rewardhub.testing import check_aggregator, check_normalizer, conformance_subject, make_samples
+from tests.conftest import ROOT
+
+HUB = rh.Hub(entry_points=False)
+
+SOURCE_CONFIGS: dict[str, dict[str, Any]] = {
+    "cel": {"expressions": {"short": "size(completion) < 10", "n": "double(size(prompt))"}},
+    "format": {"tags": ["think", "answer"], "mode": "partial"},
+    "json-schema": {"schema": {"type": "object", "required": ["a"]}},
+    "keywords": {"required": ["answer"], "forbidden": ["dog"]},
+    "language": {"expected": "en"},
+    "math-verify": {"workers": 1},
+    "python": {"function": "tests.helpers:word_count"},
+    "regex": {"patterns": [{"pattern": "answer", "objective": "a"}, {"pattern": "✓"}]},
+    "rego": {
+        "policies": [str(ROOT / "specs" / "policies" / "argen")],
+        "package": "argen",
+        "rules": [
+            {"rule": "deny", "objective": "principles", "kind": "penalty"},
+            {"rule": "veto", "objective": "no_veto", "kind": "veto"},
+        ],
+    },
+    "repetition": {"n": 2},
+}
+# sources that start worker processes or sandboxes: slower, still run in CI
+SLOW = {"math-verify", "code-exec"}
+NEEDS = {
+    "code-exec": (lambda: shutil.which("bwrap") is not None, "bubblewrap (make sandbox)"),
+    "math-verify": (
+        lambda: importlib.util.find_spec("math_verify") is not None,
+        "math-verify (pip install 'rewardhub[verify]')",
+    ),
+    "rego": (lambda: importlib.util.find_spec("regorus") is not None, "rewardhub[policy]"),
+    "cel": (lambda: importlib.util.find_spec("cel") is not None, "rewardhub[policy]"),
+}
+CODE = "```python\nprint(sum([2, 2]))\n```"
+
+
+def _samples(name: str) -> list[rh.Sample] | None:
+    if name == "code-exec":
+        tests = "assert True"
+        return [
+            rh.Sample(prompt="add", completion=CODE, reference=tests),
+            rh.Sample(prompt="add", completion="print(", reference=tests),
+            rh.Sample(prompt=[{"role": "user", "content": "loop"}], completion="", reference=tests),
+        ]
+    if name == "math-verify":
+        return [
+            rh.Sample(prompt="2+2?", completion="The answer is \\boxed{4}.", reference="4"),
+            rh.Sample(prompt="2+2?", completion="I think 5", reference="4"),
+            rh.Sample(prompt="1/2?", completion="\\boxed{\\frac{1}{2}}", reference="0.5"),
+        ]
+    return None
+
+
+def _source_params() -> list[Any]:
+    out = []
+    for name in HUB.sources.names():
+        marks = [pytest.mark.slow] if name in SLOW else []
+        need = NEEDS.get(name)
+        if need is not None and not need[0]():
+            marks.append(pytest.mark.skip(reason=f"{name} needs {need[1]}"))
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+@pytest.mark.parametrize("name", _source_params())
+def test_builtin_source_passes_the_kit(name: str) -> None:
+    subject = conformance_subject(HUB.sources.get(name), SOURCE_CONFIGS.get(name), _samples(name))
+    try:
+        for check, run in subject.checks().items():
+            try:
+                run()
+            except pytest.skip.Exception:
+                continue
+            except AssertionError as exc:
+                raise AssertionError(f"[{check}] {exc}") from None
+    finally:
+        subject.close()
+
+
+AGGREGATOR_CONFIGS: dict[str, dict[str, Any]] = {
+    "gate": {"gates": [{"objective": "a", "min": 0.0, "action": "veto"}]},
+    "lagrangian": {"constraints": [{"objective": "a", "threshold": 0.0}]},
+    "wco": {"members": {"m": ["a", "b"]}},
+    "lexicographic": {"order": ["a", "b"]},
+}
+
+
+@pytest.mark.parametrize("name", HUB.aggregators.names())
+def test_builtin_aggregator_passes_the_kit(name: str) -> None:
+    check_aggregator(name, AGGREGATOR_CONFIGS.get(name), hub=HUB)
+
+
+@pytest.mark.parametrize("name", HUB.normalizers.names())
+def test_builtin_normalizer_passes_the_kit(name: str) -> None:
+    check_normalizer(name, hub=HUB)
+    try:
+        HUB.normalizers.get(name).Config.model_validate({"per": "group"})
+    except ValidationError:
+        return  # batch-level only (running statistics)
+    check_normalizer(name, {"per": "group"}, hub=HUB)
+
+
+def test_make_samples_gives_groups_chat_prompts_and_references() -> None:
+    samples = make_samples(6, group_size=3)
+    assert [s.metadata["group"] for s in samples] == [0, 0, 0, 1, 1, 1]
+    assert isinstance(samples[3].prompt, list) and samples[0].reference == "0"
+    assert make_samples(6) == make_samples(6) and make_samples(6, seed=1) != make_samples(6)
