@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures as cf
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +148,15 @@ class MicroBatcher:
         if threading.current_thread() is self._thread:
             raise RuntimeError("submit_sync blocks; inside the batcher's own loop use submit")
         return self._enqueue(sample).result(timeout)
+
+    def submit_many_sync(
+        self, samples: Sequence[Sample], timeout: float | None = None
+    ) -> list[Row]:
+        """Like :meth:`submit_sync` for several samples at once (they may share a batch)."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("submit_many_sync blocks; inside the batcher's own loop use submit")
+        futures = [self._enqueue(s) for s in samples]
+        return [f.result(timeout) for f in futures]
 
     def close(self) -> None:
         """Stop the batcher thread; calls still waiting fail with RewardHubError."""
