@@ -267,3 +267,11 @@ def test_a_completion_cannot_earn_reward_by_breaking_the_judge() -> None:
         judge = next(f for f in funcs if f.__name__ == "judge")
         out = call(judge, Log(), ["p", "p"], ["?" * 30, "ok"])
     assert out[0] is None and out[1] == pytest.approx(0.1)
+
+
+def test_docs_example_runs() -> None:
+    from tests.conftest import doc_example
+
+    module = doc_example("trainers.md", "trl")
+    assert module.rewards["brevity"][0] is not None
+    module.pipe.close()

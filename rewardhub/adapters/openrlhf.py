@@ -54,7 +54,7 @@ def make_reward_func(
     """Build OpenRLHF's ``reward_func`` over a pipeline (a Pipeline, a spec dict or file, or
     None for ``$REWARDHUB_SPEC``). Concurrent calls share pipeline batches. ``rewards`` and
     ``scores`` are the total; ``extra_logs`` has every objective and the abstain flags."""
-    torch = require("torch", "models", "the OpenRLHF adapter")
+    torch = require("torch", "openrlhf", "the OpenRLHF adapter")
     pipeline = load_pipeline(spec, hub)
     filler = AbstainFill(pipeline, fill, total=fill_total)
     batcher = MicroBatcher(pipeline, window_ms=window_ms, max_batch=max_batch)
