@@ -52,6 +52,7 @@ def test_example_file_loads_and_answers_like_a_reward_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("REWARDHUB_SPEC", raising=False)
+    monkeypatch.setenv("REWARDHUB_LOAD_PLUGINS", "")  # the built-ins only, whatever is installed
     reward_func = load_like_openrlhf(ROOT / "examples" / "openrlhf_reward_func.py")
     good, bad = "The answer is \\boxed{4}.<|im_end|>", "no box here"
     out = fetch_like_openrlhf(reward_func, [PROMPT + good, PROMPT + bad], [PROMPT] * 2, ["4"] * 2)

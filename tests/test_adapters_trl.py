@@ -269,8 +269,10 @@ def test_a_completion_cannot_earn_reward_by_breaking_the_judge() -> None:
     assert out[0] is None and out[1] == pytest.approx(0.1)
 
 
-def test_docs_example_runs() -> None:
+def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.conftest import doc_example
+
+    monkeypatch.setenv("REWARDHUB_LOAD_PLUGINS", "")  # the built-ins only, whatever is installed
 
     module = doc_example("trainers.md", "trl")
     assert module.rewards["brevity"][0] is not None

@@ -119,6 +119,7 @@ def test_default_compute_score_reads_the_spec_from_the_environment(
     )
     verl._default.cache_clear()
     monkeypatch.setenv("REWARDHUB_SPEC", str(path))
+    monkeypatch.setenv("REWARDHUB_LOAD_PLUGINS", "")  # the built-ins only, whatever is installed
     try:
         out = asyncio.run(
             verl.compute_score(data_source="d", solution_str="hello", ground_truth="")
