@@ -26,6 +26,7 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml $(PLUGINS)
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core
+	@mkdir -p .demo
 	$(BIN)/rewardhub score specs/demo.yaml examples/data/demo.jsonl -o .demo/scored.jsonl
 
 lint: $(VENV)/.dev
