@@ -113,7 +113,7 @@ def _load_pipeline(spec: Path, hub: Hub, cache_path: Path | None) -> Pipeline:
     if cache_path is not None:
         data.setdefault("cache", {})
         data["cache"] = {**data["cache"], "path": str(cache_path)}
-    from rewardhub.sources.python import base_dir
+    from rewardhub.spec import base_dir
 
     token = base_dir.set(spec.resolve().parent)
     try:

@@ -15,10 +15,10 @@ from rewardhub.aggregate.base import Aggregator, Context, Normalizer
 from rewardhub.engine import BoundSource, Engine
 from rewardhub.errors import AbstainError, RewardHubError, SpecError
 from rewardhub.hub import Hub
-from rewardhub.sources.python import base_dir
 from rewardhub.spec import (
     FillPolicy,
     PipelineSpec,
+    base_dir,
     errors_to_spec_error,
     parse_spec,
     read_spec_file,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import json
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,10 @@ from pydantic import (
 
 from rewardhub.errors import SpecError
 from rewardhub.when import Condition
+
+#: the folder that relative file paths in a spec resolve against: set while a spec file loads
+#: (``Pipeline.from_yaml``, the CLI) and read by sources that take a path in their config
+base_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("base_dir", default=None)
 
 
 class _Strict(BaseModel):

@@ -181,3 +181,19 @@ def test_schema_validates_the_shipped_specs_and_rejects_bad_configs() -> None:
     assert list(validator.iter_errors(bad))
     bad_agg = {"sources": [{"type": "length"}], "aggregate": {"method": "weighted", "nope": 1}}
     assert list(validator.iter_errors(bad_agg))
+
+
+def test_base_dir_lives_in_the_spec_layer(tmp_path: Path) -> None:
+    """Relative paths resolve against the spec file's folder, set by the spec layer (not by
+    the python source, which every path-taking source and the CLI used to import)."""
+    import rewardhub.sources.python as python_source
+    from rewardhub.spec import base_dir
+
+    assert python_source.base_dir is base_dir  # one variable, owned by the spec layer
+    (tmp_path / "rewards.py").write_text("def one(sample):\n    return 1.0\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("sources:\n  - type: python\n    config: {function: rewards.py:one}\n")
+    assert base_dir.get() is None
+    with rh.Pipeline.from_yaml(spec, hub=rh.Hub(entry_points=False)) as pipe:
+        assert pipe.score([rh.Sample(prompt="p", completion="c")]).total.tolist() == [1.0]
+    assert base_dir.get() is None  # reset after loading
