@@ -225,6 +225,7 @@ class Pipeline:
     ) -> ScoreResult:
         """Normalise and aggregate a reward vector over this pipeline's objectives (e.g. one
         read back from a scored file)."""
+        self.aggregator.check_call_weights(weights)
         batch = _reorder(batch, self.objectives)
         values = self._apply_abstain_policy(batch)
         ctx = Context.for_batch(batch, samples, weights)

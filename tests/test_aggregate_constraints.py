@@ -241,7 +241,7 @@ def test_lagrangian_dual_update_and_state_round_trip(tmp_path: object) -> None:
         {"method": "pareto"},
         {"method": "lexicographic", "tolerances": {"helpful": 0.1}},
         {"method": "gate", "gates": [{"objective": "harmless", "min": 0}]},
-        {"method": "lagrangian", "constraints": [{"objective": "harmless"}]},
+        {"method": "lagrangian", "constraints": [{"objective": "harmless"}], "on_missing": "worst"},
     ],
 )
 @pytest.mark.parametrize("normalize", ["none", "zscore", "rank", "minmax", "group", "running"])
@@ -260,3 +260,32 @@ def test_every_method_from_a_spec(aggregate: dict[str, object], normalize: str) 
 def test_unknown_method_lists_the_installed_ones() -> None:
     with pytest.raises(rh.UnknownTypeError, match="Did you mean 'maxmin'"):
         pipeline({"method": "maxmn"})
+
+
+@pytest.mark.parametrize("on_missing", ["unscorable", "worst"])
+def test_lagrangian_abstained_constraint_fails_closed(on_missing: str) -> None:
+    """An abstaining safety judge must never score above an unsafe sample: the old code read
+    its NaN slack as 0 (exactly at the threshold), above any violation."""
+    rows: list[list[float | None]] = [
+        [1.0, 1.0],  # safe
+        [5.0, -2.0],  # unsafe, very helpful
+        [9.0, None],  # the safety judge abstained, most helpful of all
+    ]
+    spec = {
+        "method": "lagrangian",
+        "constraints": [{"objective": "harmless", "threshold": 0.0}],
+        "on_missing": on_missing,
+    }
+    with pipeline(spec) as pipe:
+        res = pipe.score(samples(rows))
+    safe, unsafe, abstained = res.total.tolist()
+    assert not abstained > unsafe and not abstained > safe
+    if on_missing == "unscorable":
+        assert math.isnan(abstained)
+    else:
+        assert abstained == min(safe, unsafe)
+    assert res.diagnostics["per_sample"][2]["binding"] == "harmless"
+    # the same with on_abstain: fill — the rule reads the source's value, which is missing
+    with pipeline(spec, on_abstain={"fill": 1.0}) as pipe:
+        filled = pipe.score(samples(rows)).total.tolist()
+    assert not filled[2] > filled[1]

@@ -54,3 +54,57 @@ def test_one_d_examples_from_the_issue() -> None:
     assert agg.hypervolume([1.0, 3.0, 2.0], [0.0]) == 3.0
     # one sample's vector is a row
     assert agg.maxmin([[1.0, 3.0, 2.0]]).tolist() == [1.0]
+
+
+NO_WEIGHTS = [
+    {"method": "maxmin"},
+    {"method": "softmin"},
+    {"method": "pareto"},
+    {"method": "robust"},
+    {"method": "lexicographic"},
+    {
+        "method": "gate",
+        "base": {"method": "maxmin"},
+        "gates": [{"objective": "harmless", "min": 0}],
+    },
+]
+
+
+@pytest.mark.parametrize("aggregate", NO_WEIGHTS, ids=[a["method"] for a in NO_WEIGHTS])
+def test_per_call_weights_to_an_aggregator_without_weights_raise(aggregate: dict[str, Any]) -> None:
+    from tests.test_aggregate_constraints import pipeline, samples
+
+    rows: list[list[float | None]] = [[1.0, 2.0], [3.0, 0.5]]
+    with pipeline(aggregate) as pipe:
+        pipe.score(samples(rows))  # fine without weights
+        with pytest.raises(
+            rh.AggregationError, match=f"aggregator {aggregate['method']!r} takes no weights"
+        ):
+            pipe.score(samples(rows), weights={"helpful": 2.0})
+
+
+@pytest.mark.parametrize(
+    "aggregate",
+    [
+        {"method": "weighted"},
+        {"method": "uwo", "lam": 0.0},
+        {"method": "lcb", "k": 0.0},
+        {"method": "lagrangian", "constraints": [{"objective": "harmless"}], "lambda_init": 0.0},
+        {
+            "method": "gate",
+            "base": {"method": "weighted"},
+            "gates": [{"objective": "harmless", "min": 0}],
+        },
+    ],
+    ids=["weighted", "uwo", "lcb", "lagrangian", "gate(weighted)"],
+)
+def test_per_call_weights_are_used_where_taken(aggregate: dict[str, Any]) -> None:
+    from tests.test_aggregate_constraints import pipeline, samples
+
+    rows: list[list[float | None]] = [[1.0, 2.0], [3.0, 0.5]]
+    std = [[0.0, 0.0], [0.0, 0.0]]
+    with pipeline(aggregate) as pipe:
+        plain = pipe.score(samples(rows, std)).total
+        heavy = pipe.score(samples(rows, std), weights={"helpful": 3.0}).total
+    # helpful weighs 3: the totals move by 2 × helpful (uwo/lcb/lagrangian read them too)
+    assert (heavy - plain).tolist() == pytest.approx([2.0, 6.0])

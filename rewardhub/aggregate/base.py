@@ -155,6 +155,22 @@ class Aggregator:
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
         raise NotImplementedError
 
+    @property
+    def takes_weights(self) -> bool:
+        """Whether per-call weights (``ctx.weights``) mean something to this aggregator: by
+        default, when its Config has a ``weights`` field. Per-call weights given to one that
+        takes none are an error, never silently ignored."""
+        return "weights" in type(self.config).model_fields
+
+    def check_call_weights(self, weights: Mapping[str, float] | None) -> None:
+        """Raise if per-call ``weights`` are given to an aggregator that takes none."""
+        if weights and not self.takes_weights:
+            raise AggregationError(
+                f"aggregator {self.method!r} takes no weights, but per-call weights "
+                f"{dict(weights)} were given; drop them or use a weighted method "
+                "(weighted, tchebycheff, uwo, ...)"
+            )
+
     def update(self, batch: RewardBatch, ctx: Context) -> None:
         """Update internal state after a batch (dual variables, running statistics)."""
 

@@ -23,7 +23,7 @@ from rewardhub.aggregate.base import (
     Context,
     PerSample,
 )
-from rewardhub.aggregate.scalarize import _contributions, weighted_sum
+from rewardhub.aggregate.scalarize import _contributions, resolve_weights_mapping, weighted_sum
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
@@ -168,6 +168,8 @@ class _Uncertainty(Aggregator):
                 f"weights name unknown objective(s) {unknown}; the objectives are {list(names)}"
             )
         base.update(weights)
+        if ctx.weights:  # per call, over the spec's
+            base.update(resolve_weights_mapping(ctx.weights, names))
         w = np.array([base[o] for o in names])
         total = weighted_sum(pen, w)
         contrib = _contributions(pen, np.broadcast_to(w, pen.shape), names)
