@@ -218,7 +218,8 @@ def errors_to_spec_error(
             msg = msg.removeprefix("Value error, ")
             given = err.get("input")
             if not isinstance(given, (dict, list)) and given is not None:
-                msg += f" (got {given!r})"
+                shown = repr(given)
+                msg += f" (got {shown if len(shown) <= 80 else shown[:79] + '…'})"
         lines.append(f"{path}: {msg}")
     if len(lines) == 1:
         return SpecError(lines[0].split(": ", 1)[1], first)

@@ -197,3 +197,48 @@ def test_base_dir_lives_in_the_spec_layer(tmp_path: Path) -> None:
     with rh.Pipeline.from_yaml(spec, hub=rh.Hub(entry_points=False)) as pipe:
         assert pipe.score([rh.Sample(prompt="p", completion="c")]).total.tolist() == [1.0]
     assert base_dir.get() is None  # reset after loading
+
+
+@pytest.mark.parametrize(
+    ("cond", "words"),
+    [
+        (
+            "metdata.kind == 'math'",
+            "unknown name 'metdata' in 'metdata.kind'; did you mean 'metadata'?",
+        ),
+        ("completoin != null", "unknown name 'completoin'; did you mean 'completion'?"),
+        ("not refrence", "unknown name 'refrence'; did you mean 'reference'?"),
+        ("metadata.kind == math and promt == x", "did you mean 'prompt'?"),
+        ("gsm8k == math", "compares no sample field"),
+    ],
+)
+def test_when_typos_are_spec_errors_not_constants(cond: str, words: str) -> None:
+    spec = {"sources": [{"type": "length"}, {"type": "length", "id": "b", "when": cond}]}
+    with pytest.raises(rh.SpecError) as err:
+        rh.Pipeline.from_spec(spec, hub=rh.Hub(entry_points=False))
+    assert err.value.path == "sources[1].when"
+    for part in words.split("; "):
+        assert part.replace("'completoin';", "'completoin'") in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        "not " * 5000 + "completion",
+        "not " * 60 + "completion",
+        "(" * 5000 + "completion" + ")" * 5000,
+    ],
+    ids=["5000 nots", "60 nots", "5000 parentheses"],
+)
+def test_when_deep_nesting_is_a_clear_error(cond: str) -> None:
+    spec = {"sources": [{"type": "length", "when": cond}]}
+    with pytest.raises(rh.SpecError, match="nested") as err:
+        rh.Pipeline.from_spec(spec, hub=rh.Hub(entry_points=False))
+    assert len(str(err.value)) < 400  # the 10 000-character condition is not echoed whole
+
+
+def test_when_quoted_values_and_plain_words_still_work() -> None:
+    sample = rh.Sample(prompt="p", completion="c", metadata={"kind": "prompts"})
+    assert Condition.parse("metadata.kind == 'prompts'")(sample)
+    assert Condition.parse("metadata.kind in [math, code, prompts2]")(sample) is False
+    assert Condition.parse(" and ".join(["completion"] * 5000))(sample)
