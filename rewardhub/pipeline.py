@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from rewardhub.aggregate.base import Aggregator, Context, Normalizer
+from rewardhub.aggregate.base import Aggregator, Context, Normalizer, building_with
 from rewardhub.engine import BoundSource, Engine
 from rewardhub.errors import AbstainError, RewardHubError, SpecError
 from rewardhub.hub import Hub
@@ -181,7 +181,8 @@ class Pipeline:
                     "aggregate.weights",
                 )
         config = _validate_config(cls.Config, params, "aggregate")
-        aggregator: Aggregator = cls(config, self.objectives)
+        with building_with(self.hub.aggregators):  # a gate's base comes from this hub too
+            aggregator: Aggregator = cls(config, self.objectives)
         return aggregator
 
     def with_aggregator(self, method: str, **params: Any) -> Pipeline:

@@ -289,3 +289,67 @@ def test_lagrangian_abstained_constraint_fails_closed(on_missing: str) -> None:
     with pipeline(spec, on_abstain={"fill": 1.0}) as pipe:
         filled = pipe.score(samples(rows)).total.tolist()
     assert not filled[2] > filled[1]
+
+
+class Doubled(rh.Aggregator):
+    """A plugin's aggregator: twice the plain sum."""
+
+    method = "doubled"
+
+    def aggregate(self, values: np.ndarray, ctx: rh.Context) -> rh.Aggregation:
+        return rh.Aggregation(2.0 * np.nansum(values, axis=1))
+
+
+class AggregatorPlugin:
+    @rh.hookimpl
+    def register_aggregators(self, registry: rh.AggregatorRegistry) -> None:
+        registry.add(Doubled)
+
+
+def test_gate_wraps_a_plugin_aggregator_from_the_pipeline_hub() -> None:
+    hub = rh.Hub(plugins=[Plugin(), AggregatorPlugin()], entry_points=False)
+    spec = {
+        "sources": [{"type": "table"}],
+        "aggregate": {
+            "method": "gate",
+            "base": {"method": "doubled"},
+            "gates": [{"objective": "harmless", "min": 0.0}],
+        },
+    }
+    with rh.Pipeline.from_spec(spec, hub=hub) as pipe:
+        res = pipe.score(samples([[1.0, 2.0], [3.0, -1.0]]))
+        assert res.total.tolist() == [6.0, -1.0]
+        assert res.diagnostics["base_method"] == "doubled"
+        assert pipe.with_aggregator(
+            "gate", base={"method": "doubled"}, gates=[{"objective": "helpful", "min": 2.0}]
+        ).score(samples([[1.0, 2.0], [3.0, -1.0]])).total.tolist() == [-1.0, 4.0]
+    # a hub without the plugin does not know the method, whatever the default registry has
+    with pytest.raises(rh.AggregationError, match="base: unknown aggregator 'doubled'"):
+        rh.Pipeline.from_spec(spec, hub=rh.Hub(plugins=[Plugin()], entry_points=False))
+
+
+def test_gate_base_honours_disabled_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REWARDHUB_DISABLE_PLUGINS", "rewardhub.aggregate.scalarize")
+    hub = rh.Hub(plugins=[Plugin()], entry_points=False)
+    assert "maxmin" not in hub.aggregators and "gate" in hub.aggregators
+    spec = {
+        "sources": [{"type": "table"}],
+        "aggregate": {
+            "method": "gate",
+            "base": {"method": "maxmin"},
+            "gates": [{"objective": "harmless", "min": 0.0}],
+        },
+    }
+    with pytest.raises(rh.AggregationError, match="unknown aggregator 'maxmin'"):
+        rh.Pipeline.from_spec(spec, hub=hub)
+
+
+def test_gate_base_config_errors_name_the_base() -> None:
+    with pytest.raises(rh.AggregationError, match=r"base \(softmin\): tau"):
+        Gate(
+            {
+                "base": {"method": "softmin", "tau": -1},
+                "gates": [{"objective": "helpful", "min": 0}],
+            },
+            NAMES,
+        )

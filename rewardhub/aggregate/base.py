@@ -2,18 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextvars
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rewardhub.errors import AggregationError
 from rewardhub.types import FloatArray, RewardBatch, Sample
 
+if TYPE_CHECKING:
+    from rewardhub.registry import AggregatorRegistry
+
 IntArray = npt.NDArray[np.intp]
+
+# the aggregators of the Hub whose pipeline is building an aggregator: a wrapping aggregator
+# (gate) builds its base from them, so plugin aggregators can be wrapped and disabled ones not
+_aggregators: contextvars.ContextVar[AggregatorRegistry | None] = contextvars.ContextVar(
+    "aggregators", default=None
+)
+
+
+@contextmanager
+def building_with(registry: AggregatorRegistry) -> Iterator[None]:
+    """Aggregators built inside this block wrap other aggregators from ``registry``."""
+    token = _aggregators.set(registry)
+    try:
+        yield
+    finally:
+        _aggregators.reset(token)
+
+
+def build_aggregator(
+    spec: Mapping[str, Any], objectives: Sequence[str], where: str = "base"
+) -> Aggregator:
+    """An aggregator from ``{method: name, **params}``, for aggregators that wrap another.
+
+    The method comes from the pipeline's Hub (see :func:`building_with`); outside a pipeline,
+    from a default ``Hub()`` (built-ins and installed plugins, honouring the env settings).
+    """
+    registry = _aggregators.get()
+    if registry is None:
+        from rewardhub.hub import Hub
+
+        registry = Hub().aggregators
+    params = dict(spec)
+    method = str(params.pop("method", "weighted"))
+    try:
+        cls = registry.get(method)
+    except Exception as exc:
+        raise AggregationError(f"{where}: {exc}") from None
+    try:
+        config = cls.Config.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or method}: {e['msg']}" for e in exc.errors()
+        )
+        raise AggregationError(f"{where} ({method}): {problems}") from None
+    with building_with(registry):
+        return cls(config, tuple(objectives))
 
 
 def group_ids(samples: Sequence[Sample]) -> IntArray:

@@ -6,7 +6,6 @@ Thresholds are in the units the sources produce (the values before normalisation
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -14,35 +13,19 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewardhub.aggregate._checks import check_values
-from rewardhub.aggregate.base import Aggregation, Aggregator, AggregatorConfig, Context, PerSample
+from rewardhub.aggregate.base import (
+    Aggregation,
+    Aggregator,
+    AggregatorConfig,
+    Context,
+    PerSample,
+    build_aggregator,
+)
 from rewardhub.aggregate.scalarize import resolve_weights_mapping, weighted_sum
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
 from rewardhub.types import FloatArray, RewardBatch, json_number
-
-
-def builtin_aggregator(spec: Mapping[str, Any], objectives: tuple[str, ...]) -> Aggregator:
-    """Build a built-in aggregator from ``{method: name, **params}`` (for wrapping aggregators).
-
-    Only the aggregators that ship with rewardhub can be wrapped: an Aggregator is not handed
-    the hub, so a plugin's method name is not known here.
-    """
-    from rewardhub.default_plugins import DEFAULT_PLUGINS
-    from rewardhub.registry import AggregatorRegistry
-
-    registry = AggregatorRegistry()
-    for name in DEFAULT_PLUGINS:
-        hook = getattr(importlib.import_module(name), "register_aggregators", None)
-        if hook is not None:
-            hook(registry)
-    params = dict(spec)
-    method = params.pop("method", "weighted")
-    try:
-        cls = registry.get(str(method))
-    except Exception as exc:
-        raise AggregationError(f"base: {exc}") from None
-    return cls(cls.Config.model_validate(params), objectives)
 
 
 def _values_for_rules(values: FloatArray, ctx: Context) -> FloatArray:
@@ -102,7 +85,7 @@ class Gate(Aggregator):
         base = dict(self.config.base)
         if self.config.weights is not None:
             base["weights"] = {**self.config.weights, **dict(base.get("weights") or {})}
-        self.base = builtin_aggregator(base, self.objectives)
+        self.base = build_aggregator(base, self.objectives)
         unknown = sorted({g.objective for g in self.config.gates} - set(self.objectives))
         if self.objectives and unknown:
             raise AggregationError(
