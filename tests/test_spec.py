@@ -242,3 +242,55 @@ def test_when_quoted_values_and_plain_words_still_work() -> None:
     assert Condition.parse("metadata.kind == 'prompts'")(sample)
     assert Condition.parse("metadata.kind in [math, code, prompts2]")(sample) is False
     assert Condition.parse(" and ".join(["completion"] * 5000))(sample)
+
+
+def _plugin_nesting(type_name: str, rule: type) -> object:
+    from pydantic import BaseModel
+
+    class Config(BaseModel):
+        rules: list[rule] = []  # type: ignore[valid-type]
+
+    class Source(rh.RewardSource):
+        type = type_name
+        objectives = (type_name,)
+
+        def score(self, samples: list[rh.Sample]) -> rh.Scores:
+            return [[0.0] for _ in samples]
+
+    Source.Config = Config  # type: ignore[assignment]
+    from rewardhub.testing import plugin_with
+
+    return plugin_with(Source, name=f"plugin-{type_name}")
+
+
+def test_schema_keeps_same_named_nested_models_of_two_plugins_apart() -> None:
+    import jsonschema
+    from pydantic import BaseModel
+
+    def rule_a() -> type[BaseModel]:
+        class Rule(BaseModel):  # two independent plugins, each with its own `Rule`
+            pattern: str
+
+        return Rule
+
+    def rule_b() -> type[BaseModel]:
+        class Rule(BaseModel):
+            threshold: float
+
+        return Rule
+
+    plugins = [_plugin_nesting("a", rule_a()), _plugin_nesting("b", rule_b())]
+    hub = rh.Hub(plugins=plugins, entry_points=False)
+    schema = pipeline_schema(hub)
+    assert {"source:a.Rule", "source:b.Rule"} <= set(schema["$defs"])
+    validator = jsonschema.Draft202012Validator(schema)
+    spec = {
+        "sources": [
+            {"type": "a", "config": {"rules": [{"pattern": "x"}]}},
+            {"type": "b", "config": {"rules": [{"threshold": 0.5}]}},
+        ]
+    }
+    assert not list(validator.iter_errors(spec))  # a merged `Rule` rejected one of these
+    rh.Pipeline.from_spec(spec, hub=hub).close()  # and the spec is indeed valid
+    bad = {"sources": [{"type": "b", "config": {"rules": [{"threshold": "high"}]}}]}
+    assert list(validator.iter_errors(bad))
