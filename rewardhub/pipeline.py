@@ -57,6 +57,7 @@ class Pipeline:
         self.aggregator = self._build_aggregator(
             self.spec.aggregate.method, self.spec.aggregate.params
         )
+        self._check_std_units(self.aggregator)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -185,11 +186,27 @@ class Pipeline:
             aggregator: Aggregator = cls(config, self.objectives)
         return aggregator
 
+    def _check_std_units(self, aggregator: Aggregator) -> None:
+        """An aggregator that penalises std needs it in the units of the normalised values."""
+        if not aggregator.uses_std:
+            return
+        many = isinstance(self.spec.normalize, list)
+        for j, norm in enumerate(self.normalizers):
+            if not norm.transforms_std:
+                raise SpecError(
+                    f"normalizer {norm.method!r} has no consistent transform of std, so "
+                    f"aggregator {aggregator.method!r} would penalise the normalised values "
+                    "with a spread in other units; use zscore, minmax, group, running or "
+                    "none, or give the aggregator `members:` columns",
+                    f"normalize[{j}].method" if many else "normalize.method",
+                )
+
     def with_aggregator(self, method: str, **params: Any) -> Pipeline:
         """The same sources (and caches) with another aggregation method."""
         other = object.__new__(Pipeline)
         other.__dict__.update(self.__dict__)
         other.aggregator = self._build_aggregator(method, params)
+        self._check_std_units(other.aggregator)
         return other
 
     # -- scoring -----------------------------------------------------------------------------
@@ -231,7 +248,9 @@ class Pipeline:
         values = self._apply_abstain_policy(batch)
         ctx = Context.for_batch(batch, samples, weights)
         for norm in self.normalizers:
-            values = norm.normalize(values, ctx)
+            before, values = values, norm.normalize(values, ctx)
+            if ctx.std is not None and self.aggregator.uses_std:  # std in the new units
+                ctx.std = norm.normalize_std(before, ctx.std, ctx)
         agg = self.aggregator.aggregate(values, ctx)
         diagnostics = {"normalized": values, **agg.diagnostics}
         return ScoreResult(batch, np.asarray(agg.total, dtype=np.float64), diagnostics)

@@ -126,6 +126,8 @@ class PipelineSpec(_Strict):
     @field_validator("normalize", mode="before")
     @classmethod
     def _normalize_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, list):  # [zscore, {method: clip, max: 1}]
+            return [{"method": x} if isinstance(x, str) else x for x in v]
         return {"method": v} if isinstance(v, str) else v
 
     @field_validator("aggregate", mode="before")

@@ -353,3 +353,69 @@ def test_gate_base_config_errors_name_the_base() -> None:
             },
             NAMES,
         )
+
+
+# -- uncertainty in the units of the normalised values ----------------------------------------
+
+
+def test_lcb_after_zscore_penalises_in_normalised_units() -> None:
+    """z-scored values with a raw std of 10 got a penalty of −10 against a spread of ±1.2."""
+    rows: list[list[float | None]] = [[10.0, 1.0], [20.0, 2.0], [30.0, 4.0]]
+    std = [[10.0, 0.5], [10.0, 0.5], [0.0, 1.0]]
+    with pipeline({"method": "lcb", "k": 1.0}, normalize="zscore") as pipe:
+        res = pipe.score(samples(rows, std))
+    v = np.array(rows)
+    z = (v - v.mean(axis=0)) / v.std(axis=0)
+    expect = (z - np.array(std) / v.std(axis=0)).sum(axis=1)
+    assert res.total.tolist() == pytest.approx(expect.tolist())
+    assert res.diagnostics["per_sample"][0]["std"]["helpful"] == pytest.approx(10 / v[:, 0].std())
+
+
+@pytest.mark.parametrize("normalize", ["minmax", {"method": "group"}, "running", "none"])
+def test_uwo_std_follows_every_affine_normaliser(normalize: object) -> None:
+    rows: list[list[float | None]] = [[1.0, 5.0], [3.0, 6.0], [2.0, 9.0], [7.0, 5.5]]
+    std = [[0.5, 1.0], [0.1, 0.2], [1.0, 0.3], [0.0, 0.4]]
+    with pipeline({"method": "lcb"}, normalize=normalize) as pipe:
+        res = pipe.score(samples(rows, std))
+        z = res.diagnostics["normalized"]
+    # the map is affine per column (and per group, for rows 0-1 and 2-3): its slope is the
+    # ratio of differences within a block, and std must scale by exactly that
+    v = np.array(rows)
+    partner = np.array([1, 0, 3, 2])
+    slope = (z - z[partner]) / (v - v[partner])
+    got = np.array([[res.diagnostics["per_sample"][i]["std"][o] for o in NAMES] for i in range(4)])
+    assert got == pytest.approx(np.abs(slope) * np.array(std))
+    assert res.total == pytest.approx((z - got).sum(axis=1))
+
+
+@pytest.mark.parametrize("method", ["uwo", "lcb"])
+def test_rank_with_an_uncertainty_aggregator_is_a_spec_error(method: str) -> None:
+    with pytest.raises(rh.SpecError, match="normalizer 'rank' has no consistent transform") as err:
+        pipeline({"method": method}, normalize="rank")
+    assert err.value.path == "normalize.method"
+    with pytest.raises(rh.SpecError) as err:
+        pipeline(
+            {
+                "method": "gate",
+                "base": {"method": method},
+                "gates": [{"objective": "harmless", "min": 0}],
+            },
+            normalize=["zscore", "rank"],
+        )
+    assert err.value.path == "normalize[1].method"
+    # with member columns the spread comes from normalised columns: rank is fine there
+    pipeline({"method": "uwo", "members": {"r": ["helpful", "harmless"]}}, normalize="rank").close()
+
+
+def test_missing_std_is_an_error_not_certainty() -> None:
+    rows: list[list[float | None]] = [[1.0, 2.0], [3.0, 1.0]]
+    std = [[1.0, math.nan], [2.0, math.nan]]  # harmless's source reports no std
+    with (
+        pipeline({"method": "uwo"}) as pipe,
+        pytest.raises(rh.AggregationError, match=r"\['harmless'\] have a value without std"),
+    ):
+        pipe.score(samples(rows, std))
+    # an abstained cell filled by the spec's policy is a constant: exact, no error
+    with pipeline({"method": "lcb"}, on_abstain={"fill": 0.0}) as pipe:
+        res = pipe.score(samples([[1.0, None]], [[1.0, math.nan]]))
+    assert res.total.tolist() == [0.0]

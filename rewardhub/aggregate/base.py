@@ -213,6 +213,12 @@ class Aggregator:
         takes none are an error, never silently ignored."""
         return "weights" in type(self.config).model_fields
 
+    @property
+    def uses_std(self) -> bool:
+        """Whether this aggregator reads ``ctx.std`` (the spread of each reward): then every
+        normaliser before it must transform std consistently (see ``Normalizer.std_slope``)."""
+        return False
+
     def check_call_weights(self, weights: Mapping[str, float] | None) -> None:
         """Raise if per-call ``weights`` are given to an aggregator that takes none."""
         if weights and not self.takes_weights:
@@ -262,6 +268,29 @@ class Normalizer:
 
     def transform(self, values: FloatArray) -> FloatArray:
         raise NotImplementedError
+
+    #: whether :meth:`std_slope` is implemented (the map is affine per column and block)
+    transforms_std: ClassVar[bool] = False
+
+    def std_slope(self, values: FloatArray) -> FloatArray:
+        """|d normalised / d value| for one block of rows (the values before this
+        normaliser), broadcastable to its shape: an affine map r → a·r + b turns a std σ into
+        |a|·σ. Normalisers without one (rank: not affine) leave :attr:`transforms_std` False,
+        and a spec pairing them with an aggregator that reads std is rejected."""
+        raise AggregationError(
+            f"normalizer {self.method!r} has no consistent transform of std (it is not an "
+            "affine map of the values)"
+        )
+
+    def normalize_std(self, values: FloatArray, std: FloatArray, ctx: Context) -> FloatArray:
+        """The std of the normalised values, from the values before normalisation."""
+        if self.config.per == "batch":
+            out: FloatArray = std * self.std_slope(values)
+            return out
+        out = np.empty_like(std)
+        for rows in group_rows(ctx.groups):
+            out[rows] = std[rows] * self.std_slope(values[rows])
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {}

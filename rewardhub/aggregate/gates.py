@@ -97,6 +97,10 @@ class Gate(Aggregator):
     def takes_weights(self) -> bool:
         return self.base.takes_weights  # the context, per-call weights included, goes to base
 
+    @property
+    def uses_std(self) -> bool:
+        return self.base.uses_std
+
     def check(self, values: FloatArray, ctx: Context) -> tuple[np.ndarray[Any, Any], list[int]]:
         """(n × gates) pass mask, and the index of each gate's objective."""
         v = _values_for_rules(values, ctx)
