@@ -195,6 +195,10 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
                     f"{spec}: ok — {len(pipe.engine.sources)} source(s), objectives "
                     f"{', '.join(pipe.objectives)}, aggregate {pipe.aggregator.method}"
                 )
+                for o in pipe.spec.objective_specs or []:  # what each declared objective means
+                    if o.description or o.bounds:
+                        bounds = f" [{o.bounds[0]:g}, {o.bounds[1]:g}]" if o.bounds else ""
+                        typer.echo(f"  {o.name}{bounds}: {o.description}".rstrip(": "))
         except RewardHubError as exc:
             raise _fail(f"{spec}: {exc}") from None
 

@@ -53,6 +53,11 @@ class Pipeline:
         self._negate = np.array(
             [not o.higher_is_better for o in self.spec.objective_specs or []], dtype=bool
         )
+        self._bounds = {
+            o.name: (o.bounds if o.higher_is_better else (-o.bounds[1], -o.bounds[0]))
+            for o in self.spec.objective_specs or []
+            if o.bounds is not None
+        }
         self.normalizers = self._build_normalizers()
         self.aggregator = self._build_aggregator(
             self.spec.aggregate.method, self.spec.aggregate.params
@@ -247,6 +252,7 @@ class Pipeline:
         batch = _reorder(batch, self.objectives)
         values = self._apply_abstain_policy(batch)
         ctx = Context.for_batch(batch, samples, weights)
+        ctx.bounds = self._bounds
         for norm in self.normalizers:
             before, values = values, norm.normalize(values, ctx)
             if ctx.std is not None and self.aggregator.uses_std:  # std in the new units

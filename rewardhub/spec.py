@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import difflib
 import json
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from pydantic import (
 )
 
 from rewardhub.errors import SpecError
+from rewardhub.types import Objective
 from rewardhub.when import Condition
 
 #: the folder that relative file paths in a spec resolve against: set while a spec file loads
@@ -27,17 +29,6 @@ base_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("base_dir
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ObjectiveSpec(_Strict):
-    """An objective the pipeline outputs, in order."""
-
-    name: str = Field(min_length=1)
-    description: str = ""
-    higher_is_better: bool = Field(
-        True, description="false: the pipeline negates this column so that higher is better"
-    )
-    bounds: tuple[float, float] | None = None
 
 
 class SourceSpec(_Strict):
@@ -111,7 +102,7 @@ class CacheSpec(_Strict):
 class PipelineSpec(_Strict):
     """A whole pipeline: sources → normalise → aggregate."""
 
-    objectives: list[str | ObjectiveSpec] | None = Field(
+    objectives: list[str | Objective] | None = Field(
         None, description="the output objectives in order (default: every source's, in order)"
     )
     sources: list[SourceSpec] = Field(min_length=1)
@@ -149,12 +140,10 @@ class PipelineSpec(_Strict):
         return sources
 
     @property
-    def objective_specs(self) -> list[ObjectiveSpec] | None:
+    def objective_specs(self) -> list[Objective] | None:
         if self.objectives is None:
             return None
-        return [
-            o if isinstance(o, ObjectiveSpec) else ObjectiveSpec(name=o) for o in self.objectives
-        ]
+        return [o if isinstance(o, Objective) else Objective(name=o) for o in self.objectives]
 
     @property
     def normalizers(self) -> list[NormalizeSpec]:
@@ -170,29 +159,56 @@ def format_loc(loc: Sequence[int | str], prefix: str = "") -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "ObjectiveSpec", "FillPolicy", "literal['skip','fail']"):
+        elif part in ("str", "Objective", "FillPolicy", "literal['skip','fail']"):
             continue  # union branch names say nothing to a user
         else:
             out += f".{part}" if out else str(part)
     return out
 
 
+def _field_names(model: Any) -> list[str]:
+    return list(getattr(model, "model_fields", None) or getattr(model, "__dataclass_fields__", {}))
+
+
 def _fields_of(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
     """Field names allowed at ``loc`` (for 'did you mean' on unknown keys)."""
     current: Any = model
     for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
+        if isinstance(part, int) or part == getattr(current, "__name__", None):
+            continue  # a list index, or the union branch pydantic names by its class
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
-        ann = field.annotation
-        for cand in (ann, *getattr(ann, "__args__", ())):
-            for inner in (cand, *getattr(cand, "__args__", ())):
-                if isinstance(inner, type) and issubclass(inner, BaseModel):
-                    current = inner
-                    break
-    return list(getattr(current, "model_fields", {}))
+        current = _model_in(field.annotation) or current
+    return _field_names(current)
+
+
+def _model_in(annotation: Any) -> Any:
+    """The first model class inside an annotation (``list[str | Objective] | None`` → Objective)."""
+    if isinstance(annotation, type) and (
+        issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)
+    ):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _union_noise(errors: list[Any]) -> list[Any]:
+    """Drop "not a valid string" from the ``str`` branch of ``str | Model`` when the input was
+    meant for the model (another error points inside it)."""
+    locs = [tuple(e["loc"]) for e in errors]
+    return [
+        e
+        for e, loc in zip(errors, locs)
+        if not (
+            loc
+            and loc[-1] == "str"
+            and any(other[: len(loc) - 1] == loc[:-1] and other != loc for other in locs)
+        )
+    ]
 
 
 def errors_to_spec_error(
@@ -201,12 +217,12 @@ def errors_to_spec_error(
     """Turn pydantic's errors into one SpecError whose lines name each path and the fix."""
     lines = []
     first = ""
-    for err in exc.errors():
+    for err in _union_noise(exc.errors()):
         loc = err["loc"]
         path = format_loc(loc, prefix) or "(top level)"
         first = first or path
         msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             allowed = _fields_of(model, loc)
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             msg = f"unknown field {loc[-1]!r}"

@@ -7,6 +7,7 @@ import pytest
 
 import rewardhub as rh
 from rewardhub.schema import pipeline_schema
+from rewardhub.spec import parse_spec
 from rewardhub.when import Condition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,3 +295,46 @@ def test_schema_keeps_same_named_nested_models_of_two_plugins_apart() -> None:
     rh.Pipeline.from_spec(spec, hub=hub).close()  # and the spec is indeed valid
     bad = {"sources": [{"type": "b", "config": {"rules": [{"threshold": "high"}]}}]}
     assert list(validator.iter_errors(bad))
+
+
+def test_one_objective_type_whose_fields_are_used(tmp_path: Path) -> None:
+    """rh.Objective is the spec's objective type: bounds feed minmax, description shows in
+    `rewardhub validate` (spec.ObjectiveSpec accepted both and ignored them)."""
+    spec = {
+        "objectives": [
+            {"name": "brevity", "bounds": [-1.0, 0.0], "description": "closeness to 10 chars"}
+        ],
+        "sources": [{"type": "length", "config": {"target": 10}}],
+        "normalize": "minmax",
+    }
+    pipe = rh.Pipeline.from_spec(spec, hub=rh.Hub(entry_points=False))
+    assert pipe.spec.objective_specs == [
+        rh.Objective("brevity", "closeness to 10 chars", True, (-1.0, 0.0))
+    ]
+    samples = [rh.Sample(prompt="p", completion="x" * n) for n in (10, 5)]
+    # declared bounds, not the batch's range: -0.5 → 0.5 (the batch range would give 0)
+    assert pipe.score(samples).total.tolist() == pytest.approx([1.0, 0.5])
+    assert pipe.score(samples[1:]).total.tolist() == pytest.approx([0.5])
+    with pytest.raises(rh.SpecError, match="low < high") as err:
+        parse_spec({**spec, "objectives": [{"name": "brevity", "bounds": [1, 0]}]})
+    assert err.value.path == "objectives[0]"
+    with pytest.raises(rh.SpecError, match="did you mean 'bounds'"):
+        parse_spec({**spec, "objectives": [{"name": "brevity", "bound": [0, 1]}]})
+    from tests.test_cli import run
+
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    code, out = run("validate", str(path))
+    assert code == 0 and "brevity [-1, 0]: closeness to 10 chars" in out
+
+
+def test_minmax_bounds_follow_lower_is_better_negation() -> None:
+    spec = {
+        "objectives": [{"name": "brevity", "higher_is_better": False, "bounds": [-1.0, 0.0]}],
+        "sources": [{"type": "length", "config": {"target": 10}}],
+        "normalize": "minmax",
+    }
+    pipe = rh.Pipeline.from_spec(spec, hub=rh.Hub(entry_points=False))
+    samples = [rh.Sample(prompt="p", completion="x" * n) for n in (10, 5)]
+    # negated values 0 and 0.5 within the negated bounds [0, 1]
+    assert pipe.score(samples).total.tolist() == pytest.approx([0.0, 0.5])

@@ -96,6 +96,10 @@ class Context:
     raw: FloatArray | None = field(default=None, repr=False)
     """The values before normalisation (source units), when known; gates and constraints use
     them so that thresholds read in the units the sources produce."""
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict, repr=False)
+    """The declared range of objectives that have one (``objectives: [{name, bounds}]``, in
+    pipeline units: negated with the column when lower is better); ``minmax`` maps it to
+    [0, 1]."""
 
     @property
     def groups(self) -> IntArray:

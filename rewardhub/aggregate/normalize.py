@@ -174,15 +174,32 @@ class Rank(Normalizer):
 
 
 class MinMax(Normalizer):
-    """(r − min) / (max − min) per objective (over the batch, or per group)."""
+    """(r − min) / (max − min) per objective (over the batch, or per group); an objective
+    with declared ``bounds`` maps them to [0, 1] instead (the same scale in every batch)."""
 
     method = "minmax"
-    summary = "(r − min) / (max − min); constant → 0.5"
+    summary = "(r − min) / (max − min), or declared bounds → [0, 1]; constant → 0.5"
+    transforms_std = True
 
     def transform(self, values: FloatArray) -> FloatArray:
         return minmax(values) if values.size else values
 
-    transforms_std = True
+    def _declared(self, ctx: Context, k: int) -> tuple[FloatArray, FloatArray] | None:
+        if not ctx.bounds or len(ctx.objectives) != k:
+            return None
+        lo = np.array([ctx.bounds.get(o, (np.nan, np.nan))[0] for o in ctx.objectives])
+        hi = np.array([ctx.bounds.get(o, (np.nan, np.nan))[1] for o in ctx.objectives])
+        return lo, hi
+
+    def normalize(self, values: FloatArray, ctx: Context) -> FloatArray:
+        out = super().normalize(values, ctx)
+        declared = self._declared(ctx, values.shape[1])
+        if declared is None:
+            return out
+        lo, hi = declared
+        has = ~np.isnan(lo)
+        out[:, has] = (values[:, has] - lo[has]) / (hi[has] - lo[has])
+        return out
 
     def std_slope(self, values: FloatArray) -> FloatArray:
         present = ~np.isnan(values)
@@ -190,6 +207,16 @@ class MinMax(Normalizer):
             present, values, np.inf
         ).min(axis=0)
         return _inverse_scale(span, 0.0)
+
+    def normalize_std(self, values: FloatArray, std: FloatArray, ctx: Context) -> FloatArray:
+        out = super().normalize_std(values, std, ctx)
+        declared = self._declared(ctx, values.shape[1])
+        if declared is None:
+            return out
+        lo, hi = declared
+        has = ~np.isnan(lo)
+        out[:, has] = std[:, has] / (hi[has] - lo[has])
+        return out
 
 
 Bound = float | dict[str, float] | None
