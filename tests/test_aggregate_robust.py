@@ -184,3 +184,18 @@ def test_aggregator_per_group_with_attribution_and_nan() -> None:
     assert per[0]["weights"] == pytest.approx({"a": 0.5, "b": 0.5})
     assert per[2]["weights"]["b"] == pytest.approx(1.0)
     assert per[3]["contributions"]["b"] == pytest.approx(0.5, abs=1e-8)
+
+
+def test_aggregator_makes_an_uncertified_group_unscorable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rewardhub.aggregate.robust as robust
+
+    def refuse(values: object, lam: float, **kw: object) -> np.ndarray:
+        raise rh.AggregationError("robust_weights could not certify its optimum")
+
+    monkeypatch.setattr(robust, "robust_weights", refuse)
+    names = ("a", "b")
+    out = Robust({"scope": "batch"}, names).aggregate(
+        np.array([[1.0, 2.0], [2.0, 1.0]]), rh.Context(objectives=names)
+    )
+    assert np.isnan(out.total).all()  # NaN with the reason, never a made-up weighting
+    assert "could not certify" in out.diagnostics["per_sample"][0]["error"]

@@ -339,6 +339,7 @@ class Robust(Aggregator):
         total = np.full(n, np.nan)
         weights = np.zeros((n, m))
         empty: npt.NDArray[np.bool_] = np.all(np.isnan(v), axis=1)
+        failed: dict[int, str] = {}
         for rows in group_rows(groups):
             rows = rows[~empty[rows]]  # a sample with no value is no candidate
             if rows.size == 0:
@@ -346,17 +347,26 @@ class Robust(Aggregator):
             filled, has = _impute(v[rows])
             w = np.zeros(m)
             if has.any():
-                w[has] = robust_weights(filled[:, has], self.config.lam, solver=self.config.solver)
+                try:
+                    w[has] = robust_weights(
+                        filled[:, has], self.config.lam, solver=self.config.solver
+                    )
+                except AggregationError as exc:  # uncertified: this group is unscorable
+                    failed.update(dict.fromkeys(rows.tolist(), str(exc)))
+                    continue
             weights[rows] = w
             total[rows] = filled[:, has] @ w[has]
         names = ctx.objectives
         contrib = v * weights
 
         def explain(i: int) -> dict[str, Any]:
-            return {
+            rec: dict[str, Any] = {
                 "weights": dict(zip(names, weights[i].tolist())),
                 "contributions": json_row(names, contrib[i].tolist()),
             }
+            if i in failed:
+                rec["error"] = failed[i]
+            return rec
 
         return Aggregation(
             total, {"method": self.method, "per_sample": PerSample(len(total), explain)}
