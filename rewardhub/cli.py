@@ -140,7 +140,7 @@ def _load_pipeline(
         if memory_items is not None and isinstance(current, int):
             cache_spec["memory_items"] = min(current, memory_items)
         data["cache"] = cache_spec
-    from rewardhub.sources.python import base_dir
+    from rewardhub.spec import base_dir
 
     token = base_dir.set(spec.resolve().parent)
     try:
@@ -354,6 +354,10 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
                     f"{spec}: ok — {len(pipe.engine.sources)} source(s), objectives "
                     f"{', '.join(pipe.objectives)}, aggregate {pipe.aggregator.method}"
                 )
+                for o in pipe.spec.objective_specs or []:  # what each declared objective means
+                    if o.description or o.bounds:
+                        bounds = f" [{o.bounds[0]:g}, {o.bounds[1]:g}]" if o.bounds else ""
+                        typer.echo(f"  {o.name}{bounds}: {o.description}".rstrip(": "))
         except RewardHubError as exc:
             raise _spec_fail(spec, exc) from None
 

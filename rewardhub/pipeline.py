@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from rewardhub.aggregate.base import Aggregator, Context, Normalizer
+from rewardhub.aggregate.base import Aggregator, Context, Normalizer, building_with
 from rewardhub.engine import BoundSource, Engine
 from rewardhub.errors import AbstainError, RewardHubError, SpecError
 from rewardhub.hub import Hub
-from rewardhub.sources.python import base_dir
 from rewardhub.spec import (
     FillPolicy,
     PipelineSpec,
+    base_dir,
     check_weights,
     errors_to_spec_error,
     parse_spec,
@@ -58,10 +58,16 @@ class Pipeline:
         self._negate = np.array(
             [not o.higher_is_better for o in self.spec.objective_specs or []], dtype=bool
         )
+        self._bounds = {
+            o.name: (o.bounds if o.higher_is_better else (-o.bounds[1], -o.bounds[0]))
+            for o in self.spec.objective_specs or []
+            if o.bounds is not None
+        }
         self.normalizers = self._build_normalizers()
         self.aggregator = self._build_aggregator(
             self.spec.aggregate.method, self.spec.aggregate.params
         )
+        self._check_std_units(self.aggregator)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -191,14 +197,31 @@ class Pipeline:
             except ValueError as exc:
                 raise SpecError(str(exc), "aggregate.weights") from None
         config = _validate_config(cls.Config, params, "aggregate")
-        aggregator: Aggregator = cls(config, self.objectives)
+        with building_with(self.hub.aggregators):  # a gate's base comes from this hub too
+            aggregator: Aggregator = cls(config, self.objectives)
         return aggregator
+
+    def _check_std_units(self, aggregator: Aggregator) -> None:
+        """An aggregator that penalises std needs it in the units of the normalised values."""
+        if not aggregator.uses_std:
+            return
+        many = isinstance(self.spec.normalize, list)
+        for j, norm in enumerate(self.normalizers):
+            if not norm.transforms_std:
+                raise SpecError(
+                    f"normalizer {norm.method!r} has no consistent transform of std, so "
+                    f"aggregator {aggregator.method!r} would penalise the normalised values "
+                    "with a spread in other units; use zscore, minmax, group, running or "
+                    "none, or give the aggregator `members:` columns",
+                    f"normalize[{j}].method" if many else "normalize.method",
+                )
 
     def with_aggregator(self, method: str, **params: Any) -> Pipeline:
         """The same sources (and caches) with another aggregation method."""
         other = object.__new__(Pipeline)
         other.__dict__.update(self.__dict__)
         other.aggregator = self._build_aggregator(method, params)
+        self._check_std_units(other.aggregator)
         return other
 
     # -- scoring -----------------------------------------------------------------------------
@@ -235,11 +258,15 @@ class Pipeline:
     ) -> ScoreResult:
         """Normalise and aggregate a reward vector over this pipeline's objectives (e.g. one
         read back from a scored file)."""
+        self.aggregator.check_call_weights(weights)
         batch = _reorder(batch, self.objectives)
         values, unscorable = self._apply_abstain_policy(batch)
         ctx = Context.for_batch(batch, samples, weights)
+        ctx.bounds = self._bounds
         for norm in self.normalizers:
-            values = norm.normalize(values, ctx)
+            before, values = values, norm.normalize(values, ctx)
+            if ctx.std is not None and self.aggregator.uses_std:  # std in the new units
+                ctx.std = norm.normalize_std(before, ctx.std, ctx)
         agg = self.aggregator.aggregate(values, ctx)
         total = np.array(agg.total, dtype=np.float64)
         diagnostics = {"normalized": values, **agg.diagnostics}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import difflib
 import json
 import math
@@ -19,7 +21,12 @@ from pydantic import (
 from pydantic.functional_validators import model_validator
 
 from rewardhub.errors import SpecError
+from rewardhub.types import Objective
 from rewardhub.when import Condition
+
+#: the folder that relative file paths in a spec resolve against: set while a spec file loads
+#: (``Pipeline.from_yaml``, the CLI) and read by sources that take a path in their config
+base_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("base_dir", default=None)
 
 
 class _Strict(BaseModel):
@@ -67,22 +74,6 @@ def check_weights(
             f"every objective's weight is 0 ({where}), which leaves nothing to aggregate; "
             "give at least one objective a non-zero weight"
         )
-
-
-class ObjectiveSpec(_Strict):
-    """An objective the pipeline outputs, in order."""
-
-    name: str = Field(min_length=1)
-    description: str = ""
-    higher_is_better: bool = Field(
-        True, description="false: the pipeline negates this column so that higher is better"
-    )
-    bounds: tuple[float, float] | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, v: str) -> str:
-        return check_objective_name(v)
 
 
 class SourceSpec(_Strict):
@@ -177,7 +168,7 @@ class CacheSpec(_Strict):
 class PipelineSpec(_Strict):
     """A whole pipeline: sources → normalise → aggregate."""
 
-    objectives: list[str | ObjectiveSpec] | None = Field(
+    objectives: list[str | Objective] | None = Field(
         None, description="the output objectives in order (default: every source's, in order)"
     )
     sources: list[SourceSpec] = Field(min_length=1)
@@ -205,9 +196,7 @@ class PipelineSpec(_Strict):
 
     @field_validator("objectives")
     @classmethod
-    def _objective_names(
-        cls, v: list[str | ObjectiveSpec] | None
-    ) -> list[str | ObjectiveSpec] | None:
+    def _objective_names(cls, v: list[str | Objective] | None) -> list[str | Objective] | None:
         seen: set[str] = set()
         for o in v or []:
             name = check_objective_name(o if isinstance(o, str) else o.name)
@@ -219,6 +208,8 @@ class PipelineSpec(_Strict):
     @field_validator("normalize", mode="before")
     @classmethod
     def _normalize_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, list):  # [zscore, {method: clip, max: 1}]
+            return [{"method": x} if isinstance(x, str) else x for x in v]
         return {"method": v} if isinstance(v, str) else v
 
     @field_validator("aggregate", mode="before")
@@ -240,12 +231,10 @@ class PipelineSpec(_Strict):
         return sources
 
     @property
-    def objective_specs(self) -> list[ObjectiveSpec] | None:
+    def objective_specs(self) -> list[Objective] | None:
         if self.objectives is None:
             return None
-        return [
-            o if isinstance(o, ObjectiveSpec) else ObjectiveSpec(name=o) for o in self.objectives
-        ]
+        return [o if isinstance(o, Objective) else Objective(name=o) for o in self.objectives]
 
     @property
     def normalizers(self) -> list[NormalizeSpec]:
@@ -263,7 +252,7 @@ def format_loc(loc: Sequence[int | str], prefix: str = "") -> str:
             out += f"[{part}]"
         elif part in (
             "str",
-            "ObjectiveSpec",
+            "Objective",
             "FillPolicy",
             "literal['unscorable','renormalize','fail']",
         ):
@@ -273,22 +262,49 @@ def format_loc(loc: Sequence[int | str], prefix: str = "") -> str:
     return out
 
 
+def _field_names(model: Any) -> list[str]:
+    return list(getattr(model, "model_fields", None) or getattr(model, "__dataclass_fields__", {}))
+
+
 def _fields_of(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
     """Field names allowed at ``loc`` (for 'did you mean' on unknown keys)."""
     current: Any = model
     for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
+        if isinstance(part, int) or part == getattr(current, "__name__", None):
+            continue  # a list index, or the union branch pydantic names by its class
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
-        ann = field.annotation
-        for cand in (ann, *getattr(ann, "__args__", ())):
-            for inner in (cand, *getattr(cand, "__args__", ())):
-                if isinstance(inner, type) and issubclass(inner, BaseModel):
-                    current = inner
-                    break
-    return list(getattr(current, "model_fields", {}))
+        current = _model_in(field.annotation) or current
+    return _field_names(current)
+
+
+def _model_in(annotation: Any) -> Any:
+    """The first model class inside an annotation (``list[str | Objective] | None`` → Objective)."""
+    if isinstance(annotation, type) and (
+        issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)
+    ):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _union_noise(errors: list[Any]) -> list[Any]:
+    """Drop "not a valid string" from the ``str`` branch of ``str | Model`` when the input was
+    meant for the model (another error points inside it)."""
+    locs = [tuple(e["loc"]) for e in errors]
+    return [
+        e
+        for e, loc in zip(errors, locs)
+        if not (
+            loc
+            and loc[-1] == "str"
+            and any(other[: len(loc) - 1] == loc[:-1] and other != loc for other in locs)
+        )
+    ]
 
 
 def errors_to_spec_error(
@@ -297,12 +313,12 @@ def errors_to_spec_error(
     """Turn pydantic's errors into one SpecError whose lines name each path and the fix."""
     lines = []
     first = ""
-    for err in exc.errors():
+    for err in _union_noise(exc.errors()):
         loc = err["loc"]
         path = format_loc(loc, prefix) or "(top level)"
         first = first or path
         msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             allowed = _fields_of(model, loc)
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             msg = f"unknown field {loc[-1]!r}"
@@ -316,7 +332,8 @@ def errors_to_spec_error(
             msg = msg.removeprefix("Value error, ")
             given = err.get("input")
             if not isinstance(given, (dict, list)) and given is not None:
-                msg += f" (got {given!r})"
+                shown = repr(given)
+                msg += f" (got {shown if len(shown) <= 80 else shown[:79] + '…'})"
         lines.append(f"{path}: {msg}")
     if len(lines) == 1:
         return SpecError(lines[0].split(": ", 1)[1], first)

@@ -232,12 +232,32 @@ class Sample:
 
 @dataclass(frozen=True)
 class Objective:
-    """A named reward dimension. After a source produces it, higher is better."""
+    """A named reward dimension; the item type of a spec's ``objectives:`` list.
+
+    ``higher_is_better=False`` makes the pipeline negate the column, so that after it higher
+    is always better. ``bounds`` is the range the source's values lie in (before any
+    negation); the ``minmax`` normaliser maps it to [0, 1] instead of the batch's range.
+    ``description`` shows in ``rewardhub validate``.
+    """
+
+    # read by pydantic when a spec is validated (a plain dict: no pydantic import here)
+    __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012
 
     name: str
     description: str = ""
     higher_is_better: bool = True
     bounds: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("an objective needs a non-empty name")
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(
+                    f"bounds must be two finite numbers [low, high] with low < high, got "
+                    f"{list(self.bounds)}"
+                )
 
 
 def _as_matrix(values: Any, n: int | None, k: int, what: str) -> FloatArray:

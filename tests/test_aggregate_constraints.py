@@ -245,7 +245,7 @@ def test_lagrangian_dual_update_and_state_round_trip(tmp_path: object) -> None:
         {"method": "pareto"},
         {"method": "lexicographic", "tolerances": {"helpful": 0.1}},
         {"method": "gate", "gates": [{"objective": "harmless", "min": 0}]},
-        {"method": "lagrangian", "constraints": [{"objective": "harmless"}]},
+        {"method": "lagrangian", "constraints": [{"objective": "harmless"}], "on_missing": "worst"},
     ],
 )
 @pytest.mark.parametrize("normalize", ["none", "zscore", "rank", "minmax", "group", "running"])
@@ -265,3 +265,162 @@ def test_every_method_from_a_spec(aggregate: dict[str, object], normalize: str) 
 def test_unknown_method_lists_the_installed_ones() -> None:
     with pytest.raises(rh.UnknownTypeError, match="Did you mean 'maxmin'"):
         pipeline({"method": "maxmn"})
+
+
+@pytest.mark.parametrize("on_missing", ["unscorable", "worst"])
+def test_lagrangian_abstained_constraint_fails_closed(on_missing: str) -> None:
+    """An abstaining safety judge must never score above an unsafe sample: the old code read
+    its NaN slack as 0 (exactly at the threshold), above any violation."""
+    rows: list[list[float | None]] = [
+        [1.0, 1.0],  # safe
+        [5.0, -2.0],  # unsafe, very helpful
+        [9.0, None],  # the safety judge abstained, most helpful of all
+    ]
+    spec = {
+        "method": "lagrangian",
+        "constraints": [{"objective": "harmless", "threshold": 0.0}],
+        "on_missing": on_missing,
+    }
+    with pipeline(spec) as pipe:
+        res = pipe.score(samples(rows))
+    safe, unsafe, abstained = res.total.tolist()
+    assert not abstained > unsafe and not abstained > safe
+    if on_missing == "unscorable":
+        assert math.isnan(abstained)
+    else:
+        assert abstained == min(safe, unsafe)
+    assert res.diagnostics["per_sample"][2]["binding"] == "harmless"
+    # the same with on_abstain: fill — the rule reads the source's value, which is missing
+    with pipeline(spec, on_abstain={"fill": 1.0}) as pipe:
+        filled = pipe.score(samples(rows)).total.tolist()
+    assert not filled[2] > filled[1]
+
+
+class Doubled(rh.Aggregator):
+    """A plugin's aggregator: twice the plain sum."""
+
+    method = "doubled"
+
+    def aggregate(self, values: np.ndarray, ctx: rh.Context) -> rh.Aggregation:
+        return rh.Aggregation(2.0 * np.nansum(values, axis=1))
+
+
+class AggregatorPlugin:
+    @rh.hookimpl
+    def register_aggregators(self, registry: rh.AggregatorRegistry) -> None:
+        registry.add(Doubled)
+
+
+def test_gate_wraps_a_plugin_aggregator_from_the_pipeline_hub() -> None:
+    hub = rh.Hub(plugins=[Plugin(), AggregatorPlugin()], entry_points=False)
+    spec = {
+        "sources": [{"type": "table"}],
+        "aggregate": {
+            "method": "gate",
+            "base": {"method": "doubled"},
+            "gates": [{"objective": "harmless", "min": 0.0}],
+        },
+    }
+    with rh.Pipeline.from_spec(spec, hub=hub) as pipe:
+        res = pipe.score(samples([[1.0, 2.0], [3.0, -1.0]]))
+        assert res.total.tolist() == [6.0, -1.0]
+        assert res.diagnostics["base_method"] == "doubled"
+        assert pipe.with_aggregator(
+            "gate", base={"method": "doubled"}, gates=[{"objective": "helpful", "min": 2.0}]
+        ).score(samples([[1.0, 2.0], [3.0, -1.0]])).total.tolist() == [-1.0, 4.0]
+    # a hub without the plugin does not know the method, whatever the default registry has
+    with pytest.raises(rh.AggregationError, match="base: unknown aggregator 'doubled'"):
+        rh.Pipeline.from_spec(spec, hub=rh.Hub(plugins=[Plugin()], entry_points=False))
+
+
+def test_gate_base_honours_disabled_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REWARDHUB_DISABLE_PLUGINS", "rewardhub.aggregate.scalarize")
+    hub = rh.Hub(plugins=[Plugin()], entry_points=False)
+    assert "maxmin" not in hub.aggregators and "gate" in hub.aggregators
+    spec = {
+        "sources": [{"type": "table"}],
+        "aggregate": {
+            "method": "gate",
+            "base": {"method": "maxmin"},
+            "gates": [{"objective": "harmless", "min": 0.0}],
+        },
+    }
+    with pytest.raises(rh.AggregationError, match="unknown aggregator 'maxmin'"):
+        rh.Pipeline.from_spec(spec, hub=hub)
+
+
+def test_gate_base_config_errors_name_the_base() -> None:
+    with pytest.raises(rh.AggregationError, match=r"base \(softmin\): tau"):
+        Gate(
+            {
+                "base": {"method": "softmin", "tau": -1},
+                "gates": [{"objective": "helpful", "min": 0}],
+            },
+            NAMES,
+        )
+
+
+# -- uncertainty in the units of the normalised values ----------------------------------------
+
+
+def test_lcb_after_zscore_penalises_in_normalised_units() -> None:
+    """z-scored values with a raw std of 10 got a penalty of −10 against a spread of ±1.2."""
+    rows: list[list[float | None]] = [[10.0, 1.0], [20.0, 2.0], [30.0, 4.0]]
+    std = [[10.0, 0.5], [10.0, 0.5], [0.0, 1.0]]
+    with pipeline({"method": "lcb", "k": 1.0}, normalize="zscore") as pipe:
+        res = pipe.score(samples(rows, std))
+    v = np.array(rows)
+    z = (v - v.mean(axis=0)) / v.std(axis=0)
+    expect = (z - np.array(std) / v.std(axis=0)).sum(axis=1)
+    assert res.total.tolist() == pytest.approx(expect.tolist())
+    assert res.diagnostics["per_sample"][0]["std"]["helpful"] == pytest.approx(10 / v[:, 0].std())
+
+
+@pytest.mark.parametrize("normalize", ["minmax", {"method": "group"}, "running", "none"])
+def test_uwo_std_follows_every_affine_normaliser(normalize: object) -> None:
+    rows: list[list[float | None]] = [[1.0, 5.0], [3.0, 6.0], [2.0, 9.0], [7.0, 5.5]]
+    std = [[0.5, 1.0], [0.1, 0.2], [1.0, 0.3], [0.0, 0.4]]
+    with pipeline({"method": "lcb"}, normalize=normalize) as pipe:
+        res = pipe.score(samples(rows, std))
+        z = res.diagnostics["normalized"]
+    # the map is affine per column (and per group, for rows 0-1 and 2-3): its slope is the
+    # ratio of differences within a block, and std must scale by exactly that
+    v = np.array(rows)
+    partner = np.array([1, 0, 3, 2])
+    slope = (z - z[partner]) / (v - v[partner])
+    got = np.array([[res.diagnostics["per_sample"][i]["std"][o] for o in NAMES] for i in range(4)])
+    assert got == pytest.approx(np.abs(slope) * np.array(std))
+    assert res.total == pytest.approx((z - got).sum(axis=1))
+
+
+@pytest.mark.parametrize("method", ["uwo", "lcb"])
+def test_rank_with_an_uncertainty_aggregator_is_a_spec_error(method: str) -> None:
+    with pytest.raises(rh.SpecError, match="normalizer 'rank' has no consistent transform") as err:
+        pipeline({"method": method}, normalize="rank")
+    assert err.value.path == "normalize.method"
+    with pytest.raises(rh.SpecError) as err:
+        pipeline(
+            {
+                "method": "gate",
+                "base": {"method": method},
+                "gates": [{"objective": "harmless", "min": 0}],
+            },
+            normalize=["zscore", "rank"],
+        )
+    assert err.value.path == "normalize[1].method"
+    # with member columns the spread comes from normalised columns: rank is fine there
+    pipeline({"method": "uwo", "members": {"r": ["helpful", "harmless"]}}, normalize="rank").close()
+
+
+def test_missing_std_is_an_error_not_certainty() -> None:
+    rows: list[list[float | None]] = [[1.0, 2.0], [3.0, 1.0]]
+    std = [[1.0, math.nan], [2.0, math.nan]]  # harmless's source reports no std
+    with (
+        pipeline({"method": "uwo"}) as pipe,
+        pytest.raises(rh.AggregationError, match=r"\['harmless'\] have a value without std"),
+    ):
+        pipe.score(samples(rows, std))
+    # an abstained cell filled by the spec's policy is a constant: exact, no error
+    with pipeline({"method": "lcb"}, on_abstain={"fill": 0.0}) as pipe:
+        res = pipe.score(samples([[1.0, None]], [[1.0, math.nan]]))
+    assert res.total.tolist() == [0.0]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 import rewardhub as rh
 from rewardhub.aggregate import robust_objective, robust_weights
-from rewardhub.aggregate.robust import Robust
+from rewardhub.aggregate.robust import Robust, duality_gap
 
 
 def test_two_symmetric_candidates_by_hand() -> None:
@@ -46,19 +47,116 @@ def test_kkt_conditions_on_random_instances() -> None:
         assert (g[w <= 1e-9] >= mu - 1e-6).all()
 
 
-@pytest.mark.slow
-def test_matches_cvxpy_reference() -> None:
-    rng = np.random.default_rng(1)
+def _cvxpy_reference(v: np.ndarray, lam: float) -> np.ndarray:
+    import cvxpy as cp
+
+    w = cp.Variable(v.shape[1])
+    problem = cp.Problem(cp.Minimize(cp.log_sum_exp(v / lam @ w)), [w >= 0, cp.sum(w) == 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "solution may be inaccurate" at extreme scales
+        problem.solve(solver="CLARABEL")
+    x = np.clip(np.asarray(w.value, dtype=np.float64), 0.0, None)
+    return x / x.sum()
+
+
+def _slsqp_reference(v: np.ndarray, lam: float, rng: np.random.Generator) -> np.ndarray:
+    """Best of several SLSQP starts (the uniform point, each vertex, random points)."""
+    from scipy.optimize import minimize
+
+    m = v.shape[1]
+    starts = [np.full(m, 1.0 / m), *np.eye(m), *rng.dirichlet(np.ones(m), size=3)]
+    best, best_f = starts[0], math.inf
+    for x0 in starts:
+        res = minimize(
+            lambda w: robust_objective(v, np.clip(w, 0, None), lam),
+            x0,
+            method="SLSQP",
+            bounds=[(0.0, 1.0)] * m,
+            constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}],
+            options={"maxiter": 300, "ftol": 1e-14},
+        )
+        x = np.clip(res.x, 0.0, None)
+        x /= x.sum()
+        f = robust_objective(v, x, lam)
+        if f < best_f:
+            best, best_f = x, f
+    return best
+
+
+def _sweep_instance(rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    m = int(rng.integers(1, 7))
+    k = int(rng.integers(1, 12))
+    v = rng.normal(size=(k, m)) * 10 ** rng.uniform(-2, 3)
+    kind = rng.random()
+    if kind < 0.2 and m > 1:
+        v[:, 1] = v[:, 0]  # duplicate columns
+    elif kind < 0.3:
+        v = np.round(v)  # ties
+    elif kind < 0.4:
+        v[:, 0] = 0.0  # a constant column
+    return v, float(10 ** rng.uniform(-3, 2))
+
+
+def test_issue_instance_old_solver_returned_the_uniform_start() -> None:
+    # 6 × 3, λ = 0.005: the old active-set solver stalled in its line search at the uniform
+    # start and called it optimal (objective 1.524); the optimum is 0.616
+    v = np.array(
+        [
+            [0.4, -0.4, 1.9],
+            [0.3, -1.6, 1.1],
+            [3.9, 2.8, -2.1],
+            [-3.8, -1.9, 0.1],
+            [-7.0, -0.7, -3.7],
+            [-2.2, -1.6, -0.9],
+        ]
+    )
+    w = robust_weights(v, 0.005)
+    assert robust_objective(v, w, 0.005) == pytest.approx(0.6163956748, abs=1e-7)
+    assert duality_gap(v, w, 0.005) <= 1e-7 * 7.0
+    ref = _cvxpy_reference(v, 0.005)
+    assert robust_objective(v, w, 0.005) <= robust_objective(v, ref, 0.005) + 1e-7
+
+
+def test_certified_at_every_scale_against_cvxpy_and_slsqp() -> None:
+    """Values scaled 1e-2..1e3, λ 1e-3..1e2, duplicate / constant columns, K = 1 and m = 1:
+    never above either reference, and the duality gap is a true bound on both."""
+    rng = np.random.default_rng(7)
     for _ in range(25):
-        m = int(rng.integers(2, 9))
-        v = rng.normal(size=(int(rng.integers(m, 40)), m))
-        lam = float(10 ** rng.uniform(-0.5, 0.5))
-        ours = robust_weights(v, lam)
-        ref = robust_weights(v, lam, solver="cvxpy")
-        assert np.abs(ours - ref).max() < 1e-4
-        f_ours, f_ref = robust_objective(v, ours, lam), robust_objective(v, ref, lam)
-        assert abs(f_ours - f_ref) < 1e-6
-        assert f_ours <= f_ref + 1e-12  # never worse than the reference
+        v, lam = _sweep_instance(rng)
+        w = robust_weights(v, lam)
+        assert w.min() >= 0 and w.sum() == pytest.approx(1.0)
+        scale = float(np.abs(v).max())
+        f = robust_objective(v, w, lam)
+        gap = duality_gap(v, w, lam)
+        assert gap <= 1e-7 * scale
+        for ref in (_cvxpy_reference(v, lam), _slsqp_reference(v, lam, rng)):
+            f_ref = robust_objective(v, ref, lam)
+            assert f <= f_ref + 1e-7 * scale + 1e-12
+            assert f_ref >= f - gap - 1e-9 * scale  # the certificate is a real lower bound
+
+
+@pytest.mark.slow
+def test_wide_random_sweep_against_cvxpy() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        v, lam = _sweep_instance(rng)
+        w = robust_weights(v, lam)
+        scale = float(np.abs(v).max())
+        f_ref = robust_objective(v, _cvxpy_reference(v, lam), lam)
+        assert robust_objective(v, w, lam) <= f_ref + 1e-7 * scale + 1e-12
+
+
+def test_uncertifiable_answer_raises_instead_of_returning(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rewardhub.aggregate.robust as robust
+
+    # both methods stop at the uniform start (as the old solver did): never returned silently
+    monkeypatch.setattr(
+        robust, "_newton_simplex", lambda v, lam, gtol, it, w0=None: np.full(3, 1 / 3)
+    )
+    monkeypatch.setattr(robust, "_barrier", lambda v, lam, target: np.full(3, 1 / 3))
+    v = [[0.4, -0.4, 1.9], [3.9, 2.8, -2.1], [-7.0, -0.7, -3.7]]
+    with pytest.raises(rh.AggregationError, match="could not certify"):
+        robust_weights(v, 0.005)
 
 
 def test_bad_inputs() -> None:
@@ -86,3 +184,18 @@ def test_aggregator_per_group_with_attribution_and_nan() -> None:
     assert per[0]["weights"] == pytest.approx({"a": 0.5, "b": 0.5})
     assert per[2]["weights"]["b"] == pytest.approx(1.0)
     assert per[3]["contributions"]["b"] == pytest.approx(0.5, abs=1e-8)
+
+
+def test_aggregator_makes_an_uncertified_group_unscorable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rewardhub.aggregate.robust as robust
+
+    def refuse(values: object, lam: float, **kw: object) -> np.ndarray:
+        raise rh.AggregationError("robust_weights could not certify its optimum")
+
+    monkeypatch.setattr(robust, "robust_weights", refuse)
+    names = ("a", "b")
+    out = Robust({"scope": "batch"}, names).aggregate(
+        np.array([[1.0, 2.0], [2.0, 1.0]]), rh.Context(objectives=names)
+    )
+    assert np.isnan(out.total).all()  # NaN with the reason, never a made-up weighting
+    assert "could not certify" in out.diagnostics["per_sample"][0]["error"]

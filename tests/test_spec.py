@@ -7,6 +7,7 @@ import pytest
 
 import rewardhub as rh
 from rewardhub.schema import pipeline_schema
+from rewardhub.spec import parse_spec
 from rewardhub.when import Condition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,3 +191,159 @@ def test_schema_validates_the_shipped_specs_and_rejects_bad_configs() -> None:
     assert list(validator.iter_errors(bad))
     bad_agg = {"sources": [{"type": "length"}], "aggregate": {"method": "weighted", "nope": 1}}
     assert list(validator.iter_errors(bad_agg))
+
+
+def test_base_dir_lives_in_the_spec_layer(tmp_path: Path) -> None:
+    """Relative paths resolve against the spec file's folder, set by the spec layer (not by
+    the python source, which every path-taking source and the CLI used to import)."""
+    import rewardhub.sources.python as python_source
+    from rewardhub.spec import base_dir
+
+    assert python_source.base_dir is base_dir  # one variable, owned by the spec layer
+    (tmp_path / "rewards.py").write_text("def one(sample):\n    return 1.0\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("sources:\n  - type: python\n    config: {function: rewards.py:one}\n")
+    assert base_dir.get() is None
+    with rh.Pipeline.from_yaml(spec, hub=rh.Hub(entry_points=False)) as pipe:
+        assert pipe.score([rh.Sample(prompt="p", completion="c")]).total.tolist() == [1.0]
+    assert base_dir.get() is None  # reset after loading
+
+
+@pytest.mark.parametrize(
+    ("cond", "words"),
+    [
+        (
+            "metdata.kind == 'math'",
+            "unknown name 'metdata' in 'metdata.kind'; did you mean 'metadata'?",
+        ),
+        ("completoin != null", "unknown name 'completoin'; did you mean 'completion'?"),
+        ("not refrence", "unknown name 'refrence'; did you mean 'reference'?"),
+        ("metadata.kind == math and promt == x", "did you mean 'prompt'?"),
+        ("gsm8k == math", "compares no sample field"),
+    ],
+)
+def test_when_typos_are_spec_errors_not_constants(cond: str, words: str) -> None:
+    spec = {"sources": [{"type": "length"}, {"type": "length", "id": "b", "when": cond}]}
+    with pytest.raises(rh.SpecError) as err:
+        rh.Pipeline.from_spec(spec, hub=rh.Hub(entry_points=False))
+    assert err.value.path == "sources[1].when"
+    for part in words.split("; "):
+        assert part.replace("'completoin';", "'completoin'") in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        "not " * 5000 + "completion",
+        "not " * 60 + "completion",
+        "(" * 5000 + "completion" + ")" * 5000,
+    ],
+    ids=["5000 nots", "60 nots", "5000 parentheses"],
+)
+def test_when_deep_nesting_is_a_clear_error(cond: str) -> None:
+    spec = {"sources": [{"type": "length", "when": cond}]}
+    with pytest.raises(rh.SpecError, match="nested") as err:
+        rh.Pipeline.from_spec(spec, hub=rh.Hub(entry_points=False))
+    assert len(str(err.value)) < 400  # the 10 000-character condition is not echoed whole
+
+
+def test_when_quoted_values_and_plain_words_still_work() -> None:
+    sample = rh.Sample(prompt="p", completion="c", metadata={"kind": "prompts"})
+    assert Condition.parse("metadata.kind == 'prompts'")(sample)
+    assert Condition.parse("metadata.kind in [math, code, prompts2]")(sample) is False
+    assert Condition.parse(" and ".join(["completion"] * 5000))(sample)
+
+
+def _plugin_nesting(type_name: str, rule: type) -> object:
+    from pydantic import BaseModel
+
+    class Config(BaseModel):
+        rules: list[rule] = []  # type: ignore[valid-type]
+
+    class Source(rh.RewardSource):
+        type = type_name
+        objectives = (type_name,)
+
+        def score(self, samples: list[rh.Sample]) -> rh.Scores:
+            return [[0.0] for _ in samples]
+
+    Source.Config = Config  # type: ignore[assignment]
+    from rewardhub.testing import plugin_with
+
+    return plugin_with(Source, name=f"plugin-{type_name}")
+
+
+def test_schema_keeps_same_named_nested_models_of_two_plugins_apart() -> None:
+    import jsonschema
+    from pydantic import BaseModel
+
+    def rule_a() -> type[BaseModel]:
+        class Rule(BaseModel):  # two independent plugins, each with its own `Rule`
+            pattern: str
+
+        return Rule
+
+    def rule_b() -> type[BaseModel]:
+        class Rule(BaseModel):
+            threshold: float
+
+        return Rule
+
+    plugins = [_plugin_nesting("a", rule_a()), _plugin_nesting("b", rule_b())]
+    hub = rh.Hub(plugins=plugins, entry_points=False)
+    schema = pipeline_schema(hub)
+    assert {"source:a.Rule", "source:b.Rule"} <= set(schema["$defs"])
+    validator = jsonschema.Draft202012Validator(schema)
+    spec = {
+        "sources": [
+            {"type": "a", "config": {"rules": [{"pattern": "x"}]}},
+            {"type": "b", "config": {"rules": [{"threshold": 0.5}]}},
+        ]
+    }
+    assert not list(validator.iter_errors(spec))  # a merged `Rule` rejected one of these
+    rh.Pipeline.from_spec(spec, hub=hub).close()  # and the spec is indeed valid
+    bad = {"sources": [{"type": "b", "config": {"rules": [{"threshold": "high"}]}}]}
+    assert list(validator.iter_errors(bad))
+
+
+def test_one_objective_type_whose_fields_are_used(tmp_path: Path) -> None:
+    """rh.Objective is the spec's objective type: bounds feed minmax, description shows in
+    `rewardhub validate` (spec.ObjectiveSpec accepted both and ignored them)."""
+    spec = {
+        "objectives": [
+            {"name": "brevity", "bounds": [-1.0, 0.0], "description": "closeness to 10 chars"}
+        ],
+        "sources": [{"type": "length", "config": {"target": 10}}],
+        "normalize": "minmax",
+    }
+    pipe = rh.Pipeline.from_spec(spec, hub=rh.Hub(entry_points=False))
+    assert pipe.spec.objective_specs == [
+        rh.Objective("brevity", "closeness to 10 chars", True, (-1.0, 0.0))
+    ]
+    samples = [rh.Sample(prompt="p", completion="x" * n) for n in (10, 5)]
+    # declared bounds, not the batch's range: -0.5 → 0.5 (the batch range would give 0)
+    assert pipe.score(samples).total.tolist() == pytest.approx([1.0, 0.5])
+    assert pipe.score(samples[1:]).total.tolist() == pytest.approx([0.5])
+    with pytest.raises(rh.SpecError, match="low < high") as err:
+        parse_spec({**spec, "objectives": [{"name": "brevity", "bounds": [1, 0]}]})
+    assert err.value.path == "objectives[0]"
+    with pytest.raises(rh.SpecError, match="did you mean 'bounds'"):
+        parse_spec({**spec, "objectives": [{"name": "brevity", "bound": [0, 1]}]})
+    from tests.test_cli import run
+
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    code, out = run("validate", str(path))
+    assert code == 0 and "brevity [-1, 0]: closeness to 10 chars" in out
+
+
+def test_minmax_bounds_follow_lower_is_better_negation() -> None:
+    spec = {
+        "objectives": [{"name": "brevity", "higher_is_better": False, "bounds": [-1.0, 0.0]}],
+        "sources": [{"type": "length", "config": {"target": 10}}],
+        "normalize": "minmax",
+    }
+    pipe = rh.Pipeline.from_spec(spec, hub=rh.Hub(entry_points=False))
+    samples = [rh.Sample(prompt="p", completion="x" * n) for n in (10, 5)]
+    # negated values 0 and 0.5 within the negated bounds [0, 1]
+    assert pipe.score(samples).total.tolist() == pytest.approx([0.0, 0.5])

@@ -16,10 +16,14 @@ from rewardhub.types import FloatArray
 def check_values(
     values: npt.ArrayLike, name: str = "values", allow_empty: bool = False
 ) -> FloatArray:
-    """``values`` as a float64 (n × k) matrix; NaN allowed (abstain), inf and bad shapes not."""
+    """``values`` as a float64 (n × k) matrix; NaN allowed (abstain), inf and bad shapes not.
+
+    A 1-D array is n samples of one objective (n × 1), as :class:`RewardBatch` reads it; pass
+    one sample's vector as a row, ``[[r1, r2, ...]]``.
+    """
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim == 1:
-        arr = arr.reshape(1, -1) if arr.size else arr.reshape(0, 0)
+        arr = arr.reshape(-1, 1)
     if arr.ndim != 2:
         raise AggregationError(f"{name} must be a 2-D (n × k) array, got shape {arr.shape}")
     if not allow_empty and (arr.shape[0] == 0 or arr.shape[1] == 0):

@@ -2,18 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextvars
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rewardhub.errors import AggregationError
 from rewardhub.types import FloatArray, RewardBatch, Sample
 
+if TYPE_CHECKING:
+    from rewardhub.registry import AggregatorRegistry
+
 IntArray = npt.NDArray[np.intp]
+
+# the aggregators of the Hub whose pipeline is building an aggregator: a wrapping aggregator
+# (gate) builds its base from them, so plugin aggregators can be wrapped and disabled ones not
+_aggregators: contextvars.ContextVar[AggregatorRegistry | None] = contextvars.ContextVar(
+    "aggregators", default=None
+)
+
+
+@contextmanager
+def building_with(registry: AggregatorRegistry) -> Iterator[None]:
+    """Aggregators built inside this block wrap other aggregators from ``registry``."""
+    token = _aggregators.set(registry)
+    try:
+        yield
+    finally:
+        _aggregators.reset(token)
+
+
+def build_aggregator(
+    spec: Mapping[str, Any], objectives: Sequence[str], where: str = "base"
+) -> Aggregator:
+    """An aggregator from ``{method: name, **params}``, for aggregators that wrap another.
+
+    The method comes from the pipeline's Hub (see :func:`building_with`); outside a pipeline,
+    from a default ``Hub()`` (built-ins and installed plugins, honouring the env settings).
+    """
+    registry = _aggregators.get()
+    if registry is None:
+        from rewardhub.hub import Hub
+
+        registry = Hub().aggregators
+    params = dict(spec)
+    method = str(params.pop("method", "weighted"))
+    try:
+        cls = registry.get(method)
+    except Exception as exc:
+        raise AggregationError(f"{where}: {exc}") from None
+    try:
+        config = cls.Config.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or method}: {e['msg']}" for e in exc.errors()
+        )
+        raise AggregationError(f"{where} ({method}): {problems}") from None
+    with building_with(registry):
+        return cls(config, tuple(objectives))
 
 
 def group_ids(samples: Sequence[Sample]) -> IntArray:
@@ -45,6 +96,10 @@ class Context:
     raw: FloatArray | None = field(default=None, repr=False)
     """The values before normalisation (source units), when known; gates and constraints use
     them so that thresholds read in the units the sources produce."""
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict, repr=False)
+    """The declared range of objectives that have one (``objectives: [{name, bounds}]``, in
+    pipeline units: negated with the column when lower is better); ``minmax`` maps it to
+    [0, 1]."""
 
     @property
     def groups(self) -> IntArray:
@@ -155,6 +210,28 @@ class Aggregator:
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
         raise NotImplementedError
 
+    @property
+    def takes_weights(self) -> bool:
+        """Whether per-call weights (``ctx.weights``) mean something to this aggregator: by
+        default, when its Config has a ``weights`` field. Per-call weights given to one that
+        takes none are an error, never silently ignored."""
+        return "weights" in type(self.config).model_fields
+
+    @property
+    def uses_std(self) -> bool:
+        """Whether this aggregator reads ``ctx.std`` (the spread of each reward): then every
+        normaliser before it must transform std consistently (see ``Normalizer.std_slope``)."""
+        return False
+
+    def check_call_weights(self, weights: Mapping[str, float] | None) -> None:
+        """Raise if per-call ``weights`` are given to an aggregator that takes none."""
+        if weights and not self.takes_weights:
+            raise AggregationError(
+                f"aggregator {self.method!r} takes no weights, but per-call weights "
+                f"{dict(weights)} were given; drop them or use a weighted method "
+                "(weighted, tchebycheff, uwo, ...)"
+            )
+
     def update(self, batch: RewardBatch, ctx: Context) -> None:
         """Update internal state after a batch (dual variables, running statistics)."""
 
@@ -195,6 +272,29 @@ class Normalizer:
 
     def transform(self, values: FloatArray) -> FloatArray:
         raise NotImplementedError
+
+    #: whether :meth:`std_slope` is implemented (the map is affine per column and block)
+    transforms_std: ClassVar[bool] = False
+
+    def std_slope(self, values: FloatArray) -> FloatArray:
+        """|d normalised / d value| for one block of rows (the values before this
+        normaliser), broadcastable to its shape: an affine map r → a·r + b turns a std σ into
+        |a|·σ. Normalisers without one (rank: not affine) leave :attr:`transforms_std` False,
+        and a spec pairing them with an aggregator that reads std is rejected."""
+        raise AggregationError(
+            f"normalizer {self.method!r} has no consistent transform of std (it is not an "
+            "affine map of the values)"
+        )
+
+    def normalize_std(self, values: FloatArray, std: FloatArray, ctx: Context) -> FloatArray:
+        """The std of the normalised values, from the values before normalisation."""
+        if self.config.per == "batch":
+            out: FloatArray = std * self.std_slope(values)
+            return out
+        out = np.empty_like(std)
+        for rows in group_rows(ctx.groups):
+            out[rows] = std[rows] * self.std_slope(values[rows])
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -6,7 +6,6 @@ Thresholds are in the units the sources produce (the values before normalisation
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -14,34 +13,19 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewardhub.aggregate._checks import check_values
-from rewardhub.aggregate.base import Aggregation, Aggregator, AggregatorConfig, Context, PerSample
+from rewardhub.aggregate.base import (
+    Aggregation,
+    Aggregator,
+    AggregatorConfig,
+    Context,
+    PerSample,
+    build_aggregator,
+)
+from rewardhub.aggregate.scalarize import resolve_weights_mapping, weighted_sum
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
 from rewardhub.types import FloatArray, RewardBatch, json_number
-
-
-def builtin_aggregator(spec: Mapping[str, Any], objectives: tuple[str, ...]) -> Aggregator:
-    """Build a built-in aggregator from ``{method: name, **params}`` (for wrapping aggregators).
-
-    Only the aggregators that ship with rewardhub can be wrapped: an Aggregator is not handed
-    the hub, so a plugin's method name is not known here.
-    """
-    from rewardhub.default_plugins import DEFAULT_PLUGINS
-    from rewardhub.registry import AggregatorRegistry
-
-    registry = AggregatorRegistry()
-    for name in DEFAULT_PLUGINS:
-        hook = getattr(importlib.import_module(name), "register_aggregators", None)
-        if hook is not None:
-            hook(registry)
-    params = dict(spec)
-    method = params.pop("method", "weighted")
-    try:
-        cls = registry.get(str(method))
-    except Exception as exc:
-        raise AggregationError(f"base: {exc}") from None
-    return cls(cls.Config.model_validate(params), objectives)
 
 
 def _values_for_rules(values: FloatArray, ctx: Context) -> FloatArray:
@@ -101,13 +85,21 @@ class Gate(Aggregator):
         base = dict(self.config.base)
         if self.config.weights is not None:
             base["weights"] = {**self.config.weights, **dict(base.get("weights") or {})}
-        self.base = builtin_aggregator(base, self.objectives)
+        self.base = build_aggregator(base, self.objectives)
         unknown = sorted({g.objective for g in self.config.gates} - set(self.objectives))
         if self.objectives and unknown:
             raise AggregationError(
                 f"gates name unknown objective(s) {unknown}; the objectives are "
                 f"{list(self.objectives)}"
             )
+
+    @property
+    def takes_weights(self) -> bool:
+        return self.base.takes_weights  # the context, per-call weights included, goes to base
+
+    @property
+    def uses_std(self) -> bool:
+        return self.base.uses_std
 
     def check(self, values: FloatArray, ctx: Context) -> tuple[np.ndarray[Any, Any], list[int]]:
         """(n × gates) pass mask, and the index of each gate's objective."""
@@ -199,6 +191,12 @@ class LagrangianConfig(AggregatorConfig):
     lr: float = Field(0.05, gt=0, description="dual step size")
     lambda_max: float | None = Field(None, gt=0, description="cap on λ (none: uncapped)")
     normalize: bool = Field(True, description="divide by 1 + Σλ as Safe-RLHF does")
+    on_missing: Literal["unscorable", "worst"] = Field(
+        "unscorable",
+        description="a sample whose constrained objective abstained fails closed: unscorable "
+        "(total NaN, trainers drop it) or worst (the lowest total of the batch); it never "
+        "counts as satisfied",
+    )
 
 
 class Lagrangian(Aggregator):
@@ -206,8 +204,9 @@ class Lagrangian(Aggregator):
 
     total = (Σ_i w_i r_i + Σ_j λ_j (c_j − b_j)) / (1 + Σ_j λ_j)
 
-    over the reward objectives r and constrained objectives c_j ≥ b_j. :meth:`update` takes a
-    projected dual-ascent step λ_j ← clip(λ_j + lr·(b_j − mean c_j), 0, λ_max), so λ grows while
+    over the reward objectives r and constrained objectives c_j ≥ b_j. A sample whose c_j
+    abstained fails closed (``on_missing``: NaN total, or the batch's lowest). :meth:`update`
+    takes a projected dual-ascent step λ_j ← clip(λ_j + lr·(b_j − mean c_j), 0, λ_max), so λ grows while
     the constraint is violated on average and shrinks once it holds.
     """
 
@@ -226,7 +225,9 @@ class Lagrangian(Aggregator):
             )
         self.lam = np.full(len(names), float(self.config.lambda_init))
 
-    def _split(self, objectives: tuple[str, ...]) -> tuple[list[int], list[int], FloatArray]:
+    def _split(
+        self, objectives: tuple[str, ...], call_weights: Mapping[str, float] | None = None
+    ) -> tuple[list[int], list[int], FloatArray]:
         cons = []
         for c in self.config.constraints:
             if c.objective not in objectives:
@@ -240,28 +241,33 @@ class Lagrangian(Aggregator):
             raise AggregationError(
                 f"weights name unknown objective(s) {unknown}; the objectives are {list(objectives)}"
             )
-        w = np.array([float(self.config.weights.get(objectives[i], 1.0)) for i in reward])
+        weights = {**self.config.weights, **resolve_weights_mapping(call_weights or {}, objectives)}
+        w = np.array([float(weights.get(objectives[i], 1.0)) for i in reward])
         return reward, cons, w
 
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
-        from rewardhub.aggregate.scalarize import weighted_sum
-
         v = check_values(values)
-        reward, cons, w = self._split(ctx.objectives)
+        reward, cons, w = self._split(ctx.objectives, ctx.weights)
         rules = _values_for_rules(v, ctx)
         b = np.array([c.threshold for c in self.config.constraints])
         r = weighted_sum(v[:, reward], w) if reward else np.zeros(v.shape[0])
         slack = rules[:, cons] - b  # NaN where a constrained objective abstained
-        penalty = np.where(np.isnan(slack), 0.0, slack) @ self.lam
-        total = r + penalty
+        missing = np.isnan(slack).any(axis=1)
+        total = r + np.where(np.isnan(slack), 0.0, slack) @ self.lam
         if self.config.normalize:
             total = total / (1.0 + self.lam.sum())
+        if missing.any():  # fail closed: an unknown constraint is never a satisfied one
+            scored = total[~missing & ~np.isnan(total)]
+            worst = (
+                float(scored.min()) if self.config.on_missing == "worst" and scored.size else np.nan
+            )
+            total = np.where(missing, worst, total)
         names = ctx.objectives
         lam = self.lam.copy()
 
         def explain(i: int) -> dict[str, Any]:
             s = slack[i]
-            violated = [names[c] for c, x in zip(cons, s) if x < 0]
+            violated = [names[c] for c, x in zip(cons, s) if not x >= 0]  # NaN: abstained
             return {
                 "reward": json_number(float(r[i])),
                 "slack": {names[c]: json_number(float(x)) for c, x in zip(cons, s)},

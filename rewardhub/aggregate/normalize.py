@@ -14,7 +14,7 @@ import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from rewardhub.aggregate._checks import check_groups, check_values
-from rewardhub.aggregate.base import Context, Normalizer, NormalizerConfig
+from rewardhub.aggregate.base import Context, Normalizer, NormalizerConfig, group_rows
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import NormalizerRegistry
@@ -30,6 +30,13 @@ def _col_stats(v: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     mean = x.sum(axis=0) / safe
     var = (np.where(present, v - mean, 0.0) ** 2).sum(axis=0) / safe
     return count, mean, np.sqrt(var)
+
+
+def _inverse_scale(scale: FloatArray, eps: float) -> FloatArray:
+    """1/scale where scale > eps, else 0 (a constant column maps to a constant)."""
+    ok = scale > eps
+    out: FloatArray = np.where(ok, 1.0 / np.where(ok, scale, 1.0), 0.0)
+    return out
 
 
 def zscore(values: npt.ArrayLike, eps: float = 1e-8) -> FloatArray:
@@ -135,6 +142,11 @@ class NoNormalizer(Normalizer):
     def transform(self, values: FloatArray) -> FloatArray:
         return values
 
+    transforms_std = True
+
+    def std_slope(self, values: FloatArray) -> FloatArray:
+        return np.ones(values.shape[1])
+
 
 class ZScore(Normalizer):
     """Standardise each objective to mean 0, std 1 (over the batch, or per group)."""
@@ -144,6 +156,11 @@ class ZScore(Normalizer):
 
     def transform(self, values: FloatArray) -> FloatArray:
         return zscore(values) if values.size else values
+
+    transforms_std = True
+
+    def std_slope(self, values: FloatArray) -> FloatArray:
+        return _inverse_scale(_col_stats(values)[2], 1e-8)  # the same scale as zscore
 
 
 class Rank(Normalizer):
@@ -157,13 +174,49 @@ class Rank(Normalizer):
 
 
 class MinMax(Normalizer):
-    """(r − min) / (max − min) per objective (over the batch, or per group)."""
+    """(r − min) / (max − min) per objective (over the batch, or per group); an objective
+    with declared ``bounds`` maps them to [0, 1] instead (the same scale in every batch)."""
 
     method = "minmax"
-    summary = "(r − min) / (max − min); constant → 0.5"
+    summary = "(r − min) / (max − min), or declared bounds → [0, 1]; constant → 0.5"
+    transforms_std = True
 
     def transform(self, values: FloatArray) -> FloatArray:
         return minmax(values) if values.size else values
+
+    def _declared(self, ctx: Context, k: int) -> tuple[FloatArray, FloatArray] | None:
+        if not ctx.bounds or len(ctx.objectives) != k:
+            return None
+        lo = np.array([ctx.bounds.get(o, (np.nan, np.nan))[0] for o in ctx.objectives])
+        hi = np.array([ctx.bounds.get(o, (np.nan, np.nan))[1] for o in ctx.objectives])
+        return lo, hi
+
+    def normalize(self, values: FloatArray, ctx: Context) -> FloatArray:
+        out = super().normalize(values, ctx)
+        declared = self._declared(ctx, values.shape[1])
+        if declared is None:
+            return out
+        lo, hi = declared
+        has = ~np.isnan(lo)
+        out[:, has] = (values[:, has] - lo[has]) / (hi[has] - lo[has])
+        return out
+
+    def std_slope(self, values: FloatArray) -> FloatArray:
+        present = ~np.isnan(values)
+        span = np.where(present, values, -np.inf).max(axis=0) - np.where(
+            present, values, np.inf
+        ).min(axis=0)
+        return _inverse_scale(span, 0.0)
+
+    def normalize_std(self, values: FloatArray, std: FloatArray, ctx: Context) -> FloatArray:
+        out = super().normalize_std(values, std, ctx)
+        declared = self._declared(ctx, values.shape[1])
+        if declared is None:
+            return out
+        lo, hi = declared
+        has = ~np.isnan(lo)
+        out[:, has] = std[:, has] / (hi[has] - lo[has])
+        return out
 
 
 Bound = float | dict[str, float] | None
@@ -204,6 +257,15 @@ class Clip(Normalizer):
     def transform(self, values: FloatArray) -> FloatArray:
         return self.normalize(values, Context(objectives=()))
 
+    transforms_std = True
+
+    def std_slope(self, values: FloatArray) -> FloatArray:
+        # slope 1 inside the bounds; a clipped cell keeps its spread (still penalised)
+        return np.ones(values.shape[1])
+
+    def normalize_std(self, values: FloatArray, std: FloatArray, ctx: Context) -> FloatArray:
+        return std
+
 
 class GroupConfig(NormalizerConfig):
     per: Literal["batch", "group"] = Field("group", description="always per group")
@@ -236,6 +298,16 @@ class Group(Normalizer):
 
     def transform(self, values: FloatArray) -> FloatArray:
         return group_normalize(values, np.zeros(values.shape[0]), self.config.scale)
+
+    transforms_std = True
+
+    def normalize_std(self, values: FloatArray, std: FloatArray, ctx: Context) -> FloatArray:
+        if self.config.scale == "none" or values.size == 0:
+            return std
+        out = np.empty_like(std)
+        for rows in group_rows(ctx.groups):
+            out[rows] = std[rows] * _inverse_scale(_col_stats(values[rows])[2], self.config.eps)
+        return out
 
 
 class RunningConfig(NormalizerConfig):
@@ -321,6 +393,15 @@ class Running(Normalizer):
         if len({a.shape for a in arrays}) != 1:
             raise AggregationError("running normaliser state: count, mean, m2 differ in length")
         self.count, self.mean, self.m2 = arrays
+
+    transforms_std = True
+
+    def std_slope(self, values: FloatArray) -> FloatArray:
+        # called after normalize, so the statistics are the ones that scaled this batch
+        std = self.std
+        ok = std > self.config.eps
+        flat = 0.0 if self.config.center else 1.0
+        return np.where(ok, 1.0 / np.where(ok, std, 1.0), flat)
 
 
 @hookimpl

@@ -6,8 +6,11 @@ soft-best candidate as bad as possible:
     w* = argmin_{w ∈ Δ_m}  λ · log( (1/K) Σ_k exp(values[k] · w / λ) )
 
 The objective is convex (a log-sum-exp of linear maps). :func:`robust_weights` solves it with
-an active-set Newton method on the simplex (exact KKT, a few iterations); ``solver="cvxpy"``
-uses cvxpy as the reference.
+an active-set Newton method on the simplex (exact KKT, a few iterations). Where |values|/λ is
+large the soft maximum is nearly hard, Newton's quadratic model holds only very close to the
+kink and it can stall; its answer is then checked against the duality gap and, if that is not
+small, replaced by a log-barrier interior-point solve (polished by Newton on its face). An
+answer whose gap cannot be certified raises. ``solver="cvxpy"`` uses cvxpy as the reference.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
 from rewardhub.types import FloatArray, json_row
 
+IntArray = npt.NDArray[np.intp]
 Solver = Literal["newton", "cvxpy"]
 
 
@@ -45,40 +49,71 @@ def robust_objective(values: npt.ArrayLike, weights: npt.ArrayLike, lam: float =
     return lam * (top + math.log(float(np.exp(s - top).mean())))
 
 
-def _newton_simplex(v: FloatArray, lam: float, tol: float, max_iter: int) -> tuple[FloatArray, int]:
-    """Active-set projected Newton for min_w lam·LSE(v w / lam) on the simplex."""
-    k, m = v.shape
-    w = np.full(m, 1.0 / m)
-    free = np.ones(m, dtype=bool)
-    scale = 1.0 + float(np.abs(v).max())
-    gtol = tol * scale
+def _evaluate(v: FloatArray, lam: float, w: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+    """f(w) (see :func:`robust_objective`), its gradient ∇f = vᵀp and p = softmax(v·w/λ)."""
+    s = v @ w / lam
+    top = float(s.max())
+    e = np.exp(s - top)
+    z = float(e.sum())
+    p = e / z
+    return lam * (top + math.log(z / v.shape[0])), v.T @ p, p
 
-    def evaluate(x: FloatArray) -> tuple[float, FloatArray, FloatArray]:
-        s = v @ x / lam
-        top = float(s.max())
-        e = np.exp(s - top)
-        z = float(e.sum())
-        p = e / z
-        return lam * (top + math.log(z / k)), v.T @ p, p
 
-    f, g, p = evaluate(w)
+def _hessian(v: FloatArray, lam: float, p: FloatArray, idx: IntArray) -> FloatArray:
+    """∇²f on the coordinates ``idx``: the covariance of v's columns under p, over λ."""
+    vc = v[:, idx] - p @ v[:, idx]
+    h: FloatArray = (vc.T * p) @ vc / lam
+    return h
+
+
+def _fw_gap(w: FloatArray, g: FloatArray) -> float:
+    return max(0.0, float(w @ g - g.min()))
+
+
+def duality_gap(values: npt.ArrayLike, weights: npt.ArrayLike, lam: float = 1.0) -> float:
+    """A certified bound on f(w) − min_Δ f for :func:`robust_weights`' problem.
+
+    It is the Frank–Wolfe gap w·∇f − min_j ∇f_j, which equals the primal–dual gap exactly:
+    f(w) = max_{p ∈ Δ_K} pᵀ(v w) − λ·KL(p ‖ uniform), so with p = softmax(v·w/λ) the dual
+    value min_j (vᵀp)_j − λ·KL(p ‖ uniform) ≤ min f lies this far below f(w). Zero only at
+    the optimum.
+    """
+    v = check_values(values)
+    _, g, _ = _evaluate(v, check_positive(lam, "lam"), np.asarray(weights, dtype=np.float64))
+    return _fw_gap(np.asarray(weights, dtype=np.float64), g)
+
+
+def _newton_simplex(
+    v: FloatArray,
+    lam: float,
+    gtol: float,
+    max_iter: int,
+    w0: FloatArray | None = None,
+) -> FloatArray:
+    """Active-set projected Newton for min_w f(w) on the simplex, from ``w0`` (its support is
+    the first face). Fast and exact where ∇²f is well conditioned; it may stop short where the
+    soft maximum is nearly hard (large |v|/λ), so the caller certifies its answer."""
+    m = v.shape[1]
+    w = np.full(m, 1.0 / m) if w0 is None else w0.copy()
+    free = w > 0
+    f, g, p = _evaluate(v, lam, w)
     stalled = False
-    for it in range(1, max_iter + 1):
+    for _ in range(max_iter):
         idx = np.flatnonzero(free)
         gf = g[idx]
         mu = float(gf.mean())
         spread = float(np.abs(gf - mu).max())
         if stalled or spread <= gtol:
             stalled = False
-            # optimal on the face: release the fixed coordinate whose gradient is most below μ
-            # (by more than the gradient's own noise, so a degenerate one does not cycle)
+            # optimal on the face (or no progress left): release the fixed coordinate whose
+            # gradient is most below μ (by more than the gradient's own noise, so a
+            # degenerate one does not cycle)
             fixed = np.flatnonzero(~free)
             if fixed.size == 0 or float(g[fixed].min()) >= mu - max(gtol, 10 * spread):
-                return w, it
+                return w
             free[fixed[int(np.argmin(g[fixed]))]] = True
             continue
-        vc = v[:, idx] - p @ v[:, idx]
-        h = (vc.T * p) @ vc / lam
+        h = _hessian(v, lam, p, idx)
         nf = idx.size
         kkt = np.zeros((nf + 1, nf + 1))
         kkt[:nf, :nf] = h + np.eye(nf) * (1e-12 * (1.0 + float(np.trace(h))))
@@ -110,11 +145,11 @@ def _newton_simplex(v: FloatArray, lam: float, tol: float, max_iter: int) -> tup
             if alpha == alpha_max:
                 trial[idx[blocking]] = 0.0  # the step stops on this face
             trial /= trial.sum()
-            f_new, g_new, p_new = evaluate(trial)
+            f_new, g_new, p_new = _evaluate(v, lam, trial)
             if f_new <= f + 1e-4 * alpha * slope:
                 break
             alpha *= 0.5
-            if alpha < 1e-12:  # no progress left in floating point: optimal on this face
+            if alpha < 1e-12:  # the line search stalled: not a proof of optimality
                 stalled = True
                 break
         if stalled:
@@ -125,10 +160,69 @@ def _newton_simplex(v: FloatArray, lam: float, tol: float, max_iter: int) -> tup
             free &= w > 0
             if not free.any():  # cannot happen on the simplex, but never leave an empty face
                 free[int(np.argmax(w))] = True
-    raise AggregationError(
-        f"robust_weights did not converge in {max_iter} iterations; "
-        "raise max_iter or use solver='cvxpy'"
-    )
+    return w
+
+
+def _barrier(v: FloatArray, lam: float, target: float) -> FloatArray:
+    """Log-barrier interior-point method: min f(w) − μ Σ log w_j on Σw = 1, μ → 0.
+
+    The barrier adds the curvature μ/w² that f lacks where the soft maximum is nearly hard.
+    Each μ is followed until the Frank–Wolfe gap is within 2·m·μ (on the central path it is
+    ≤ m·μ); f is far from quadratic there, so a step the line search accepts is stretched
+    while it keeps descending.
+    """
+    m = v.shape[1]
+    w = np.full(m, 1.0 / m)
+    f, g, p = _evaluate(v, lam, w)
+    mu = max(_fw_gap(w, g), target) / m
+    kkt = np.zeros((m + 1, m + 1))
+    kkt[:m, m] = kkt[m, :m] = 1.0
+    every = np.arange(m)
+
+    def barrier_value(
+        x: FloatArray,
+    ) -> tuple[float, FloatArray, tuple[float, FloatArray, FloatArray]]:
+        x = np.maximum(x, 1e-300)
+        x /= x.sum()
+        fx = _evaluate(v, lam, x)
+        return fx[0] - mu * float(np.log(x).sum()), x, fx
+
+    while m * mu > 1e-3 * target:
+        for _ in range(50):
+            if _fw_gap(w, g) <= max(2 * m * mu, target):
+                break
+            gb = g - mu / w
+            kkt[:m, :m] = _hessian(v, lam, p, every) + np.diag(mu / w**2)
+            try:
+                d = np.linalg.solve(kkt, np.r_[-gb, 0.0])[:m]
+            except np.linalg.LinAlgError:
+                d = -(gb - gb.mean())
+            slope = float(gb @ d)
+            if not slope < 0:
+                d = -(gb - gb.mean())
+                slope = float(gb @ d)
+            neg = d < 0
+            alpha_max = 0.99 * float((-w[neg] / d[neg]).min()) if neg.any() else math.inf
+            alpha = min(1.0, alpha_max)
+            start = f - mu * float(np.log(w).sum())
+            value, x, fx = barrier_value(w + alpha * d)
+            if value <= start + 1e-4 * alpha * slope:
+                while 2 * alpha <= alpha_max:
+                    value2, x2, fx2 = barrier_value(w + 2 * alpha * d)
+                    if value2 >= value:
+                        break
+                    alpha, value, x, fx = 2 * alpha, value2, x2, fx2
+            else:
+                while alpha > 1e-14 and value > start + 1e-4 * alpha * slope:
+                    alpha *= 0.5
+                    value, x, fx = barrier_value(w + alpha * d)
+                if alpha <= 1e-14:
+                    break  # no descent left in floating point at this μ
+            w, (f, g, p) = x, fx
+        if _fw_gap(w, g) <= target:
+            break
+        mu *= 0.1
+    return w
 
 
 def _cvxpy_weights(v: FloatArray, lam: float) -> FloatArray:
@@ -158,6 +252,7 @@ def robust_weights(
     *,
     solver: Solver = "newton",
     tol: float = 1e-10,
+    gap_tol: float = 1e-7,
     max_iter: int = 200,
 ) -> FloatArray:
     """RMOD's worst-case weights w* ∈ Δ_m for K candidates' reward vectors (K × m).
@@ -165,6 +260,10 @@ def robust_weights(
     w* = argmin_w λ·log((1/K) Σ_k exp(values[k]·w / λ)). Small λ weighs the best candidate
     (w* → the weights under which the best candidate is worst); large λ the average.
     NaN is not allowed here (impute or drop abstained cells first).
+
+    The answer is certified: its duality gap (:func:`duality_gap`, a bound on how far its
+    objective is above the optimum) is ≤ ``gap_tol``·max|values|, or an AggregationError is
+    raised. ``tol`` is the stationarity the Newton method aims for (times max|values|).
     """
     v = check_values(values)
     if np.isnan(v).any():
@@ -173,13 +272,41 @@ def robust_weights(
             "(the robust aggregator fills them with the group mean)"
         )
     lam = check_positive(lam, "lam")
+    gap_tol = check_positive(gap_tol, "gap_tol")
     if v.shape[1] == 1:
         return np.ones(1)
     if solver == "cvxpy":
         return _cvxpy_weights(v, lam)
     if solver != "newton":
         raise AggregationError(f"unknown solver {solver!r}; use 'newton' or 'cvxpy'")
-    return _newton_simplex(v, lam, tol, max_iter)[0]
+    return _certified(v, lam, tol, gap_tol, max_iter)
+
+
+def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: int) -> FloatArray:
+    """Newton where it converges, the barrier method where it does not, and either answer
+    only with a certified duality gap ≤ gap_tol·max|v| (never a wrong w* returned silently)."""
+    scale = float(np.abs(v).max())
+    target = tol * scale
+    w = _newton_simplex(v, lam, target, max_iter)
+    gap = _fw_gap(w, _evaluate(v, lam, w)[1])
+    if gap <= target:
+        return w
+    inner = _barrier(v, lam, target)
+    # polish on the face the barrier found: its near-zero coordinates become exact zeros
+    support = inner > 1e-9 * inner.max()
+    start = np.where(support, inner, 0.0) / inner[support].sum()
+    for cand in (_newton_simplex(v, lam, target, max_iter, start), inner, w):
+        cand_gap = _fw_gap(cand, _evaluate(v, lam, cand)[1])
+        if cand_gap <= target:
+            return cand
+        if cand_gap < gap:
+            w, gap = cand, cand_gap
+    if gap <= gap_tol * scale:
+        return w
+    raise AggregationError(
+        f"robust_weights could not certify its optimum (duality gap {gap:.3g} > "
+        f"{gap_tol * scale:.3g} = gap_tol·max|values|); raise gap_tol or use solver='cvxpy'"
+    )
 
 
 def _impute(v: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
@@ -212,6 +339,7 @@ class Robust(Aggregator):
         total = np.full(n, np.nan)
         weights = np.zeros((n, m))
         empty: npt.NDArray[np.bool_] = np.all(np.isnan(v), axis=1)
+        failed: dict[int, str] = {}
         for rows in group_rows(groups):
             rows = rows[~empty[rows]]  # a sample with no value is no candidate
             if rows.size == 0:
@@ -219,17 +347,26 @@ class Robust(Aggregator):
             filled, has = _impute(v[rows])
             w = np.zeros(m)
             if has.any():
-                w[has] = robust_weights(filled[:, has], self.config.lam, solver=self.config.solver)
+                try:
+                    w[has] = robust_weights(
+                        filled[:, has], self.config.lam, solver=self.config.solver
+                    )
+                except AggregationError as exc:  # uncertified: this group is unscorable
+                    failed.update(dict.fromkeys(rows.tolist(), str(exc)))
+                    continue
             weights[rows] = w
             total[rows] = filled[:, has] @ w[has]
         names = ctx.objectives
         contrib = v * weights
 
         def explain(i: int) -> dict[str, Any]:
-            return {
+            rec: dict[str, Any] = {
                 "weights": dict(zip(names, weights[i].tolist())),
                 "contributions": json_row(names, contrib[i].tolist()),
             }
+            if i in failed:
+                rec["error"] = failed[i]
+            return rec
 
         return Aggregation(
             total, {"method": self.method, "per_sample": PerSample(len(total), explain)}

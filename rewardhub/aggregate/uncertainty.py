@@ -23,7 +23,7 @@ from rewardhub.aggregate.base import (
     Context,
     PerSample,
 )
-from rewardhub.aggregate.scalarize import _contributions, weighted_sum
+from rewardhub.aggregate.scalarize import _contributions, resolve_weights_mapping, weighted_sum
 from rewardhub.errors import AggregationError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
@@ -122,6 +122,10 @@ class _Uncertainty(Aggregator):
     ) -> FloatArray:
         return self.penalised(mean, var)
 
+    @property
+    def uses_std(self) -> bool:
+        return not self.config.members  # with members, the spread comes from their columns
+
     def _outputs(self, ctx: Context) -> tuple[str, ...]:
         return tuple(self.config.members) if self.config.members else ctx.objectives
 
@@ -151,8 +155,21 @@ class _Uncertainty(Aggregator):
         std = np.asarray(ctx.std, dtype=np.float64)
         if std.shape != values.shape:
             raise AggregationError(f"std has shape {std.shape}, values {values.shape}")
-        # a source without std (NaN where a value exists) counts as exact: spread 0
-        std = np.where(np.isnan(std) & ~np.isnan(values), 0.0, std)
+        # a source that gives no std is not certain: its spread is unknown, never 0
+        no_std = np.isnan(std) & ~np.isnan(values)
+        raw = ctx.raw
+        if raw is not None and np.shape(raw) == values.shape:
+            filled = no_std & np.isnan(raw)  # on_abstain: fill put a constant there: exact
+            std = np.where(filled, 0.0, std)
+            no_std &= ~filled
+        if no_std.any():
+            names = sorted({ctx.objectives[j] for j in np.flatnonzero(no_std.any(axis=0))})
+            raise AggregationError(
+                f"aggregator {self.method!r} needs the spread of each reward, but objective(s) "
+                f"{names} have a value without std (their source reports none); use sources "
+                "that report std for every objective, name ensemble member columns with "
+                "`members:`, or use a method that ignores uncertainty"
+            )
         return values, std**2
 
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
@@ -168,6 +185,8 @@ class _Uncertainty(Aggregator):
                 f"weights name unknown objective(s) {unknown}; the objectives are {list(names)}"
             )
         base.update(weights)
+        if ctx.weights:  # per call, over the spec's
+            base.update(resolve_weights_mapping(ctx.weights, names))
         w = np.array([base[o] for o in names])
         total = weighted_sum(pen, w)
         contrib = _contributions(pen, np.broadcast_to(w, pen.shape), names)

@@ -27,7 +27,7 @@ from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, RewardSource, Row, Scores
-from rewardhub.sources.python import base_dir
+from rewardhub.spec import base_dir
 from rewardhub.types import Sample
 
 # -- the input document --------------------------------------------------------------------

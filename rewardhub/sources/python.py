@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import importlib
 import importlib.util
@@ -17,11 +16,8 @@ from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import RewardSource, Scores, _scalar_or_row
+from rewardhub.spec import base_dir
 from rewardhub.types import Sample
-
-#: directory that relative file paths in a spec resolve against (set while a spec loads)
-base_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("base_dir", default=None)
-
 
 #: file → digest of the content each module was last executed from, so that a file edited
 #: since is run again (the cache key hashes the file: the code that runs must match it)
