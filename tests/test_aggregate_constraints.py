@@ -281,7 +281,9 @@ def test_lagrangian_abstained_constraint_fails_closed(on_missing: str) -> None:
         "constraints": [{"objective": "harmless", "threshold": 0.0}],
         "on_missing": on_missing,
     }
-    with pipeline(spec) as pipe:
+    # renormalize hands the abstained cell to the aggregator (the pipeline's default,
+    # unscorable, would make the total NaN before the aggregator's own rule is reached)
+    with pipeline(spec, on_abstain="renormalize") as pipe:
         res = pipe.score(samples(rows))
     safe, unsafe, abstained = res.total.tolist()
     assert not abstained > unsafe and not abstained > safe
