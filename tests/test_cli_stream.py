@@ -47,6 +47,9 @@ def cli(*args: object, env: dict[str, str] | None = None, **kw: object) -> subpr
     return subprocess.Popen(
         [sys.executable, "-c", "from rewardhub.cli import main; main()", *map(str, args)],
         env=full,
+        # a test run started in the background has SIGINT ignored, and children inherit that:
+        # give the CLI the default disposition, so that Ctrl-C reaches it as in a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
