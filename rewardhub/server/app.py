@@ -262,7 +262,7 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             for s, r in pairs
         ]
         totals = [n["score"] for n in numbers]
-        keys = [k for k in filler.keys() if k != "score"]
+        keys = filler.keys()[1:]  # "score" first, then the objectives and the flags
         return JSONResponse(
             {
                 "rewards": totals,

@@ -137,9 +137,7 @@ class Guard:
                 )
                 return
             try:
-                await asyncio.wait_for(
-                    self.app(scope, _replay(body), marking), s.request_timeout_s
-                )
+                await asyncio.wait_for(self.app(scope, _replay(body), marking), s.request_timeout_s)
             except (TimeoutError, asyncio.TimeoutError):
                 if not started["yes"]:
                     await _reply(
