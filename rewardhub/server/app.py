@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardhub.adapters._common import AbstainFill
 from rewardhub.adapters.openrlhf import no_response, to_samples
 from rewardhub.batching import MicroBatcher, Row, batch_relative
-from rewardhub.errors import InputError, RewardHubError, SpecError
+from rewardhub.errors import RewardHubError, SpecError
 from rewardhub.server.metrics import Metrics
 from rewardhub.server.settings import ServerSettings
 from rewardhub.types import RewardBatch, Sample, json_number, json_row, outcome_of
@@ -283,9 +283,9 @@ async def _scored(
 ) -> list[Row]:
     try:
         return await scorer.rows(samples, weights)
-    except (SpecError, InputError) as exc:
-        raise RequestError(422, str(exc)) from None
     except RewardHubError as exc:
+        if isinstance(exc, ValueError):  # the request's fault: bad weights, a bad sample
+            raise RequestError(422, f"{'weights: ' if weights else ''}{exc}") from None
         raise RequestError(500, f"scoring failed: {exc}") from None
 
 
