@@ -89,7 +89,10 @@ def test_non_loopback_bind_needs_a_token_or_insecure() -> None:
 
 
 def test_body_limit_schema_errors_and_sample_cap() -> None:
-    with rh.Pipeline.from_spec(RULES) as pipe, live(pipe, max_body_bytes=2000, max_samples=3) as url:
+    with (
+        rh.Pipeline.from_spec(RULES) as pipe,
+        live(pipe, max_body_bytes=2000, max_samples=3) as url,
+    ):
         big = httpx.post(f"{url}/v1/score", json={"samples": [{"completion": "x" * 5000}]})
         assert big.status_code == 413 and "2000 bytes" in big.json()["error"]
 
