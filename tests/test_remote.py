@@ -97,17 +97,18 @@ def test_remote_source_equals_the_remote_pipeline() -> None:
 
 
 def test_remote_failed_check_stays_failed_and_unscorable_abstains() -> None:
-    with rh.Pipeline.from_spec(spec("checked")) as far, live(far) as url:
-        with rh.Pipeline.from_spec(
-            remote_spec(url, ["score"], fail_values={"score": -1.0})
-        ) as near:
-            res = near.score([rh.Sample("", c) for c in ("ok", "crash", "down")])
-            assert res.vector.values[:, 0].tolist()[0] == 1.0
-            assert res.vector.failed[1, 0] and res.vector.values[1, 0] == -1.0
-            assert "crashed the checker" in res.vector.errors[1]["far"]
-            assert res.vector.unscorable[2, 0] and math.isnan(res.total[2])
-            assert "judge did not answer" in res.vector.errors[2]["far"]
-            assert max(res.total[1], -1.0) <= res.total[0]
+    with (
+        rh.Pipeline.from_spec(spec("checked")) as far,
+        live(far) as url,
+        rh.Pipeline.from_spec(remote_spec(url, ["score"], fail_values={"score": -1.0})) as near,
+    ):
+        res = near.score([rh.Sample("", c) for c in ("ok", "crash", "down")])
+        assert res.vector.values[:, 0].tolist()[0] == 1.0
+        assert res.vector.failed[1, 0] and res.vector.values[1, 0] == -1.0
+        assert "crashed the checker" in res.vector.errors[1]["far"]
+        assert res.vector.unscorable[2, 0] and math.isnan(res.total[2])
+        assert "judge did not answer" in res.vector.errors[2]["far"]
+        assert max(res.total[1], -1.0) <= res.total[0]
 
 
 @pytest.mark.parametrize("failure", ["closed", "500", "hang"])

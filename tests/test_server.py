@@ -117,26 +117,26 @@ def test_body_limit_schema_errors_and_sample_cap() -> None:
 
 
 def test_deadline_gives_504_and_a_burst_gets_429_with_retry_after() -> None:
-    with rh.Pipeline.from_spec(spec("slow", seconds=1.0)) as pipe:
-        with live(pipe, request_timeout_s=0.3) as url:
-            r = httpx.post(f"{url}/v1/score", json={"samples": [{"completion": "x"}]}, timeout=10)
-            assert r.status_code == 504 and "0.3s" in r.json()["error"]
-    with rh.Pipeline.from_spec(spec("slow", seconds=0.5)) as pipe:
-        with live(pipe, max_inflight=2, window_ms=0) as url:
+    slow = rh.Pipeline.from_spec(spec("slow", seconds=1.0))
+    with slow, live(slow, request_timeout_s=0.3) as url:
+        r = httpx.post(f"{url}/v1/score", json={"samples": [{"completion": "x"}]}, timeout=10)
+        assert r.status_code == 504 and "0.3s" in r.json()["error"]
+    pipe = rh.Pipeline.from_spec(spec("slow", seconds=0.5))
+    with pipe, live(pipe, max_inflight=2, window_ms=0) as url:
 
-            async def burst() -> list[httpx.Response]:
-                async with httpx.AsyncClient(timeout=20) as c:
-                    return await asyncio.gather(
-                        *(
-                            c.post(f"{url}/v1/score", json={"samples": [{"completion": str(i)}]})
-                            for i in range(8)
-                        )
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=20) as c:
+                return await asyncio.gather(
+                    *(
+                        c.post(f"{url}/v1/score", json={"samples": [{"completion": str(i)}]})
+                        for i in range(8)
                     )
+                )
 
-            codes = [r.status_code for r in asyncio.run(burst())]
-            refused = [r for r in asyncio.run(burst()) if r.status_code == 429]
-            assert set(codes) == {200, 429} and codes.count(200) >= 2
-            assert refused and all(r.headers["retry-after"] == "1" for r in refused)
+        codes = [r.status_code for r in asyncio.run(burst())]
+        refused = [r for r in asyncio.run(burst()) if r.status_code == 429]
+        assert set(codes) == {200, 429} and codes.count(200) >= 2
+        assert refused and all(r.headers["retry-after"] == "1" for r in refused)
 
 
 def test_micro_batching_merges_concurrent_requests_and_metrics_parse() -> None:
