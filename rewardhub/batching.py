@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures as cf
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,7 @@ class MicroBatcher:
         max_inflight: int = 1,
         weights: Mapping[str, float] | None = None,
         allow_batch_relative: bool = False,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if not window_ms >= 0:
             raise ValueError(f"window_ms must be >= 0, got {window_ms}")
@@ -126,8 +127,10 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.max_inflight = max_inflight
         self.weights = weights
+        self.on_batch = on_batch
         self.batch_sizes: list[int] = []
-        """The size of every batch sent to the pipeline (for tests and benchmarks)."""
+        """The size of every batch sent to the pipeline (for tests and benchmarks; not kept
+        when ``on_batch`` is given, so a long-running server does not grow it forever)."""
         self._pending: list[_Item] = []
         self._timer: asyncio.TimerHandle | None = None
         self._inflight = 0
@@ -241,7 +244,10 @@ class MicroBatcher:
                 self._flush()  # calls that gathered while this batch ran go out now
 
     async def _score(self, items: list[_Item]) -> None:
-        self.batch_sizes.append(len(items))
+        if self.on_batch is None:
+            self.batch_sizes.append(len(items))
+        else:
+            self.on_batch(len(items))
         try:
             result = await self.pipeline.ascore([s for s, _ in items], weights=self.weights)
         except asyncio.CancelledError:

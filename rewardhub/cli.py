@@ -401,6 +401,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         max_line_bytes: Annotated[
             int, typer.Option(min=1, help="longer input lines are rejected")
         ] = MAX_LINE_BYTES,
+        ray: Annotated[
+            bool, typer.Option("--ray", help="score on Ray Data actors (extra 'ray')")
+        ] = False,
     ) -> None:
         """Score a JSONL file with a pipeline and print a summary per objective.
 
@@ -411,6 +414,15 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             raise _fail(f"input file {str(input)!r} does not exist or is not a file")
         if resume and fresh_cache:
             raise _fail("--resume reuses the cache and --fresh-cache empties it: choose one")
+        if ray:  # the whole run on Ray Data (see rewardhub.distributed); no cache or resume
+            from rewardhub.distributed import score_file
+
+            try:
+                written = list(score_file(spec, input, output, hub=get_hub()))[-1]
+            except RewardHubError as exc:
+                raise _spec_fail(spec, exc) from None
+            _say("", f"{written} scored on Ray → {output}")
+            return
         w = _parse_weights(weights)
         # everything that can fail before the work fails here: paths, lock, cache, spec
         out = LockedOutput(output)

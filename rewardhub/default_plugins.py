@@ -18,4 +18,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.aggregate.gates",
     "rewardhub.commands.pareto",
     "rewardhub.commands.new_plugin",
+    "rewardhub.commands.serve",
+    "rewardhub.sources.remote",
 )

@@ -123,6 +123,8 @@ class EngineStats:
     disk_hits: int = 0
     deduplicated: int = 0
     abstained: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """wall time spent per source id (cache look-ups included), for the server's metrics"""
 
 
 @dataclass(repr=False)  # a repr of 10k rows is never wanted (asyncio formats task results)
@@ -532,8 +534,10 @@ class Engine:
         abstained = u - reasons.count(None)
         if abstained:
             self.stats.abstained[b.id] = self.stats.abstained.get(b.id, 0) + abstained
+        elapsed = time.perf_counter() - t0
+        self.stats.seconds[b.id] = self.stats.seconds.get(b.id, 0.0) + elapsed
         if self._trace:
-            _trace.source_timing(b.id, b.source.type, u, time.perf_counter() - t0)
+            _trace.source_timing(b.id, b.source.type, u, elapsed)
         return _Result(values, std, reasons)
 
     def _store(

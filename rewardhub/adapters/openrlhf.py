@@ -63,20 +63,10 @@ def make_reward_func(
     def reward_func(
         queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kwargs: Any
     ) -> dict[str, Any]:
-        if not len(queries) == len(prompts) == len(labels):
-            raise ValueError(
-                f"reward_func got {len(queries)} queries, {len(prompts)} prompts and "
-                f"{len(labels)} labels; they must match one to one"
-            )
-        samples = []
-        for query, prompt, label in zip(queries, prompts, labels):
-            response = split_query(query, prompt, end_tokens)
-            samples.append(
-                (Sample(prompt=prompt, completion=response or "", reference=label), response)
-            )
+        samples = to_samples(queries, prompts, labels, end_tokens)
         scored = iter(batcher.submit_many_sync([s for s, r in samples if r is not None]))
         rows = [
-            filler.numbers(next(scored) if r is not None else _no_response(filler), s)
+            filler.numbers(next(scored) if r is not None else no_response(filler), s)
             for s, r in samples
         ]
         columns = {k: torch.tensor([r[k] for r in rows], dtype=torch.float32) for k in keys}
@@ -87,7 +77,27 @@ def make_reward_func(
     return reward_func
 
 
-def _no_response(filler: AbstainFill) -> Row:
+def to_samples(
+    queries: Sequence[str],
+    prompts: Sequence[str],
+    labels: Sequence[Any],
+    end_tokens: Sequence[str] = END_TOKENS,
+) -> list[tuple[Sample, str | None]]:
+    """One ``(sample, response)`` per query; the response is None (and the sample's
+    completion empty) when the prompt is not in the query. Shared with the HTTP route."""
+    if not len(queries) == len(prompts) == len(labels):
+        raise ValueError(
+            f"reward_func got {len(queries)} queries, {len(prompts)} prompts and "
+            f"{len(labels)} labels; they must match one to one"
+        )
+    out = []
+    for query, prompt, label in zip(queries, prompts, labels):
+        response = split_query(query, prompt, end_tokens)
+        out.append((Sample(prompt=prompt, completion=response or "", reference=label), response))
+    return out
+
+
+def no_response(filler: AbstainFill) -> Row:
     """The row of a query whose response cannot be found: nothing could be scored."""
     objs = filler.pipeline.objectives
     return Row(

@@ -1,0 +1,224 @@
+"""Clients of a rewardhub server (extra ``server``): :class:`Client` (sync) and
+:class:`AsyncClient`, over httpx, with time-outs and retries (exponential backoff with jitter)
+on connection errors, time-outs, 429 and 5xx answers. A request that still fails raises
+:class:`RemoteError` with the reason (the ``remote`` source turns it into an abstention)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rewardhub._optional import require
+from rewardhub.errors import RewardHubError
+from rewardhub.types import RewardBatch, Sample
+
+#: answers worth another try: the server is busy, draining or failed on its side
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class RemoteError(RewardHubError):
+    """A server could not be reached or refused the request; ``status`` is None when no
+    answer came (connection refused, time-out)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _payload(samples: Sequence[Sample | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [s.to_dict() if isinstance(s, Sample) else dict(s) for s in samples]
+
+
+def to_batch(answer: Mapping[str, Any]) -> RewardBatch:
+    """The reward vector of a /v1/score answer (null → NaN, outcomes kept)."""
+    return RewardBatch.from_records(answer["results"], answer["objectives"])
+
+
+class _Retry:
+    """Backoff schedule: ``backoff_s * 2**attempt`` with full jitter, at most ``max_backoff_s``."""
+
+    def __init__(self, retries: int, backoff_s: float, max_backoff_s: float) -> None:
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        base = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        if retry_after is not None:
+            with contextlib.suppress(ValueError):
+                base = min(self.max_backoff_s, max(base, float(retry_after)))
+        return random.uniform(base / 2, base)
+
+
+def _error(exc: Exception) -> RemoteError:
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()
+    return RemoteError(f"{name}: {text[0]}" if text and text[0] else name)
+
+
+def _answer(response: Any) -> dict[str, Any]:
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("error", "")
+        except ValueError:
+            message = ""
+        raise RemoteError(
+            f"HTTP {response.status_code}" + (f": {message}" if message else ""),
+            response.status_code,
+        )
+    try:
+        data = response.json()
+    except ValueError:
+        raise RemoteError("the server's answer is not JSON", response.status_code) from None
+    if not isinstance(data, dict):
+        raise RemoteError("the server's answer is not a JSON object", response.status_code)
+    return data
+
+
+class _Base:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
+        backoff_s: float = 0.1,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise RewardHubError(f"url must start with http:// or https://, got {url!r}")
+        self.url = url.rstrip("/")
+        self.headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.timeout = timeout
+        self.retry = _Retry(retries, backoff_s, max_backoff_s)
+
+
+class Client(_Base):
+    """Sync client: ``Client(url, token=...).score(samples)`` → the /v1/score answer."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        httpx = require("httpx", "server", "rewardhub.client")
+        self._http = httpx.Client(headers=self.headers, timeout=self.timeout)
+        self._errors = (httpx.TransportError,)
+
+    def request(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
+        last: RemoteError | None = None
+        for attempt in range(self.retry.retries + 1):
+            retry_after = None
+            try:
+                return _answer(self._http.request(method, self.url + path, json=json))
+            except self._errors as exc:
+                last = _error(exc)
+            except RemoteError as exc:
+                if exc.status not in RETRY_STATUS:
+                    raise
+                last = exc
+            if attempt < self.retry.retries:
+                time.sleep(self.retry.delay(attempt, retry_after))
+        assert last is not None
+        raise last
+
+    def score(
+        self,
+        samples: Sequence[Sample | Mapping[str, Any]],
+        weights: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"samples": _payload(samples)}
+        if weights is not None:
+            body["weights"] = dict(weights)
+        return self.request("POST", "/v1/score", body)
+
+    def aggregate(self, results: Sequence[Mapping[str, Any]], **options: Any) -> dict[str, Any]:
+        """Totals of reward records (``method=``, ``params=``, ``weights=`` optional)."""
+        return self.request("POST", "/v1/aggregate", {"results": list(results), **options})
+
+    def spec(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/spec")
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient(_Base):
+    """Async client: ``await AsyncClient(url).score(samples)``. Bound to the event loop it is
+    first used on (httpx's rule); ``async with`` closes it."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        httpx = require("httpx", "server", "rewardhub.client")
+        self._http = httpx.AsyncClient(headers=self.headers, timeout=self.timeout)
+        self._errors = (httpx.TransportError,)
+
+    async def request(
+        self, method: str, path: str, json: Any = None, *, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """One request with retries; ``deadline`` (a ``time.monotonic()`` value) bounds every
+        attempt and every wait, so the whole call ends by then."""
+        last: RemoteError | None = None
+        for attempt in range(self.retry.retries + 1):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            timeout = self.timeout if left is None else min(self.timeout, left)
+            retry_after = None
+            try:
+                response = await self._http.request(
+                    method, self.url + path, json=json, timeout=timeout
+                )
+                retry_after = response.headers.get("retry-after")
+                return _answer(response)
+            except self._errors as exc:
+                last = _error(exc)
+            except RemoteError as exc:
+                if exc.status not in RETRY_STATUS:
+                    raise
+                last = exc
+            if attempt < self.retry.retries:
+                pause = self.retry.delay(attempt, retry_after)
+                if deadline is not None and time.monotonic() + pause >= deadline:
+                    break
+                await asyncio.sleep(pause)
+        if last is None:
+            raise RemoteError("no time left for the request")
+        raise last
+
+    async def score(
+        self,
+        samples: Sequence[Sample | Mapping[str, Any]],
+        weights: Mapping[str, float] | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"samples": _payload(samples)}
+        if weights is not None:
+            body["weights"] = dict(weights)
+        return await self.request("POST", "/v1/score", body, deadline=deadline)
+
+    async def aggregate(
+        self, results: Sequence[Mapping[str, Any]], **options: Any
+    ) -> dict[str, Any]:
+        return await self.request("POST", "/v1/aggregate", {"results": list(results), **options})
+
+    async def spec(self) -> dict[str, Any]:
+        return await self.request("GET", "/v1/spec")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
