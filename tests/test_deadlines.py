@@ -3,13 +3,21 @@ time-out abandoned blocks exit, one bad sample or crashing engine loses only its
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import os
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rewardhub as rh
+from rewardhub.testing import plugin_with
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,3 +60,93 @@ def test_cli_exits_promptly_after_a_timeout_of_a_hung_call(tmp_path: Path) -> No
     assert took < 15, f"took {took:.1f}s to exit"
     line = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
     assert "timeout after 0.5s" in json.dumps(line["errors"]), (line, proc.stderr)
+
+
+# -- one bad sample loses only itself -----------------------------------------------------
+
+
+def _odd(sample: rh.Sample) -> object:
+    c = sample.completion
+    if c == "raise":
+        raise ZeroDivisionError("division by zero")
+    if c == "exit":
+        sys.exit(3)
+    if c == "abstain-now":
+        raise rh.AbstainNow("judge away")
+    if c == "fail-now":
+        raise rh.FailNow("unparsable")
+    return {
+        "inf": math.inf,
+        "big": 10**400,
+        "str": "5",
+        "bytes": b"12",
+        "dict": {"a": 1.0},
+        "long": [1.0, 2.0],
+        "nan": math.nan,
+        "ok": 1.0,
+        "np": np.float32(0.5),
+    }[c]
+
+
+ODD = ["inf", "big", "raise", "exit", "str", "bytes", "dict", "long", "abstain-now"]
+
+
+def _check_isolated(res: rh.ScoreResult, source: str) -> None:
+    values = res.vector.values[:, 0]
+    errors = res.vector.errors
+    n = len(ODD)
+    assert np.isnan(values[:n]).all()
+    assert values[n:].tolist()[:1] == [1.0] and values[-1] == 0.5
+    assert errors[n] == {} and errors[-1] == {}
+    reasons = [errors[i][source] for i in range(n)]
+    assert "finite" in reasons[0] and "too large" in reasons[1]
+    assert reasons[2] == "error: ZeroDivisionError: division by zero"
+    assert "SystemExit" in reasons[3]
+    assert all(r.startswith("wrong output") for r in reasons[4:8]), reasons
+    assert reasons[8] == "judge away"
+
+
+def _odd_samples() -> list[rh.Sample]:
+    return [rh.Sample(prompt="p", completion=c) for c in [*ODD, "ok", "fail-now", "np"]]
+
+
+def test_reward_source_isolates_each_sample() -> None:
+    src = rh.reward_source("odd")(_odd)
+    with rh.Pipeline.from_spec(
+        {"sources": [{"type": "odd", "batch_size": 64}]}, hub=rh.Hub(plugins=[plugin_with(src)])
+    ) as p:
+        res = p.score(_odd_samples())
+    _check_isolated(res, "odd")
+    assert res.vector.errors[len(ODD) + 1] == {"odd": "failed: unparsable"}
+    assert res.vector.values[len(ODD) + 1, 0] == 0.0
+
+
+def test_python_source_isolates_each_sample(tmp_path: Path) -> None:
+    (tmp_path / "odd.py").write_text(
+        "import math, sys\nimport numpy as np\nimport rewardhub as rh\n\n"
+        + textwrap.dedent(inspect.getsource(_odd))
+    )
+    spec = {"sources": [{"id": "py", "type": "python", "config": {"function": "odd.py:_odd"}}]}
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(spec))
+    with rh.Pipeline.from_yaml(spec_file) as p:
+        res = p.score(_odd_samples())
+    _check_isolated(res, "py")
+
+
+def test_a_malformed_chat_prompt_is_rejected_at_construction() -> None:
+    with pytest.raises(rh.InputError, match=r"prompt\[0\] must be a chat message"):
+        rh.Sample(prompt=["hello", 3], completion="x")  # type: ignore[list-item]
+    with pytest.raises(rh.InputError, match=r"prompt\[1\]\.content must be a string, got int"):
+        rh.Sample(
+            prompt=[{"role": "user", "content": "a"}, {"role": "user", "content": 3}],
+            completion="x",
+        )
+    with pytest.raises(rh.InputError, match=r"prompt\[0\]\.role must be a string, got nothing"):
+        rh.Sample(prompt=[{"content": "a"}], completion="x")
+    with pytest.raises(rh.InputError, match="line 4"):
+        rh.Sample.from_dict(
+            {"prompt": [{"role": "user", "content": None}], "completion": ""}, line=4
+        )
+    ok = rh.Sample(prompt=[{"role": "user", "content": "hi"}], completion="x")
+    assert ok.prompt_text == "user: hi"

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import RewardSource, Scores, _scalar_or_row
+from rewardhub.source import RewardSource, Scores, score_each
 from rewardhub.types import Sample
 
 #: directory that relative file paths in a spec resolve against (set while a spec loads)
@@ -97,7 +97,8 @@ class Python(RewardSource):
         kw = self.config.kwargs
         if self.config.batched:
             return self._fn(samples, **kw)  # type: ignore[no-any-return]
-        return [_scalar_or_row(self._fn(s, **kw)) for s in samples]
+        fn = self._fn
+        return score_each(lambda s: fn(s, **kw), samples, len(self.config.objectives))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
