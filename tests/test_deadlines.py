@@ -150,3 +150,43 @@ def test_a_malformed_chat_prompt_is_rejected_at_construction() -> None:
         )
     ok = rh.Sample(prompt=[{"role": "user", "content": "hi"}], completion="x")
     assert ok.prompt_text == "user: hi"
+
+
+# -- python modules that exit or raise at import -------------------------------------------
+
+
+def _python_spec(tmp_path: Path) -> Path:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("sources:\n  - type: python\n    config: {function: 'mod.py:score'}\n")
+    return spec
+
+
+def test_a_module_that_exits_at_import_is_a_spec_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "mod.py").write_text("import sys\nsys.exit(7)\n")
+    with pytest.raises(rh.SpecError, match=r"'mod\.py' failed: it called sys\.exit\(7\)"):
+        rh.Pipeline.from_yaml(_python_spec(tmp_path))
+    proc = subprocess.run(
+        [*_rewardhub(), "validate", "spec.yaml"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode not in (0, 7)
+    assert "sys.exit(7)" in proc.stdout + proc.stderr
+
+
+def test_a_retry_after_fixing_a_module_sees_the_fix(tmp_path: Path) -> None:
+    spec = _python_spec(tmp_path)
+    (tmp_path / "mod.py").write_text("raise RuntimeError('half written')\n")
+    before = set(sys.modules)
+    with pytest.raises(rh.SpecError, match="raised RuntimeError: half written"):
+        rh.Pipeline.from_yaml(spec)
+    assert set(sys.modules) == before  # the failed import left nothing behind
+    (tmp_path / "mod.py").write_text("def score(sample):\n    return 2.0\n")
+    with rh.Pipeline.from_yaml(spec) as p:
+        assert p.score([rh.Sample(prompt="p", completion="c")]).total[0] == 2.0
+    (tmp_path / "mod.py").write_text("def score(sample):\n    return 3.0\n")
+    with rh.Pipeline.from_yaml(spec) as p:  # an edited file is imported afresh
+        assert p.score([rh.Sample(prompt="p", completion="c")]).total[0] == 3.0
