@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import rewardhub as rh
-from rewardhub.source import Abstain, RewardSource
+from rewardhub.source import Abstain, Fail, RewardSource
 from rewardhub.sources.rules import Format, JsonSchema, Keywords, Language, Repetition
 from rewardhub.testing import check_source
 
@@ -142,10 +142,11 @@ def test_schema_file_errors_are_spec_errors(tmp_path: Path) -> None:
         )
 
 
-def test_json_schema_bad_input_abstains_or_scores_zero() -> None:
+def test_json_schema_bad_input_fails_or_scores_zero() -> None:
     src = JsonSchema({"schema": SCHEMA})
     out = rows(src, "[" * 100_000 + "]" * 100_000, SURROGATE, '{"name": "\udcff"}')
-    assert isinstance(out[0], Abstain) and "nested too deeply" in out[0].reason
+    # nesting that deep is the completion's doing: a failed check, not an abstention
+    assert isinstance(out[0], Fail) and "nested too deeply" in out[0].reason
     assert out[1] == [0.0, 0.0]  # not JSON: truly wrong
     assert out[2] == [1.0, 1.0]  # a lone surrogate inside a JSON string is still a string
 
@@ -351,3 +352,117 @@ def test_rules_are_registered_and_run_in_a_pipeline() -> None:
         )
     assert res.vector.objectives == ("format", "no_forbidden", "repetition")
     assert res.vector.values.tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, -0.5]]
+
+
+# -- user patterns under a time limit (issue #10) ------------------------------------------
+
+EVIL = r"(a|aa)+$"  # exponential for backtracking engines, `regex` included
+HOSTILE = "a" * 40 + "b"
+
+
+@pytest.fixture
+def short_match_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rewardhub.sources._patterns as patterns
+
+    monkeypatch.setattr(patterns, "MATCH_TIMEOUT_S", 0.2)
+
+
+def test_a_catastrophic_regex_fails_the_check_within_the_timeout(short_match_limit: None) -> None:
+    # the limit is in CPU seconds; a generous timeout_s keeps a loaded machine from letting
+    # the engine's own (wall-clock) time-out answer first
+    spec = {
+        "sources": [
+            {
+                "type": "regex",
+                "timeout_s": 10,
+                "batch_size": 1,
+                "config": {"pattern": EVIL, "must_match": False},
+            }
+        ]
+    }
+    start = time.process_time()
+    with rh.Pipeline(spec, hub=rh.Hub()) as p:
+        res = p.score([s(HOSTILE), s("no a here")])
+    assert time.process_time() - start < 2  # CPU seconds: the match stopped at its limit
+    # must_match false: a completion that hangs the pattern must not count as "no match"
+    assert res.vector.values[:, 0].tolist() == [0.0, 1.0]
+    reason = res.vector.errors[0]["regex"]
+    assert reason.startswith("failed: regex timed out after 0.2s") and EVIL in reason
+
+
+def test_a_regex_match_gets_half_the_time_left_and_none_once_it_is_gone() -> None:
+    from rewardhub.source import _DEADLINE
+    from rewardhub.sources.basic import Regex
+
+    src = Regex({"pattern": EVIL})
+    token = _DEADLINE.set(time.monotonic() + 0.4)
+    try:
+        out = src.score([s(HOSTILE)])
+        _DEADLINE.set(time.monotonic() - 1)
+        late = src.score([s("aa")])
+    finally:
+        _DEADLINE.reset(token)
+    assert isinstance(out, list) and isinstance(late, list)
+    assert isinstance(out[0], Fail) and out[0].reason.startswith("regex timed out after 0.2")
+    assert isinstance(late[0], Abstain) and "deadline passed" in late[0].reason
+
+
+def test_a_catastrophic_regex_is_bounded_without_a_deadline_too(short_match_limit: None) -> None:
+    with rh.Pipeline({"sources": [{"type": "regex", "config": {"pattern": EVIL}}]}) as p:
+        res = p.score([s(HOSTILE), s("aaaa")])
+    assert res.vector.values[:, 0].tolist() == [0.0, 1.0]
+    assert res.vector.errors[0]["regex"].startswith("failed: regex timed out after 0.2s")
+
+
+def test_a_prompt_that_hangs_a_pattern_abstains(short_match_limit: None) -> None:
+    from rewardhub.sources.basic import Regex
+
+    out = Regex({"patterns": [{"pattern": EVIL, "field": "prompt"}]}).score([s("x", HOSTILE)])
+    assert isinstance(out, list) and isinstance(out[0], Abstain)  # the completion is not to blame
+
+
+def test_json_schema_patterns_run_under_the_time_limit(short_match_limit: None) -> None:
+    value = JsonSchema({"schema": {"properties": {"x": {"type": "string", "pattern": EVIL}}}})
+    keys = JsonSchema(
+        {
+            "schema": {
+                "patternProperties": {EVIL: {"type": "integer"}},
+                "additionalProperties": False,
+            }
+        }
+    )
+    extra = JsonSchema({"schema": {"additionalProperties": False, "patternProperties": {EVIL: {}}}})
+    for src in (value, keys, extra):
+        doc = {"x": HOSTILE} if src is value else {HOSTILE: 1}
+        start = time.process_time()
+        out = rows(src, json.dumps(doc))
+        assert time.process_time() - start < 2
+        assert isinstance(out[0], Fail) and out[0].reason.startswith("regex timed out"), out
+    # honest values still go through the pattern keywords as before
+    assert rows(value, '{"x": "aaaa"}', '{"x": "aab"}') == [[1.0, 1.0], [1.0, 0.0]]
+    assert rows(keys, '{"aa": 1}', '{"aa": "x"}', '{"b": 1}') == [
+        [1.0, 1.0],
+        [1.0, 0.0],
+        [1.0, 0.0],
+    ]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '{"confidence": NaN}',
+        '{"confidence": Infinity}',
+        '{"confidence": -Infinity}',
+        '{"confidence": 0.5, "confidence": 7}',  # readers disagree on which one counts
+    ],
+)
+def test_json_schema_rejects_non_json_that_passes_range_checks(doc: str) -> None:
+    schema = {
+        "type": "object",
+        "required": ["confidence"],
+        "properties": {"confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+    }
+    assert rows(JsonSchema({"schema": schema}), doc, '{"confidence": 0.5}') == [
+        [0.0, 0.0],
+        [1.0, 1.0],
+    ]

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import Abstain, RewardSource, Row, Scores
+from rewardhub.source import Abstain, Fail, RewardSource, Row, Scores
+from rewardhub.sources._patterns import PatternTimeout, compile_pattern, timed
 from rewardhub.sources.python import base_dir
 from rewardhub.types import Sample
 
@@ -71,6 +72,71 @@ def _resolve(path: str, base: Path | None) -> Path:
     if not p.is_absolute() and base is not None:
         p = base / p
     return p
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as strict JSON: ``NaN`` and ``Infinity`` (which pass every range check)
+    and duplicate keys (readers disagree on which one counts) are errors (ValueError)."""
+    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+
+
+@functools.lru_cache(maxsize=256)
+def _search(pattern: str) -> Any:
+    return compile_pattern(pattern).search
+
+
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    if validator.is_type(instance, "string") and timed(_search(patrn), instance, patrn) is None:
+        yield ValidationError(f"{instance!r:.80} does not match {patrn!r}")
+
+
+def _pattern_properties(validator: Any, props: dict[str, Any], instance: Any, schema: Any) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for patrn, subschema in props.items():
+        for k, v in instance.items():
+            if timed(_search(patrn), k, patrn) is not None:
+                yield from validator.descend(v, subschema, path=k, schema_path=patrn)
+
+
+def _prechecked(original: Any) -> Any:
+    """A keyword that matches ``patternProperties`` with ``re`` (additionalProperties...):
+    the keys are first matched under the time limit, so a key that hangs fails in time."""
+
+    def keyword(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "object"):
+            for patrn in schema.get("patternProperties", {}):
+                for k in instance:
+                    timed(_search(patrn), k, patrn)
+        yield from original(validator, value, instance, schema)
+
+    return keyword
+
+
+def _with_timed_patterns(cls: Any) -> Any:
+    """``cls`` with the pattern keywords run by ``regex`` under the time limit."""
+    import jsonschema.validators
+
+    keywords: dict[str, Any] = {"pattern": _pattern, "patternProperties": _pattern_properties}
+    for name in ("additionalProperties", "unevaluatedProperties"):
+        if name in cls.VALIDATORS:
+            keywords[name] = _prechecked(cls.VALIDATORS[name])
+    return jsonschema.validators.extend(cls, keywords)  # type: ignore[no-untyped-call]
 
 
 class JsonSchema(RewardSource):
@@ -129,7 +195,7 @@ class JsonSchema(RewardSource):
             where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
             raise SourceError(f"json-schema: malformed schema at {where}: {exc.message}") from None
         checker = cls.FORMAT_CHECKER if self.config.format_checker else None
-        return cls(schema, format_checker=checker)
+        return _with_timed_patterns(cls)(schema, format_checker=checker)
 
     def _extract(self, text: str) -> str | None:
         mode = self.config.extract
@@ -151,9 +217,9 @@ class JsonSchema(RewardSource):
         if body is None:
             return [0.0, 0.0] if with_schema else [0.0]
         try:
-            doc = json.loads(body)
-        except RecursionError:
-            return Abstain("JSON nested too deeply to parse")
+            doc = strict_json(body)
+        except RecursionError:  # the completion's doing: it fails the check
+            return Fail("JSON nested too deeply to parse")
         except ValueError:
             return [0.0, 0.0] if with_schema else [0.0]
         if not with_schema:
@@ -161,7 +227,9 @@ class JsonSchema(RewardSource):
         try:
             error = next(iter(self._validator.iter_errors(doc)), None)  # type: ignore[union-attr]
         except RecursionError:
-            return Abstain("JSON nested too deeply to validate")
+            return Fail("JSON nested too deeply to validate")
+        except PatternTimeout as exc:
+            return exc.row()
         except Exception as exc:  # an unresolvable $ref, a broken pattern...
             return Abstain(f"schema could not be applied: {type(exc).__name__}: {exc}")
         return [1.0, 0.0 if error is not None else 1.0]
