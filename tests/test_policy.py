@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import rewardhub as rh
-from rewardhub.source import Abstain
+from rewardhub.source import Abstain, Fail
 from rewardhub.sources.policy import Cel, Rego, clean_text, input_document
 from rewardhub.testing import check_source
 
@@ -325,7 +325,7 @@ def test_non_utf8_and_huge_completions(pack: Rego) -> None:
     huge = "Take 400 mg. " * 100_000  # 1.3 MB, over the default max_chars
     out = pack.score([s("\udcff Take 400 mg \ud800"), s(huge), s("Hi")])
     assert out[0] == [-1.0, 0.0, 1.0] and out[2] == [0.0, 1.0, 1.0]
-    assert isinstance(out[1], Abstain) and "over max_chars=1000000" in out[1].reason
+    assert isinstance(out[1], Fail) and "over max_chars=1000000" in out[1].reason
     big = Rego({**PACK_CONFIG, "max_chars": None})
     try:
         assert big.score([s(huge)]) == [[-1.0, 0.0, 1.0]]
@@ -402,7 +402,7 @@ def test_cel_bad_input() -> None:
     src = Cel({"expressions": {"n": "size(completion)", "has_x": 'completion.contains("x")'}})
     out = src.score([s("x\udcff"), s("x" * 2_000_000), s("x", obj=object())])
     assert out[0] == [4.0, 1.0]  # U+FFFD is 3 UTF-8 bytes: CEL's size() counts bytes here
-    assert isinstance(out[1], Abstain) and "max_chars" in out[1].reason
+    assert isinstance(out[1], Fail) and "max_chars" in out[1].reason
     assert out[2] == [1.0, 1.0]
 
 
