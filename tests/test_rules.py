@@ -466,3 +466,64 @@ def test_json_schema_rejects_non_json_that_passes_range_checks(doc: str) -> None
         [0.0, 0.0],
         [1.0, 1.0],
     ]
+
+
+# -- format templates in linear time -------------------------------------------------------
+
+
+def _reference_regex(template: str) -> Any:
+    """The backtracking regex the template means (exponential in holes, exact on small text)."""
+    import re
+
+    from rewardhub.sources.rules import _HOLE, INVISIBLE, _literal_regex
+
+    out, pos = [r"\s*"], 0
+    for m in _HOLE.finditer(template):
+        out.append(_literal_regex(template[pos : m.start()]))
+        visible = f"[^\\s{INVISIBLE}]"
+        out.append("(?:.*?)" if m.group() == "{*}" else f"(?:.*?{visible}.*?)")
+        pos = m.end()
+    out += [_literal_regex(template[pos:]), r"\s*"]
+    return re.compile("".join(out), re.DOTALL)
+
+
+def test_format_template_matcher_agrees_with_the_backtracking_regex() -> None:
+    import random
+
+    from rewardhub.sources.rules import _Template
+
+    rng = random.Random(7)
+    tpl_tokens = ["<a>", "</a>", "x", "ab", " ", "\n", "{*}", "{+}", "{+}", "{*}"]
+    text_tokens = ["<a>", "</a>", "x", "ab", "a", "b", " ", "\n", "\u200b", "y"]
+    checked = agreed_true = 0
+    for _ in range(3_000):
+        template = "".join(rng.choice(tpl_tokens) for _ in range(rng.randint(1, 7)))
+        matcher, ref = _Template(template), _reference_regex(template)
+        for _ in range(12):
+            text = "".join(rng.choice(text_tokens) for _ in range(rng.randint(0, 9)))
+            got, want = matcher.fullmatch(text), ref.fullmatch(text) is not None
+            assert got == want, (template, text, got, want)
+            checked += 1
+            agreed_true += want
+    assert agreed_true > checked // 20  # the sweep exercises matches, not only misses
+
+
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        ("{+}{+}{+}END", "x " * 50_000),  # adjacent holes: O(n^3) as a regex
+        ("A{*}B{*}C{*}D", "A" + "BC" * 50_000),  # holes apart: O(n^3) too
+        ("<a>{+}</a>\n<b>{+}</b>", "<a>x</a>" + " " * 100_000 + "<b>"),  # long whitespace runs
+    ],
+)
+def test_format_templates_run_in_linear_time(template: str, text: str) -> None:
+    src = Format({"template": template, "single": False})
+    start = time.process_time()
+    assert col(src, text) == [0.0]
+    assert time.process_time() - start < 1.0
+
+
+def test_format_holes_need_visible_content() -> None:
+    src = Format({"tags": ["think", "answer"]})
+    zero_width = "<think>\u200b</think>\n<answer>\ufeff\u2060</answer>"
+    assert col(src, zero_width, "<think>ok</think>\n<answer>4</answer>") == [0.0, 1.0]

@@ -421,16 +421,61 @@ class FormatConfig(BaseModel):
         ]
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
-    out = [r"\s*"]
-    pos = 0
-    for m in _HOLE.finditer(template):
-        out.append(_literal_regex(template[pos : m.start()]))
-        out.append("(?:.*?)" if m.group() == "{*}" else r"(?:\s*\S.*?)")
+#: characters that show nothing: they never count as the content a ``{+}`` hole requires
+INVISIBLE = "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+_VISIBLE = f"[^\\s{INVISIBLE}]"
+
+
+class _Template:
+    """A template matched in linear time (a regex with several ``.*?`` holes backtracks in
+    O(n^holes) on a completion that almost fits).
+
+    The template is a first literal, then groups of (holes, literal). Holes in a row merge into
+    one that needs as many visible characters as it holds ``{+}``; each literal is then found
+    at its leftmost place after enough visible text, which is optimal because the holes are
+    otherwise unconstrained; the last literal must end the text (up to whitespace).
+    """
+
+    def __init__(self, template: str) -> None:
+        literals = _HOLE.split(template)
+        holes = _HOLE.findall(template)
+        self.first = re.compile(r"\s*" + _literal_regex(literals[0].strip()))
+        self.groups: list[tuple[re.Pattern[str] | None, re.Pattern[str] | None]] = []
+        need = 0
+        for i, hole in enumerate(holes):
+            need += hole == "{+}"
+            lit = literals[i + 1].strip()
+            if not lit and i + 1 < len(holes):
+                continue  # adjacent holes: one hole
+            last = i + 1 == len(holes)
+            visible = re.compile(f"(?:[\\s{INVISIBLE}]*{_VISIBLE}){{{need}}}") if need else None
+            tail = r"\s*\Z" if last else ""
+            self.groups.append((visible, re.compile(_literal_regex(lit) + tail) if lit else None))
+            need = 0
+        self.plain = re.compile(r"\s*" + _literal_regex(literals[0].strip()) + r"\s*")
+
+    def fullmatch(self, text: str) -> bool:
+        if not self.groups:
+            return self.plain.fullmatch(text) is not None
+        m = self.first.match(text)
+        if m is None:
+            return False
         pos = m.end()
-    out.append(_literal_regex(template[pos:]))
-    out.append(r"\s*")
-    return re.compile("".join(out), re.DOTALL)
+        for visible, literal in self.groups:
+            if visible is not None:
+                v = visible.match(text, pos)
+                if v is None:
+                    return False
+                start = v.end()
+            else:
+                start = pos
+            if literal is None:  # the template ends with holes: the rest is theirs
+                return True
+            found = literal.search(text, start)
+            if found is None:
+                return False
+            pos = found.end()
+        return True
 
 
 def _count_upto(pattern: re.Pattern[str], text: str, limit: int) -> int:
@@ -459,7 +504,7 @@ class Format(RewardSource):
         parts = self.config.literal_parts()
         self._parts = [re.compile(_literal_regex(p)) for p in parts]
         self._tags = [re.compile(re.escape(p)) for p in parts if _TAG.fullmatch(p)]
-        self._regex = _template_regex(self.config.effective_template())
+        self._template = _Template(self.config.effective_template())
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
@@ -468,7 +513,7 @@ class Format(RewardSource):
     def _strict(self, text: str) -> float:
         if self.config.single and any(_count_upto(p, text, 2) != 1 for p in self._tags):
             return 0.0
-        return 1.0 if self._regex.fullmatch(text) else 0.0
+        return 1.0 if self._template.fullmatch(text) else 0.0
 
     def _partial(self, text: str) -> float:
         found, pos = 0, 0
