@@ -268,7 +268,7 @@ def test_repetition_hand_cases() -> None:
     # "a b c a b c a b c": 7 trigrams, 3 distinct (abc, bca, cab) → 4 repeated → −4/7
     assert col(src, "a b c a b c a b c") == [pytest.approx(-4 / 7)]
     assert col(src, "the cat sat on the mat") == [0.0]  # no trigram repeats
-    assert col(src, "", "hi", "one two three") == [0.0, 0.0, 0.0]  # too short to repeat
+    assert col(src, "hi", "one two three") == [0.0, 0.0]  # too short to repeat
     assert col(src, "A b C a B c") == [pytest.approx(-1 / 4)]  # case-insensitive by default
     assert col(Repetition({"lowercase": False}), "A b C a B c") == [0.0]
     # unigrams: "x x x x" → 4 unigrams, 1 distinct → −3/4; scaled by 2
@@ -475,7 +475,8 @@ def _reference_regex(template: str) -> Any:
     """The backtracking regex the template means (exponential in holes, exact on small text)."""
     import re
 
-    from rewardhub.sources.rules import _HOLE, INVISIBLE, _literal_regex
+    from rewardhub.sources._text import INVISIBLE
+    from rewardhub.sources.rules import _HOLE, _literal_regex
 
     out, pos = [r"\s*"], 0
     for m in _HOLE.finditer(template):
@@ -527,3 +528,44 @@ def test_format_holes_need_visible_content() -> None:
     src = Format({"tags": ["think", "answer"]})
     zero_width = "<think>\u200b</think>\n<answer>\ufeff\u2060</answer>"
     assert col(src, zero_width, "<think>ok</think>\n<answer>4</answer>") == [0.0, 1.0]
+
+
+# -- non-answers and unicode tricks (issue #8: rule sources must not pay for them) ---------
+
+BLANKS = ["", "   \n\t", "\u200b\u200d\ufeff", " \u2060 "]
+
+
+def test_a_forbidden_phrase_hidden_by_invisible_or_fullwidth_characters_is_found() -> None:
+    src = Keywords({"forbidden": ["kill", "credit card"]})
+    tricks = ["k\u200bill them", "ｋｉｌｌ them", "credit\u00ad card", "cred\u2060it  card"]
+    assert col(src, *tricks, "be kind") == [0.0, 0.0, 0.0, 0.0, 1.0]
+    required = Keywords({"required": ["ｆｉｎａｌ answer"]})  # phrases are normalised too
+    assert col(required, "my final answer", "my fin\u200bal answer") == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("text", BLANKS)
+def test_a_blank_completion_fails_keywords_repetition_and_language(text: str) -> None:
+    spec = {
+        "sources": [
+            {"type": "keywords", "config": {"required": ["x"], "forbidden": ["kill"]}},
+            {"type": "repetition", "config": {"scale": 2.0}},
+        ]
+    }
+    with rh.Pipeline(spec, hub=rh.Hub()) as p:
+        res = p.score([s(text), s("x is fine")])
+    # the failing values: 0 for keywords, -scale (every n-gram repeated) for repetition
+    assert res.vector.values[0].tolist() == [0.0, 0.0, -2.0]
+    assert res.vector.errors[0] == {
+        "keywords": "failed: blank completion",
+        "repetition": "failed: blank completion",
+    }
+    assert res.vector.values[1].tolist() == [1.0, 1.0, 0.0]
+    lang = rows(Language({"expected": "en"}), text)[0]
+    assert isinstance(lang, Fail)
+
+
+def test_zero_width_padding_does_not_reach_a_target_length() -> None:
+    from rewardhub.sources.basic import Length
+
+    src = Length({"target": 10})
+    assert col(src, "short" + "\u200b" * 5, "ten chars!") == [-0.5, 0.0]

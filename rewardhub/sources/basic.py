@@ -13,6 +13,7 @@ from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, RewardSource, Row, Scores
 from rewardhub.sources._patterns import PatternTimeout, compile_pattern, flag, timed
+from rewardhub.sources._text import strip_invisible
 from rewardhub.types import Sample
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -58,8 +59,8 @@ class Length(RewardSource):
 
     def _lengths(self, texts: list[str]) -> list[int]:
         unit = self.config.unit
-        if unit == "chars":
-            return [len(t) for t in texts]
+        if unit == "chars":  # what shows: zero-width padding does not reach a target length
+            return [len(strip_invisible(t)) for t in texts]
         if unit == "words":
             return [len(t.split()) for t in texts]
         if self.config.tokenizer:

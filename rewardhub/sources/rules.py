@@ -24,6 +24,7 @@ from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Fail, RewardSource, Row, Scores
 from rewardhub.sources._patterns import PatternTimeout, compile_pattern, timed
+from rewardhub.sources._text import INVISIBLE, blank, strip_invisible, visible
 from rewardhub.sources.python import base_dir
 from rewardhub.types import Sample
 
@@ -248,6 +249,9 @@ class JsonSchema(RewardSource):
             self._validator = self._build_validator()
 
 
+#: the row of a completion that shows nothing: it fails every check of the completion
+_BLANK = Fail("blank completion")
+
 # -- keywords ------------------------------------------------------------------------------
 
 
@@ -296,6 +300,7 @@ class _Phrase:
     """A phrase matcher: a cheap substring test on its first word, then the regex."""
 
     def __init__(self, phrase: str, case_sensitive: bool, whole_word: bool) -> None:
+        phrase = visible(phrase)
         words = phrase.split() if case_sensitive else phrase.lower().split()
         body = r"\s+".join(re.escape(w) for w in words)
         if whole_word:
@@ -329,8 +334,9 @@ class Keywords(RewardSource):
             out.append(config.forbidden_objective)
         return tuple(out)
 
-    def _row(self, text: str) -> list[float]:
+    def _row(self, text: str) -> Row:
         c = self.config
+        text = visible(text)  # k\u200bill and ｋｉｌｌ are "kill" to a reader
         if not c.case_sensitive:
             text = text.lower()
         row = []
@@ -351,8 +357,10 @@ class Keywords(RewardSource):
         return row
 
     def score(self, samples: list[Sample]) -> Scores:
-        prompt = self.config.field == "prompt"
-        return [self._row(s.prompt_text if prompt else s.completion) for s in samples]
+        if self.config.field == "prompt":
+            return [self._row(s.prompt_text) for s in samples]
+        # a blank completion has no forbidden phrase, and must not earn that
+        return [_BLANK if blank(s.completion) else self._row(s.completion) for s in samples]
 
 
 # -- format --------------------------------------------------------------------------------
@@ -421,9 +429,7 @@ class FormatConfig(BaseModel):
         ]
 
 
-#: characters that show nothing: they never count as the content a ``{+}`` hole requires
-INVISIBLE = "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
-_VISIBLE = f"[^\\s{INVISIBLE}]"
+_VISIBLE = f"[^\\s{INVISIBLE}]"  # what a ``{+}`` hole requires
 
 
 class _Template:
@@ -461,9 +467,9 @@ class _Template:
         if m is None:
             return False
         pos = m.end()
-        for visible, literal in self.groups:
-            if visible is not None:
-                v = visible.match(text, pos)
+        for enough, literal in self.groups:
+            if enough is not None:
+                v = enough.match(text, pos)
                 if v is None:
                     return False
                 start = v.end()
@@ -554,17 +560,23 @@ class Repetition(RewardSource):
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
         return (config.objective,)
 
-    def _value(self, text: str) -> float:
+    def fail_values(self) -> tuple[float, ...]:
+        return (-float(self.config.scale),)  # the worst it gives: every n-gram repeated
+
+    def _value(self, text: str) -> Row:
+        if blank(text):  # nothing repeated in nothing: not a free best score
+            return _BLANK
         c = self.config
+        text = visible(text)
         words = _WORD.findall(text.lower() if c.lowercase else text)
         total = len(words) - c.n + 1
         if total <= 1:
-            return 0.0
+            return [0.0]
         repeated = total - len(set(zip(*(words[i:] for i in range(c.n)))))
-        return float(0.0 - c.scale * repeated / total)
+        return [float(0.0 - c.scale * repeated / total)]
 
     def score(self, samples: list[Sample]) -> Scores:
-        return [[self._value(s.completion)] for s in samples]
+        return [self._value(s.completion) for s in samples]
 
 
 # -- language ------------------------------------------------------------------------------
@@ -645,7 +657,9 @@ class Language(RewardSource):
         )
         if not expected:
             return Abstain(f"no expected language: set 'expected' or metadata.{c.metadata_field}")
-        text = s.completion[: c.max_chars].strip()
+        if blank(s.completion):
+            return _BLANK
+        text = strip_invisible(s.completion[: c.max_chars]).strip()
         if len(text) < c.min_chars:
             return Abstain(
                 f"too little text to identify a language ({len(text)} < {c.min_chars} chars)"
