@@ -7,6 +7,7 @@ import inspect
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -190,3 +191,34 @@ def test_a_retry_after_fixing_a_module_sees_the_fix(tmp_path: Path) -> None:
     (tmp_path / "mod.py").write_text("def score(sample):\n    return 3.0\n")
     with rh.Pipeline.from_yaml(spec) as p:  # an edited file is imported afresh
         assert p.score([rh.Sample(prompt="p", completion="c")]).total[0] == 3.0
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+
+
+def test_ctrl_c_stops_a_run_of_hanging_patterns_promptly(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text(
+        "sources:\n  - type: regex\n    config: {pattern: '(a|aa)+$'}\n"
+    )
+    hostile = json.dumps({"prompt": "p", "completion": "a" * 40 + "b"})
+    (tmp_path / "in.jsonl").write_text((hostile + "\n") * 200)  # ~200 CPU seconds of matching
+    proc = subprocess.Popen(
+        [*_rewardhub(), "score", "spec.yaml", "in.jsonl", "-o", "out.jsonl"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(4)  # started, and matching
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        proc.wait(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert took < 10, f"took {took:.1f}s to stop after Ctrl-C"
