@@ -17,6 +17,7 @@ Workers ignore Ctrl-C (the caller decides what to stop) and exit when their pare
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import queue
@@ -34,7 +35,15 @@ from typing import IO, Any
 
 from rewardhub._threads import DaemonThreadPool
 
-__all__ = ["NOT_STARTED", "TIMEOUT", "Failure", "WorkerPool", "WorkerStartError", "serve"]
+__all__ = [
+    "NOT_STARTED",
+    "TIMEOUT",
+    "Failure",
+    "WorkerPool",
+    "WorkerStartError",
+    "serve",
+    "shared_pool",
+]
 
 _PKG_PARENT = str(Path(__file__).resolve().parent.parent)
 
@@ -199,7 +208,7 @@ class WorkerPool:
         and none past ``deadline`` (a ``time.monotonic()`` value, e.g. the batch's)."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
-        self._start_missing()
+        self._start_missing(len(requests))
         if len(requests) == 1:
             return [self._one(requests[0], timeout_s, deadline)]
         with self._lock:
@@ -224,10 +233,11 @@ class WorkerPool:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _start_missing(self) -> None:
-        """Start workers up to ``size`` (they import in parallel, readiness checked on use)."""
+    def _start_missing(self, wanted: int) -> None:
+        """Start workers up to ``min(wanted, size)``: no more than the requests can use (they
+        import in parallel, readiness checked on use)."""
         with self._lock:
-            while len(self._all) < self.size:
+            while len(self._all) < min(wanted, self.size):
                 w = _Worker(self.module, self.python, self._init)
                 self._all.append(w)
                 self._idle.put(w)
@@ -283,6 +293,59 @@ class WorkerPool:
             self._idle.put(w)
             return answer
         return Failure(last)
+
+
+#: idle shared pools kept warm for the next identical source (see :func:`shared_pool`)
+IDLE_POOLS_KEPT = 2
+_shared_lock = threading.Lock()
+_shared_live: dict[str, list[Any]] = {}  # key → [pool, users]
+_shared_idle: dict[str, WorkerPool] = {}  # insertion order: oldest first
+
+
+def shared_pool(
+    module: str, size: int, init: dict[str, Any]
+) -> tuple[WorkerPool, Callable[[bool], None]]:
+    """A pool for ``(module, size, init)``, shared by every user asking for the same one, and
+    the function that releases it (``release(keep=True)``).
+
+    Starting a worker costs a Python start-up and the engine's import (half a second of CPU
+    for CEL), so the last :data:`IDLE_POOLS_KEPT` pools that lost their last user stay warm
+    for the next identical source (a pipeline built again, ``validate`` then ``score``);
+    ``keep=False`` closes it instead. Idle pools exit with the process."""
+    blob = json.dumps([module, size, init], sort_keys=True, default=str).encode()
+    key = hashlib.sha256(blob).hexdigest()
+    with _shared_lock:
+        entry = _shared_live.get(key)
+        if entry is not None:
+            entry[1] += 1
+        else:
+            pool = _shared_idle.pop(key, None)
+            if pool is None or pool._closed:
+                pool = WorkerPool(module, size, init=init)
+            entry = _shared_live[key] = [pool, 1]
+    released = False
+
+    def release(keep: bool = True) -> None:
+        nonlocal released
+        to_close: list[WorkerPool] = []
+        with _shared_lock:
+            if released:
+                return
+            released = True
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del _shared_live[key]
+            if keep and not entry[0]._closed:
+                _shared_idle[key] = entry[0]
+                while len(_shared_idle) > IDLE_POOLS_KEPT:
+                    to_close.append(_shared_idle.pop(next(iter(_shared_idle))))
+            else:
+                to_close.append(entry[0])
+        for pool in to_close:
+            pool.close()
+
+    return entry[0], release
 
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]

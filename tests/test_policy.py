@@ -545,3 +545,24 @@ def test_cel_panic_during_evaluation_fails_the_check() -> None:
     finally:
         src.close()
     assert isinstance(row, Fail) and "bad: the CEL engine panicked" in row.reason
+
+
+def test_identical_sources_share_warm_workers() -> None:
+    config = {"expressions": {"short": "size(completion) < 20"}}
+    first = Cel(config)
+    pids = first._workers().pids
+    second = Cel(config)  # started no worker of its own
+    other = Cel({"expressions": {"long": "size(completion) > 20"}})
+    try:
+        assert second._workers() is first._workers()
+        assert other._workers() is not first._workers()
+        first.close()
+        second.close()
+        third = Cel(config)  # the idle pool, still warm
+        assert third._workers().pids == pids
+        assert third.score([s("hi")]) == [[1.0]]
+        third.close()
+    finally:
+        first.close()
+        second.close()
+        other.close()

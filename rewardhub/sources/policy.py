@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +32,7 @@ from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Fail, RewardSource, Row, Scores, current_deadline
 from rewardhub.sources.python import base_dir
 from rewardhub.types import Sample
-from rewardhub.workers import NOT_STARTED, TIMEOUT, Failure, WorkerPool
+from rewardhub.workers import NOT_STARTED, TIMEOUT, Failure, WorkerPool, shared_pool
 
 # -- the input document --------------------------------------------------------------------
 
@@ -100,14 +101,16 @@ class _PolicyWorkers:
 
     config: Any
     _pool: WorkerPool | None
+    _release: Any = None  # a weakref.finalize calling the pool's release(keep)
     _name: str
 
     def _init(self) -> dict[str, Any]:
         raise NotImplementedError
 
     def _workers(self) -> WorkerPool:
-        if self._pool is None:
-            self._pool = WorkerPool(WORKER_MODULE, self.config.workers, init=self._init())
+        if self._pool is None:  # shared with identical sources (see workers.shared_pool)
+            self._pool, release = shared_pool(WORKER_MODULE, self.config.workers, self._init())
+            self._release = weakref.finalize(self, release, True)  # a source never closed too
         return self._pool
 
     def _check(self, paths: list[str]) -> None:
@@ -115,10 +118,10 @@ class _PolicyWorkers:
         try:
             (answer,) = self._workers().map([{"op": "check", "paths": paths}], CHECK_TIMEOUT_S)
         except Exception:
-            self.close()
+            self.close(keep=False)
             raise
         if isinstance(answer, Failure):
-            self.close()
+            self.close(keep=False)
             why = (
                 f"did not finish in {CHECK_TIMEOUT_S:g}s"
                 if answer.reason == TIMEOUT
@@ -126,7 +129,7 @@ class _PolicyWorkers:
             )
             raise SourceError(f"{self._name}: loading and checking the policies {why}")
         if "error" in answer:
-            self.close()
+            self.close(keep=False)
             raise SourceError(answer["error"])
 
     def _evaluate(self, docs: list[dict[str, Any]]) -> list[dict[str, Any] | Row]:
@@ -160,14 +163,16 @@ class _PolicyWorkers:
                 out[i] = row(answer) if isinstance(answer, dict) else answer
         return out
 
-    def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+    def close(self, keep: bool = True) -> None:
+        """Let go of the workers (kept warm for an identical source unless ``keep`` is false)."""
+        release, self._release, self._pool = self._release, None, None
+        detached = release.detach() if release is not None else None
+        if detached is not None:  # (source, release, args, kwargs)
+            detached[1](keep)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_pool"] = None  # each process starts its own workers
+        state["_pool"] = state["_release"] = None  # each process starts its own workers
         return state
 
 
