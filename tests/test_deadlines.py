@@ -222,3 +222,26 @@ def test_ctrl_c_stops_a_run_of_hanging_patterns_promptly(tmp_path: Path) -> None
             proc.wait()
     assert proc.returncode != 0
     assert took < 10, f"took {took:.1f}s to stop after Ctrl-C"
+
+
+def test_daemon_thread_pool_runs_calls_and_never_joins_at_exit() -> None:
+    import threading
+
+    from rewardhub._threads import DaemonThreadPool
+
+    pool = DaemonThreadPool(2, thread_name_prefix="t")
+    assert list(pool.map(lambda x: x * 2, range(5))) == [0, 2, 4, 6, 8]
+    names = pool.submit(lambda: threading.current_thread()).result()
+    assert names.daemon
+    gate = threading.Event()
+    busy = [pool.submit(gate.wait) for _ in range(2)]
+    deadline = time.monotonic() + 10
+    while not all(f.running() for f in busy) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    queued = pool.submit(lambda: 1)
+    pool.shutdown(cancel_futures=True)
+    assert queued.cancelled()
+    gate.set()
+    assert all(f.result(timeout=5) for f in busy)
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(lambda: 1)

@@ -566,3 +566,16 @@ def test_identical_sources_share_warm_workers() -> None:
         first.close()
         second.close()
         other.close()
+
+
+def test_samples_the_batch_deadline_left_no_time_for_abstain_unevaluated() -> None:
+    from rewardhub.source import _DEADLINE
+
+    src = Cel({"expressions": {"short": "size(completion) < 20"}})
+    token = _DEADLINE.set(time.monotonic() - 1)
+    try:
+        out = src.score([s("hi"), s("there")])
+    finally:
+        _DEADLINE.reset(token)
+        src.close()
+    assert all(isinstance(r, Abstain) and "not evaluated" in r.reason for r in out), out
