@@ -82,11 +82,6 @@ def _too_long(sample: Sample, max_chars: int | None) -> Fail | None:
     return None
 
 
-# -- rego ----------------------------------------------------------------------------------
-
-DEFAULT_WEIGHTS = {"low": 0.25, "medium": 0.5, "high": 1.0, "critical": 2.0}
-
-
 # -- the worker processes ------------------------------------------------------------------
 
 WORKER_MODULE = "rewardhub.sources._policy_worker"
@@ -174,6 +169,11 @@ class _PolicyWorkers:
         state = dict(self.__dict__)
         state["_pool"] = state["_release"] = None  # each process starts its own workers
         return state
+
+
+# -- rego ----------------------------------------------------------------------------------
+
+DEFAULT_WEIGHTS = {"low": 0.25, "medium": 0.5, "high": 1.0, "critical": 2.0}
 
 
 class RegoRule(BaseModel):
