@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rewardhub import _trace
+from rewardhub._threads import DaemonThreadPool
 from rewardhub.cache import DiskCache, Entry, MemoryCache, pack_rows, unpack_rows
 from rewardhub.errors import RewardHubError
 from rewardhub.source import (
@@ -269,7 +270,8 @@ class Engine:
         # fight over the GIL (12 threads made 10k rule scores 15% slower than 3). I/O-bound
         # sources should define `ascore`, which runs on the event loop, not here.
         self._max_threads = max_threads or max(len(self.sources), os.cpu_count() or 2)
-        self._pool: ThreadPoolExecutor | None = None
+        # daemon threads: a call abandoned at its time-out must not block interpreter exit
+        self._pool: DaemonThreadPool | None = None
         self._pool_lock = threading.Lock()
         self._loop: _LoopThread | None = None
         self._threads: asyncio.Semaphore | None = None  # made on the engine's loop
@@ -360,10 +362,10 @@ class Engine:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> DaemonThreadPool:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="rewardhub")
+                self._pool = DaemonThreadPool(self._max_threads, thread_name_prefix="rewardhub")
             return self._pool
 
     def _abandon_pool(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextvars
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -165,14 +166,57 @@ def wrong_output(value: Any) -> str:
     return f"wrong output: {type(value).__name__} {text}, expected a number"
 
 
-def _scalar_or_row(value: Any) -> Row:
+def checked_row(value: Any, k: int) -> Row:
+    """What a per-sample function returned, as a row of ``k`` cells, or an :class:`Abstain`
+    saying why it is not one. Nothing is coerced: a string, bytes or a dict is a wrong output,
+    not its characters or keys; ``inf`` and ints too large for a float abstain."""
     if value is None or isinstance(value, (Abstain, Fail)):
         return value
     if isinstance(value, NUMBER):
-        return [float(value)]
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return value  # type: ignore[return-value]  # the engine checks its cells
-    return Abstain(wrong_output(value))
+        cells: list[Any] = [value]
+    elif isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        cells = list(value)
+    else:
+        return Abstain(f"{wrong_output(value)}, a list of {k} numbers, None or rh.Abstain")
+    if len(cells) != k:
+        return Abstain(f"wrong output: {len(cells)} values, expected {k}")
+    row: list[float | None] = []
+    for c in cells:
+        if c is None:
+            row.append(None)
+            continue
+        if not isinstance(c, NUMBER):
+            return Abstain(wrong_output(c))
+        try:
+            f = float(c)
+        except OverflowError:
+            return Abstain(f"wrong output: an int of {int(c).bit_length()} bits is too large")
+        if math.isinf(f):
+            return Abstain(f"wrong output: {f}; rewards must be finite (NaN or None abstains)")
+        row.append(f)
+    return row
+
+
+#: exceptions that stop the run instead of abstaining on a sample
+_STOP = (KeyboardInterrupt, GeneratorExit)
+
+
+def score_each(fn: Callable[[Sample], Any], samples: Sequence[Sample], k: int) -> list[Row]:
+    """``fn`` on each sample alone: one sample that raises (even a ``BaseException`` such as
+    pyo3's ``PanicException`` or ``SystemExit``) or returns a wrong value loses only its own row."""
+    from rewardhub.engine import _describe  # the engine words errors; it imports this module
+
+    out: list[Row] = []
+    for s in samples:
+        try:
+            out.append(checked_row(fn(s), k))
+        except FailNow as exc:
+            out.append(Fail(exc.reason))
+        except _STOP:
+            raise
+        except BaseException as exc:
+            out.append(Abstain(_describe(exc)))
+    return out
 
 
 def reward_source(
@@ -186,7 +230,8 @@ def reward_source(
 
     The function takes one ``Sample`` (or, with ``batched=True``, the list) and, when a
     ``config`` model is given, the validated config as a second argument. It returns a
-    float, a list of floats, ``None`` (abstain) or :class:`Abstain`. Without
+    float, a list of floats, ``None`` (abstain) or :class:`Abstain`. Unless ``batched``, each
+    sample is scored alone: one that raises or returns a wrong value abstains by itself. Without
     ``objectives`` the single objective is named after the source type ``name``.
     """
     objs = tuple(objectives) or (name,)
@@ -198,7 +243,7 @@ def reward_source(
             args = (self.config,) if takes_config else ()
             if batched:
                 return fn(samples, *args)  # type: ignore[no-any-return]
-            return [_scalar_or_row(fn(s, *args)) for s in samples]
+            return score_each(lambda s: fn(s, *args), samples, len(self.output_objectives))
 
         attrs: dict[str, Any] = {
             "type": name,

@@ -135,6 +135,24 @@ class _computed_once(Generic[T]):
         return value
 
 
+def _check_messages(messages: list[Any]) -> None:
+    """Chat messages must be ``{"role": str, "content": str}`` dicts: every source reads them
+    so, and one malformed message would otherwise fail the whole batch it lands in."""
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping):
+            raise InputError(
+                f"Sample.prompt[{i}] must be a chat message {{'role': ..., 'content': ...}}, "
+                f"got {type(m).__name__} {m!r:.60}"
+            )
+        for name in ("role", "content"):
+            if not isinstance(m.get(name), str):
+                got = "nothing" if name not in m else type(m[name]).__name__
+                raise InputError(
+                    f"Sample.prompt[{i}].{name} must be a string, got {got}; "
+                    "a message is {'role': 'user', 'content': 'text'}"
+                )
+
+
 @dataclass(frozen=True, eq=False)
 class Sample:
     """One prompt/completion pair to score.
@@ -159,6 +177,8 @@ class Sample:
                 "Sample.prompt must be a string or a list of chat messages "
                 f"({{'role': ..., 'content': ...}}), got {type(self.prompt).__name__}"
             )
+        if isinstance(self.prompt, list):
+            _check_messages(self.prompt)
         if not isinstance(self.metadata, Mapping):
             raise InputError(
                 f"Sample.metadata must be a mapping, got {type(self.metadata).__name__}"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gc
 import math
+import os
+import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ from typing import Any
 import pytest
 
 import rewardhub as rh
-from rewardhub.source import Abstain
+from rewardhub.source import Abstain, Fail
 from rewardhub.sources.policy import Cel, Rego, clean_text, input_document
 from rewardhub.testing import check_source
 
@@ -325,7 +328,7 @@ def test_non_utf8_and_huge_completions(pack: Rego) -> None:
     huge = "Take 400 mg. " * 100_000  # 1.3 MB, over the default max_chars
     out = pack.score([s("\udcff Take 400 mg \ud800"), s(huge), s("Hi")])
     assert out[0] == [-1.0, 0.0, 1.0] and out[2] == [0.0, 1.0, 1.0]
-    assert isinstance(out[1], Abstain) and "over max_chars=1000000" in out[1].reason
+    assert isinstance(out[1], Fail) and "over max_chars=1000000" in out[1].reason
     big = Rego({**PACK_CONFIG, "max_chars": None})
     try:
         assert big.score([s(huge)]) == [[-1.0, 0.0, 1.0]]
@@ -402,7 +405,7 @@ def test_cel_bad_input() -> None:
     src = Cel({"expressions": {"n": "size(completion)", "has_x": 'completion.contains("x")'}})
     out = src.score([s("x\udcff"), s("x" * 2_000_000), s("x", obj=object())])
     assert out[0] == [4.0, 1.0]  # U+FFFD is 3 UTF-8 bytes: CEL's size() counts bytes here
-    assert isinstance(out[1], Abstain) and "max_chars" in out[1].reason
+    assert isinstance(out[1], Fail) and "max_chars" in out[1].reason
     assert out[2] == [1.0, 1.0]
 
 
@@ -423,3 +426,156 @@ def test_rego_benchmark_runs_and_source_agrees_with_direct_regorus() -> None:
     spec.loader.exec_module(module)
     r = module.bench_rego(n=60, repeats=1)  # asserts the three ways give the same rows
     assert r["samples"] == 60 and r["ratio"] > 0 and set(r) >= {"ok", "goal", "ratio_vs_per_rule"}
+
+
+# -- crash isolation and deadlines (issue #10) ---------------------------------------------
+
+RECURSES_ON_BOOM = """
+f(x) := y if { y := f(x) }
+deny if { input.completion == "boom"; f(1) }
+"""
+# about 10^8 steps for "hang": far past any test's time limit
+HANGS_ON_HANG = """
+deny if {
+    input.completion == "hang"
+    count([1 | some i in numbers.range(1, 10000); some j in numbers.range(1, 10000)]) > 0
+}
+"""
+
+
+def test_a_policy_that_segfaults_on_one_completion_loses_only_that_sample(
+    tmp_path: Path,
+) -> None:
+    src = rego(tmp_path, RECURSES_ON_BOOM, [{"rule": "deny", "kind": "veto"}])
+    try:
+        out = src.score([s("fine"), s("boom"), s("also fine")])
+        assert out[0] == [1.0] and out[2] == [1.0]
+        assert isinstance(out[1], Abstain), out  # the machinery died: could not score
+        assert out[1].reason == "rego: worker died (signal SIGSEGV)"
+        assert src.score([s("after")]) == [[1.0]]  # the run goes on, on a fresh worker
+    finally:
+        src.close()
+
+
+def test_a_policy_that_segfaults_while_loading_is_a_clear_error(tmp_path: Path) -> None:
+    write(
+        tmp_path, "p.rego", "package t\nimport rego.v1\nf(x) := y if { y := f(x) }\ndeny := f(1)\n"
+    )
+    (tmp_path / "spec.yaml").write_text(
+        "sources:\n  - type: rego\n    config: {policies: [p.rego], package: t, rules: [{rule: deny}]}\n"
+    )
+    with pytest.raises(
+        rh.SpecError, match=r"crashed the policy engine: worker died \(signal SIGSEGV\)"
+    ):
+        rh.Pipeline.from_yaml(tmp_path / "spec.yaml")
+    proc = subprocess.run(
+        [sys.executable, "-c", "from rewardhub.cli import main; main()", "validate", "spec.yaml"],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode not in (0, -11, 139), proc
+    assert "crashed the policy engine" in proc.stdout + proc.stderr
+
+
+def test_an_evaluation_that_hangs_is_killed_and_fails_the_check(tmp_path: Path) -> None:
+    src = rego(tmp_path, HANGS_ON_HANG, [{"rule": "deny", "kind": "veto"}], eval_timeout_s=0.5)
+    try:
+        start = time.monotonic()
+        out = src.score([s("hang"), s("fine")])
+        assert time.monotonic() - start < 10
+        assert isinstance(out[0], Fail) and "time limit (0.5s)" in out[0].reason
+        assert out[1] == [1.0]
+    finally:
+        src.close()
+
+
+def test_a_hang_under_the_pipeline_timeout_fails_within_it(tmp_path: Path) -> None:
+    write(tmp_path, "p.rego", "package t\nimport rego.v1\n" + HANGS_ON_HANG)
+    spec = {
+        "sources": [
+            {
+                "type": "rego",
+                "timeout_s": 2,
+                "config": {
+                    "policies": [str(tmp_path / "p.rego")],
+                    "package": "t",
+                    "rules": [{"rule": "deny", "kind": "veto"}],
+                    "eval_timeout_s": 1,
+                },
+            }
+        ]
+    }
+    with rh.Pipeline(spec, hub=rh.Hub()) as p:
+        start = time.monotonic()
+        res = p.score([s("hang")])
+        took = time.monotonic() - start
+    assert took < 4
+    assert res.vector.errors[0]["rego"].startswith("failed: rego: evaluation ran past")
+    assert res.vector.values[0, 0] == 0.0
+
+
+def test_cel_parser_panic_is_a_clear_error_not_an_escape() -> None:
+    deep = "(" * 100_000 + "1" + ")" * 100_000
+    with pytest.raises(rh.SourceError, match="panicked"):
+        Cel({"expressions": {"deep": deep}})
+
+
+def test_cel_panic_during_evaluation_fails_the_check() -> None:
+    from rewardhub.sources._policy_worker import _Cel
+
+    class PanicException(BaseException):  # what pyo3 raises: not an Exception
+        pass
+
+    class Panics:
+        def execute(self, ctx: Any) -> Any:
+            raise PanicException("index out of bounds")
+
+    worker = _Cel({"expressions": {"ok": "true"}})
+    worker.programs.append(("bad", Panics()))
+    answer = worker.eval({})
+    src = Cel({"expressions": {"ok": "true", "bad": "true"}})
+    try:
+        row = src._row(answer)
+    finally:
+        src.close()
+    assert isinstance(row, Fail) and "bad: the CEL engine panicked" in row.reason
+
+
+def test_identical_sources_share_warm_workers() -> None:
+    config = {"expressions": {"short": "size(completion) < 20"}}
+    first = Cel(config)
+    pids = first._workers().pids
+    second = Cel(config)  # started no worker of its own
+    other = Cel({"expressions": {"long": "size(completion) > 20"}})
+    try:
+        assert second._workers() is first._workers()
+        assert other._workers() is not first._workers()
+        first.close()
+        second.close()
+        third = Cel(config)  # the idle pool, still warm
+        assert third._workers().pids == pids
+        assert third.score([s("hi")]) == [[1.0]]
+        third.close()
+    finally:
+        first.close()
+        second.close()
+        other.close()
+
+
+def test_samples_the_batch_deadline_left_no_time_for_abstain_unevaluated() -> None:
+    from rewardhub.source import _DEADLINE
+
+    src = Cel({"expressions": {"short": "size(completion) < 20"}})
+    token = _DEADLINE.set(time.monotonic() - 1)
+    try:
+        out = src.score([s("hi"), s("there")])
+    finally:
+        _DEADLINE.reset(token)
+        src.close()
+    assert all(isinstance(r, Abstain) and "not evaluated" in r.reason for r in out), out

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import rewardhub as rh
-from rewardhub.source import Abstain, RewardSource
+from rewardhub.source import Abstain, Fail, RewardSource
 from rewardhub.sources.rules import Format, JsonSchema, Keywords, Language, Repetition
 from rewardhub.testing import check_source
 
@@ -142,10 +142,11 @@ def test_schema_file_errors_are_spec_errors(tmp_path: Path) -> None:
         )
 
 
-def test_json_schema_bad_input_abstains_or_scores_zero() -> None:
+def test_json_schema_bad_input_fails_or_scores_zero() -> None:
     src = JsonSchema({"schema": SCHEMA})
     out = rows(src, "[" * 100_000 + "]" * 100_000, SURROGATE, '{"name": "\udcff"}')
-    assert isinstance(out[0], Abstain) and "nested too deeply" in out[0].reason
+    # nesting that deep is the completion's doing: a failed check, not an abstention
+    assert isinstance(out[0], Fail) and "nested too deeply" in out[0].reason
     assert out[1] == [0.0, 0.0]  # not JSON: truly wrong
     assert out[2] == [1.0, 1.0]  # a lone surrogate inside a JSON string is still a string
 
@@ -267,7 +268,7 @@ def test_repetition_hand_cases() -> None:
     # "a b c a b c a b c": 7 trigrams, 3 distinct (abc, bca, cab) → 4 repeated → −4/7
     assert col(src, "a b c a b c a b c") == [pytest.approx(-4 / 7)]
     assert col(src, "the cat sat on the mat") == [0.0]  # no trigram repeats
-    assert col(src, "", "hi", "one two three") == [0.0, 0.0, 0.0]  # too short to repeat
+    assert col(src, "hi", "one two three") == [0.0, 0.0]  # too short to repeat
     assert col(src, "A b C a B c") == [pytest.approx(-1 / 4)]  # case-insensitive by default
     assert col(Repetition({"lowercase": False}), "A b C a B c") == [0.0]
     # unigrams: "x x x x" → 4 unigrams, 1 distinct → −3/4; scaled by 2
@@ -351,3 +352,220 @@ def test_rules_are_registered_and_run_in_a_pipeline() -> None:
         )
     assert res.vector.objectives == ("format", "no_forbidden", "repetition")
     assert res.vector.values.tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, -0.5]]
+
+
+# -- user patterns under a time limit (issue #10) ------------------------------------------
+
+EVIL = r"(a|aa)+$"  # exponential for backtracking engines, `regex` included
+HOSTILE = "a" * 40 + "b"
+
+
+@pytest.fixture
+def short_match_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rewardhub.sources._patterns as patterns
+
+    monkeypatch.setattr(patterns, "MATCH_TIMEOUT_S", 0.2)
+
+
+def test_a_catastrophic_regex_fails_the_check_within_the_timeout(short_match_limit: None) -> None:
+    # the limit is in CPU seconds; a generous timeout_s keeps a loaded machine from letting
+    # the engine's own (wall-clock) time-out answer first
+    spec = {
+        "sources": [
+            {
+                "type": "regex",
+                "timeout_s": 10,
+                "batch_size": 1,
+                "config": {"pattern": EVIL, "must_match": False},
+            }
+        ]
+    }
+    start = time.process_time()
+    with rh.Pipeline(spec, hub=rh.Hub()) as p:
+        res = p.score([s(HOSTILE), s("no a here")])
+    assert time.process_time() - start < 2  # CPU seconds: the match stopped at its limit
+    # must_match false: a completion that hangs the pattern must not count as "no match"
+    assert res.vector.values[:, 0].tolist() == [0.0, 1.0]
+    reason = res.vector.errors[0]["regex"]
+    assert reason.startswith("failed: regex timed out after 0.2s") and EVIL in reason
+
+
+def test_a_regex_match_gets_half_the_time_left_and_none_once_it_is_gone() -> None:
+    from rewardhub.source import _DEADLINE
+    from rewardhub.sources.basic import Regex
+
+    src = Regex({"pattern": EVIL})
+    token = _DEADLINE.set(time.monotonic() + 0.4)
+    try:
+        out = src.score([s(HOSTILE)])
+        _DEADLINE.set(time.monotonic() - 1)
+        late = src.score([s("aa")])
+    finally:
+        _DEADLINE.reset(token)
+    assert isinstance(out, list) and isinstance(late, list)
+    assert isinstance(out[0], Fail) and out[0].reason.startswith("regex timed out after 0.2")
+    assert isinstance(late[0], Abstain) and "deadline passed" in late[0].reason
+
+
+def test_a_catastrophic_regex_is_bounded_without_a_deadline_too(short_match_limit: None) -> None:
+    with rh.Pipeline({"sources": [{"type": "regex", "config": {"pattern": EVIL}}]}) as p:
+        res = p.score([s(HOSTILE), s("aaaa")])
+    assert res.vector.values[:, 0].tolist() == [0.0, 1.0]
+    assert res.vector.errors[0]["regex"].startswith("failed: regex timed out after 0.2s")
+
+
+def test_a_prompt_that_hangs_a_pattern_abstains(short_match_limit: None) -> None:
+    from rewardhub.sources.basic import Regex
+
+    out = Regex({"patterns": [{"pattern": EVIL, "field": "prompt"}]}).score([s("x", HOSTILE)])
+    assert isinstance(out, list) and isinstance(out[0], Abstain)  # the completion is not to blame
+
+
+def test_json_schema_patterns_run_under_the_time_limit(short_match_limit: None) -> None:
+    value = JsonSchema({"schema": {"properties": {"x": {"type": "string", "pattern": EVIL}}}})
+    keys = JsonSchema(
+        {
+            "schema": {
+                "patternProperties": {EVIL: {"type": "integer"}},
+                "additionalProperties": False,
+            }
+        }
+    )
+    extra = JsonSchema({"schema": {"additionalProperties": False, "patternProperties": {EVIL: {}}}})
+    for src in (value, keys, extra):
+        doc = {"x": HOSTILE} if src is value else {HOSTILE: 1}
+        start = time.process_time()
+        out = rows(src, json.dumps(doc))
+        assert time.process_time() - start < 2
+        assert isinstance(out[0], Fail) and out[0].reason.startswith("regex timed out"), out
+    # honest values still go through the pattern keywords as before
+    assert rows(value, '{"x": "aaaa"}', '{"x": "aab"}') == [[1.0, 1.0], [1.0, 0.0]]
+    assert rows(keys, '{"aa": 1}', '{"aa": "x"}', '{"b": 1}') == [
+        [1.0, 1.0],
+        [1.0, 0.0],
+        [1.0, 0.0],
+    ]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '{"confidence": NaN}',
+        '{"confidence": Infinity}',
+        '{"confidence": -Infinity}',
+        '{"confidence": 0.5, "confidence": 7}',  # readers disagree on which one counts
+    ],
+)
+def test_json_schema_rejects_non_json_that_passes_range_checks(doc: str) -> None:
+    schema = {
+        "type": "object",
+        "required": ["confidence"],
+        "properties": {"confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+    }
+    assert rows(JsonSchema({"schema": schema}), doc, '{"confidence": 0.5}') == [
+        [0.0, 0.0],
+        [1.0, 1.0],
+    ]
+
+
+# -- format templates in linear time -------------------------------------------------------
+
+
+def _reference_regex(template: str) -> Any:
+    """The backtracking regex the template means (exponential in holes, exact on small text)."""
+    import re
+
+    from rewardhub.sources._text import INVISIBLE
+    from rewardhub.sources.rules import _HOLE, _literal_regex
+
+    out, pos = [r"\s*"], 0
+    for m in _HOLE.finditer(template):
+        out.append(_literal_regex(template[pos : m.start()]))
+        visible = f"[^\\s{INVISIBLE}]"
+        out.append("(?:.*?)" if m.group() == "{*}" else f"(?:.*?{visible}.*?)")
+        pos = m.end()
+    out += [_literal_regex(template[pos:]), r"\s*"]
+    return re.compile("".join(out), re.DOTALL)
+
+
+def test_format_template_matcher_agrees_with_the_backtracking_regex() -> None:
+    import random
+
+    from rewardhub.sources.rules import _Template
+
+    rng = random.Random(7)
+    tpl_tokens = ["<a>", "</a>", "x", "ab", " ", "\n", "{*}", "{+}", "{+}", "{*}"]
+    text_tokens = ["<a>", "</a>", "x", "ab", "a", "b", " ", "\n", "\u200b", "y"]
+    checked = agreed_true = 0
+    for _ in range(3_000):
+        template = "".join(rng.choice(tpl_tokens) for _ in range(rng.randint(1, 7)))
+        matcher, ref = _Template(template), _reference_regex(template)
+        for _ in range(12):
+            text = "".join(rng.choice(text_tokens) for _ in range(rng.randint(0, 9)))
+            got, want = matcher.fullmatch(text), ref.fullmatch(text) is not None
+            assert got == want, (template, text, got, want)
+            checked += 1
+            agreed_true += want
+    assert agreed_true > checked // 20  # the sweep exercises matches, not only misses
+
+
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        ("{+}{+}{+}END", "x " * 50_000),  # adjacent holes: O(n^3) as a regex
+        ("A{*}B{*}C{*}D", "A" + "BC" * 50_000),  # holes apart: O(n^3) too
+        ("<a>{+}</a>\n<b>{+}</b>", "<a>x</a>" + " " * 100_000 + "<b>"),  # long whitespace runs
+    ],
+)
+def test_format_templates_run_in_linear_time(template: str, text: str) -> None:
+    src = Format({"template": template, "single": False})
+    start = time.process_time()
+    assert col(src, text) == [0.0]
+    assert time.process_time() - start < 1.0
+
+
+def test_format_holes_need_visible_content() -> None:
+    src = Format({"tags": ["think", "answer"]})
+    zero_width = "<think>\u200b</think>\n<answer>\ufeff\u2060</answer>"
+    assert col(src, zero_width, "<think>ok</think>\n<answer>4</answer>") == [0.0, 1.0]
+
+
+# -- non-answers and unicode tricks (issue #8: rule sources must not pay for them) ---------
+
+BLANKS = ["", "   \n\t", "\u200b\u200d\ufeff", " \u2060 "]
+
+
+def test_a_forbidden_phrase_hidden_by_invisible_or_fullwidth_characters_is_found() -> None:
+    src = Keywords({"forbidden": ["kill", "credit card"]})
+    tricks = ["k\u200bill them", "ｋｉｌｌ them", "credit\u00ad card", "cred\u2060it  card"]
+    assert col(src, *tricks, "be kind") == [0.0, 0.0, 0.0, 0.0, 1.0]
+    required = Keywords({"required": ["ｆｉｎａｌ answer"]})  # phrases are normalised too
+    assert col(required, "my final answer", "my fin\u200bal answer") == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("text", BLANKS)
+def test_a_blank_completion_fails_keywords_repetition_and_language(text: str) -> None:
+    spec = {
+        "sources": [
+            {"type": "keywords", "config": {"required": ["x"], "forbidden": ["kill"]}},
+            {"type": "repetition", "config": {"scale": 2.0}},
+        ]
+    }
+    with rh.Pipeline(spec, hub=rh.Hub()) as p:
+        res = p.score([s(text), s("x is fine")])
+    # the failing values: 0 for keywords, -scale (every n-gram repeated) for repetition
+    assert res.vector.values[0].tolist() == [0.0, 0.0, -2.0]
+    assert res.vector.errors[0] == {
+        "keywords": "failed: blank completion",
+        "repetition": "failed: blank completion",
+    }
+    assert res.vector.values[1].tolist() == [1.0, 1.0, 0.0]
+    lang = rows(Language({"expected": "en"}), text)[0]
+    assert isinstance(lang, Fail)
+
+
+def test_zero_width_padding_does_not_reach_a_target_length() -> None:
+    from rewardhub.sources.basic import Length
+
+    src = Length({"target": 10})
+    assert col(src, "short" + "\u200b" * 5, "ten chars!") == [-0.5, 0.0]

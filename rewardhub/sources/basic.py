@@ -1,4 +1,5 @@
-"""Basic rule sources: ``length`` and ``regex``."""
+"""Basic rule sources: ``length`` and ``regex`` (patterns run by the ``regex`` module under a
+time limit: a completion that makes a pattern hang fails the check)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import RewardSource, Scores
+from rewardhub.source import Abstain, RewardSource, Row, Scores
+from rewardhub.sources._patterns import PatternTimeout, compile_pattern, flag, timed
+from rewardhub.sources._text import strip_invisible
 from rewardhub.types import Sample
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -56,8 +59,8 @@ class Length(RewardSource):
 
     def _lengths(self, texts: list[str]) -> list[int]:
         unit = self.config.unit
-        if unit == "chars":
-            return [len(t) for t in texts]
+        if unit == "chars":  # what shows: zero-width padding does not reach a target length
+            return [len(strip_invisible(t)) for t in texts]
         if unit == "words":
             return [len(t.split()) for t in texts]
         if self.config.tokenizer:
@@ -80,15 +83,6 @@ class Length(RewardSource):
         return state
 
 
-_FLAGS = {
-    "IGNORECASE": re.IGNORECASE,
-    "MULTILINE": re.MULTILINE,
-    "DOTALL": re.DOTALL,
-    "VERBOSE": re.VERBOSE,
-    "ASCII": re.ASCII,
-}
-
-
 class RegexPattern(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pattern: str
@@ -101,17 +95,15 @@ class RegexPattern(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {v!r}: {exc}") from None
+        compile_pattern(v)
         return v
 
-    def compiled(self) -> re.Pattern[str]:
+    def compiled(self) -> Any:
+        """The pattern compiled by ``regex`` (matches run under a time limit)."""
         flags = 0
         for f in self.flags:
-            flags |= _FLAGS[f]
-        return re.compile(self.pattern, flags)
+            flags |= flag(f)
+        return compile_pattern(self.pattern, flags)
 
 
 class RegexConfig(BaseModel):
@@ -155,6 +147,7 @@ class Regex(RewardSource):
                 getattr(p.compiled(), p.mode),
                 p.must_match,
                 p.field == "prompt",
+                p.pattern,
             )
             for p in self.config.patterns
         ]
@@ -164,17 +157,20 @@ class Regex(RewardSource):
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
         return tuple(dict.fromkeys(p.objective for p in config.patterns))
 
-    def score(self, samples: list[Sample]) -> Scores:
+    def _row(self, s: Sample) -> Row:
         counts = self._counts
-        out = []
-        for s in samples:
-            row = [0.0] * len(counts)
-            for j, test, must, on_prompt in self._rules:
-                text = s.prompt_text if on_prompt else s.completion
-                if (test(text) is not None) == must:
+        row = [0.0] * len(counts)
+        for j, test, must, on_prompt, pattern in self._rules:
+            text = s.prompt_text if on_prompt else s.completion
+            try:
+                if (timed(test, text, pattern) is not None) == must:
                     row[j] += 1.0
-            out.append([v / c for v, c in zip(row, counts)])
-        return out
+            except PatternTimeout as exc:  # a completion that makes it hang never passes
+                return Abstain(exc.reason) if on_prompt else exc.row()
+        return [v / c for v, c in zip(row, counts)]
+
+    def score(self, samples: list[Sample]) -> Scores:
+        return [self._row(s) for s in samples]
 
 
 @hookimpl

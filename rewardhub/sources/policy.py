@@ -3,20 +3,23 @@
 Both see the same input document per sample: ``prompt`` (the prompt as text), ``messages``
 (the chat messages, or an empty list), ``completion``, ``metadata`` and ``reference``.
 Lone surrogates (text that was not valid UTF-8) are replaced by U+FFFD before evaluation.
-An evaluation error abstains on the sample's whole row (NaN) with the error as the reason;
-a policy that loads badly is a :class:`SourceError` naming the file, line and message.
+
+The engines run in worker processes (:mod:`rewardhub.sources._policy_worker`): policies are
+loaded and checked there (a policy that loads badly is a :class:`SourceError` naming the file,
+line and message; one that crashes the engine is a SourceError too), and each sample is
+evaluated there under ``eval_timeout_s``. Outcomes per sample: an evaluation error abstains
+(NaN with the error); a worker that dies abstains ("worker died (signal SIGSEGV)") and only
+that sample is lost; an evaluation that runs past its limit, or makes the engine panic, or a
+completion over ``max_chars``, fails the check (the input caused it).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import queue
 import re
-import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,9 +29,10 @@ from rewardhub._optional import require
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import Abstain, RewardSource, Row, Scores
+from rewardhub.source import Abstain, Fail, RewardSource, Row, Scores, current_deadline
 from rewardhub.spec import base_dir
 from rewardhub.types import Sample
+from rewardhub.workers import NOT_STARTED, TIMEOUT, Failure, WorkerPool, shared_pool
 
 # -- the input document --------------------------------------------------------------------
 
@@ -67,26 +71,107 @@ def input_document(sample: Sample) -> dict[str, Any]:
     }
 
 
-def _too_long(sample: Sample, max_chars: int | None) -> Abstain | None:
+def _too_long(sample: Sample, max_chars: int | None) -> Fail | None:
+    """A completion too long to evaluate fails the check: growing a completion must never be
+    a way around a policy."""
     if max_chars is not None and len(sample.completion) > max_chars:
-        return Abstain(
+        return Fail(
             f"completion has {len(sample.completion)} characters, over max_chars={max_chars}; "
             "raise max_chars to evaluate it"
         )
     return None
 
 
-# -- rego ----------------------------------------------------------------------------------
+# -- the worker processes ------------------------------------------------------------------
 
-#: builtins a reward policy may not call: I/O, and values that change from run to run
-#: (rewards must be reproducible and cacheable)
-FORBIDDEN_BUILTINS = {
-    "http.send": "policies cannot do I/O",
-    "opa.runtime": "policies cannot read the environment",
-    "time.now_ns": "rewards must be reproducible (no clock)",
-    "rand.intn": "rewards must be reproducible (no randomness)",
-    "uuid.rfc4122": "rewards must be reproducible (no random ids)",
-}
+WORKER_MODULE = "rewardhub.sources._policy_worker"
+#: the longest loading and checking the policies may take in a fresh worker
+CHECK_TIMEOUT_S = 60.0
+
+
+class _PolicyWorkers:
+    """What the rego and cel sources share: their engine runs in worker processes
+    (:mod:`rewardhub.sources._policy_worker`), where a crash loses one worker, not the run,
+    and an evaluation that hangs is killed at its time limit."""
+
+    config: Any
+    _pool: WorkerPool | None
+    _release: Any = None  # a weakref.finalize calling the pool's release(keep)
+    _name: str
+
+    def _init(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _workers(self) -> WorkerPool:
+        if self._pool is None:  # shared with identical sources (see workers.shared_pool)
+            self._pool, release = shared_pool(WORKER_MODULE, self.config.workers, self._init())
+            self._release = weakref.finalize(self, release, True)  # a source never closed too
+        return self._pool
+
+    def _check(self, paths: list[str]) -> None:
+        """Load and check the policies in a worker: a SourceError if they are unusable."""
+        try:
+            (answer,) = self._workers().map([{"op": "check", "paths": paths}], CHECK_TIMEOUT_S)
+        except Exception:
+            self.close(keep=False)
+            raise
+        if isinstance(answer, Failure):
+            self.close(keep=False)
+            why = (
+                f"did not finish in {CHECK_TIMEOUT_S:g}s"
+                if answer.reason == TIMEOUT
+                else f"crashed the policy engine: {answer.reason}"
+            )
+            raise SourceError(f"{self._name}: loading and checking the policies {why}")
+        if "error" in answer:
+            self.close(keep=False)
+            raise SourceError(answer["error"])
+
+    def _evaluate(self, docs: list[dict[str, Any]]) -> list[dict[str, Any] | Row]:
+        """Each document's answer from a worker, or the row of one that got none: a time-out
+        fails the check (the input made the engine hang), a dead worker abstains."""
+        limit = self.config.eval_timeout_s
+        answers = self._workers().map(
+            [{"op": "eval", "input": d} for d in docs], limit, deadline=current_deadline()
+        )
+        out: list[dict[str, Any] | Row] = []
+        for answer in answers:
+            if not isinstance(answer, Failure):
+                out.append(
+                    Abstain(f"{self._name}: {answer['error']}") if "error" in answer else answer
+                )
+            elif answer.reason == TIMEOUT:
+                out.append(Fail(f"{self._name}: evaluation ran past its time limit ({limit:g}s)"))
+            elif answer.reason == NOT_STARTED:
+                out.append(Abstain(f"{self._name}: not evaluated: the batch's {NOT_STARTED}"))
+            else:
+                out.append(Abstain(f"{self._name}: {answer.reason}"))
+        return out
+
+    def _score(self, samples: list[Sample], row: Callable[[dict[str, Any]], Row]) -> list[Row]:
+        """Rows of the samples: too long ones fail unevaluated, the others go to the workers."""
+        out: list[Row] = [_too_long(s, self.config.max_chars) for s in samples]
+        todo = [i for i, r in enumerate(out) if r is None]
+        if todo:
+            answers = self._evaluate([input_document(samples[i]) for i in todo])
+            for i, answer in zip(todo, answers):
+                out[i] = row(answer) if isinstance(answer, dict) else answer
+        return out
+
+    def close(self, keep: bool = True) -> None:
+        """Let go of the workers (kept warm for an identical source unless ``keep`` is false)."""
+        release, self._release, self._pool = self._release, None, None
+        detached = release.detach() if release is not None else None
+        if detached is not None:  # (source, release, args, kwargs)
+            detached[1](keep)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_pool"] = state["_release"] = None  # each process starts its own workers
+        return state
+
+
+# -- rego ----------------------------------------------------------------------------------
 
 DEFAULT_WEIGHTS = {"low": 0.25, "medium": 0.5, "high": 1.0, "critical": 2.0}
 
@@ -147,7 +232,17 @@ class RegoConfig(BaseModel):
     data_files: list[str] = Field(default_factory=list, description="JSON files merged into data")
     rego_v0: bool = Field(False, description="parse policies as Rego v0 (default: v1)")
     max_chars: int | None = Field(
-        1_000_000, ge=1, description="longer completions abstain instead of being evaluated"
+        1_000_000, ge=1, description="longer completions fail the check without being evaluated"
+    )
+    workers: int = Field(
+        2, ge=1, le=64, description="worker processes evaluating the policies (see docs/specs.md)"
+    )
+    eval_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="the longest one sample's evaluation may run; one that runs longer is "
+        "killed and fails the check (the input made the engine hang)",
     )
 
     @model_validator(mode="after")
@@ -157,62 +252,6 @@ class RegoConfig(BaseModel):
         if dupes:
             raise ValueError(f"two rules map to the same objective {dupes}; set 'objective'")
         return self
-
-
-def _rego_message(exc: BaseException) -> str:
-    """regorus's error text without the Rust backtrace: 'file:line:col: message'."""
-    text = str(exc).split("Stack backtrace:", 1)[0].strip()
-    where = re.search(r"-->\s*(\S+?):(\d+):(\d+)", text)
-    msg = re.search(r"^error:\s*(.*)$", text, re.MULTILINE)
-    if where and msg:
-        return f"{where.group(1)}:{where.group(2)}:{where.group(3)}: {msg.group(1).strip()}"
-    return " ".join(text.split()) or type(exc).__name__
-
-
-def _ref_name(node: Any) -> str | None:
-    """'http.send' from the AST of a call's function reference."""
-    if not isinstance(node, dict):
-        return None
-    if "Var" in node:
-        value = node["Var"].get("value")
-        return value if isinstance(value, str) else None
-    if "RefDot" in node:
-        inner = _ref_name(node["RefDot"].get("refr"))
-        field = node["RefDot"].get("field")
-        if inner is not None and isinstance(field, list) and field and isinstance(field[-1], str):
-            return f"{inner}.{field[-1]}"
-    return None
-
-
-def _calls(node: Any, found: list[tuple[str, dict[str, Any]]]) -> None:
-    if isinstance(node, dict):
-        call = node.get("Call")
-        if isinstance(call, dict):
-            name = _ref_name(call.get("fcn"))
-            if name is not None:
-                found.append((name, call.get("span") or {}))
-        for v in node.values():
-            _calls(v, found)
-    elif isinstance(node, list):
-        for v in node:
-            _calls(v, found)
-
-
-def _check_builtins(engine: Any) -> None:
-    try:
-        modules = json.loads(engine.get_ast_as_json())
-    except Exception:  # no AST export in this regorus version: nothing to check here
-        return
-    for module in modules:
-        calls: list[tuple[str, dict[str, Any]]] = []
-        _calls(module.get("ast"), calls)
-        for name, span in calls:
-            if name in FORBIDDEN_BUILTINS:
-                file = (module.get("source") or {}).get("file", "?")
-                raise SourceError(
-                    f"rego: {file}:{span.get('line', '?')}:{span.get('col', '?')}: "
-                    f"{name} is not allowed: {FORBIDDEN_BUILTINS[name]}"
-                )
 
 
 def _policy_files(entries: list[str], base: Path | None) -> list[Path]:
@@ -231,56 +270,6 @@ def _policy_files(entries: list[str], base: Path | None) -> list[Path]:
         else:
             raise SourceError(f"rego: policy {entry!r} does not exist (looked for {str(p)!r})")
     return files
-
-
-def _detached(exc: BaseException) -> BaseException:
-    """``exc`` without its traceback and chained exceptions.
-
-    Their frames hold the engine; an exception that carried them to another thread would make
-    that thread drop the engine, which regorus refuses ("Engine is unsendable").
-    """
-    exc.__context__ = None
-    exc.__cause__ = None
-    return exc.with_traceback(None)
-
-
-class _Worker:
-    """One thread that owns a regorus engine (engines must stay on the thread that made them)."""
-
-    def __init__(self, build: Callable[[], Any]) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        thread = threading.Thread(
-            target=_Worker._run, args=(build, self._queue), name="rewardhub-rego", daemon=True
-        )
-        thread.start()
-
-    @staticmethod
-    def _run(
-        build: Callable[[], Any],
-        jobs: queue.SimpleQueue[tuple[Callable[[Any], Any], Future[Any]] | None],
-    ) -> None:
-        engine = None
-        while (job := jobs.get()) is not None:
-            fn, fut = job
-            if fut.set_running_or_notify_cancel():
-                try:
-                    if engine is None:
-                        engine = build()
-                    fut.set_result(fn(engine))
-                except BaseException as exc:
-                    fut.set_exception(_detached(exc))
-            del job, fn, fut
-        del engine  # dropped here, on the thread that made it
-
-    def call(self, fn: Callable[[Any], Any]) -> Any:
-        fut: Future[Any] = Future()
-        self._queue.put((fn, fut))
-        return fut.result()
-
-    def stop(self) -> None:
-        self._queue.put(None)
 
 
 _EVAL_PACKAGE = "rewardhub_eval"
@@ -373,17 +362,18 @@ def _kind_of(value: Any) -> str:
     return names.get(type(value)) or f"{value!r:.80}"
 
 
-class Rego(RewardSource):
+class Rego(_PolicyWorkers, RewardSource):
     """Rego policies (OPA's language, run by regorus): each rule maps to an objective."""
 
     type = "rego"
     Config = RegoConfig
     version = "1"
+    _name = "rego"
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         c = self.config
-        self._regorus = require("regorus", "policy", "the rego source")
+        require("regorus", "policy", "the rego source")
         base = base_dir.get()
         files = _policy_files(c.policies, base)
         self._policies: list[tuple[str, str]] = []
@@ -408,131 +398,45 @@ class Rego(RewardSource):
         if package is not None and not package.startswith("data."):
             package = f"data.{package}"
         self._rules = [_RegoRule(r, package) for r in c.rules]
-        self._validate()
-        self._worker: _Worker | None = None
-        self._lock = threading.Lock()
+        self._pool = None
+        # syntax, forbidden builtins and rule paths, checked in a worker that stays up for
+        # scoring: a policy that crashes regorus while loading is a clear error, not a segfault
+        self._check([r.path for r in self._rules])
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
         return tuple(r.objective or r.rule.rsplit(".", 1)[-1] for r in config.rules)
 
-    # -- engines -----------------------------------------------------------------------------
+    def _init(self) -> dict[str, Any]:
+        return {
+            "kind": "rego",
+            "policies": self._policies,
+            "data": self._data,
+            "v0": self.config.rego_v0,
+            "collector": _collector([r.path for r in self._rules]),
+            "result": _RESULT,
+        }
 
-    def _builder(self) -> Callable[[], Any]:
-        """A function that builds a loaded engine (it holds no reference to the source)."""
-        regorus, policies, data, v0 = self._regorus, self._policies, self._data, self.config.rego_v0
-        collector = _collector([r.path for r in self._rules])
-
-        def build() -> Any:
-            engine = regorus.Engine()
-            if v0:
-                engine.set_rego_v0(True)
-            for name, text in policies:
-                try:
-                    engine.add_policy(name, text)
-                except RuntimeError as exc:
-                    raise SourceError(f"rego: syntax error in {_rego_message(exc)}") from None
-            engine.add_policy(f"{_EVAL_PACKAGE}.rego", collector)
-            for doc in data:
-                try:
-                    engine.add_data(doc)
-                except RuntimeError as exc:
-                    raise SourceError(f"rego: bad data: {_rego_message(exc)}") from None
-            return engine
-
-        return build
-
-    def _validate(self) -> None:
-        """Load the policies once, on a short-lived worker thread (engines must never meet
-        another thread): syntax errors, forbidden builtins, unknown rules."""
-        worker = _Worker(self._builder())
-        try:
-            worker.call(self._check_rules)
-        finally:
-            worker.stop()
-
-    def _check_rules(self, engine: Any) -> None:
-        _check_builtins(engine)
-        engine.set_input({"prompt": "", "messages": [], "completion": "", "metadata": {}})
-        packages = engine.get_packages()
-        for rule in self._rules:
+    def _row(self, answer: dict[str, Any]) -> Row:
+        if "values" not in answer:  # input_error, eval_error: the engine could not judge
+            if "panic" in answer:
+                return Fail(answer["panic"])
+            return Abstain(answer.get("input_error") or answer.get("eval_error") or str(answer))
+        row: list[float | None] = []
+        problems = []
+        for rule, raw in zip(self._rules, answer["values"]):
             try:
-                engine.eval_rule(rule.path)
-            except RuntimeError as exc:
-                if "not a valid rule path" in str(exc):
-                    raise SourceError(
-                        f"rego: rule {rule.path} is not defined by the policies "
-                        f"(packages: {', '.join(packages) or 'none'})"
-                    ) from None
-            except Exception:  # an error on the empty input is an evaluation matter
-                pass
-
-    def _get_worker(self) -> _Worker:
-        with self._lock:
-            if self._worker is None:
-                worker = _Worker(self._builder())
-                weakref.finalize(self, worker.stop)
-                self._worker = worker
-            return self._worker
-
-    # -- scoring -----------------------------------------------------------------------------
-
-    def _evaluate(self, engine: Any, samples: list[Sample]) -> list[Row]:
-        rules = self._rules
-        max_chars = self.config.max_chars
-        out: list[Row] = []
-        for s in samples:
-            skip = _too_long(s, max_chars)
-            if skip is not None:
-                out.append(skip)
-                continue
-            try:
-                engine.set_input(input_document(s))
-            except Exception as exc:
-                out.append(Abstain(f"input not usable by rego: {_rego_message(exc)}"))
-                continue
-            try:  # one evaluation of every rule: rules they share are computed once
-                values = json.loads(engine.eval_rule_as_json(_RESULT))
-            except RuntimeError as exc:
-                out.append(Abstain(f"rego: evaluation error at {_rego_message(exc)}"))
-                continue
-            row: list[float | None] = []
-            problems = []
-            for rule, raw in zip(rules, values):
-                try:
-                    row.append(rule.value(None if raw == _UNDEFINED else raw))
-                except (ValueError, TypeError) as exc:
-                    problems.append(f"{rule.path}: {exc}")
-            out.append(Abstain("rego: " + "; ".join(problems)) if problems else row)
-        return out
+                row.append(rule.value(None if raw == _UNDEFINED else raw))
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{rule.path}: {exc}")
+        return Abstain("rego: " + "; ".join(problems)) if problems else row
 
     def score(self, samples: list[Sample]) -> Scores:
-        if not samples:
-            return []
-        return self._get_worker().call(lambda engine: self._evaluate(engine, samples))  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        with self._lock:
-            if self._worker is not None:
-                self._worker.stop()
-                self._worker = None
+        return self._score(samples, self._row)
 
     def cache_files(self) -> Sequence[Path]:
         """The policy and data files read at construction (part of the cache key)."""
         return self._files
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_worker", None)
-        state.pop("_lock", None)
-        state.pop("_regorus", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._regorus = require("regorus", "policy", "the rego source")
-        self._worker = None
-        self._lock = threading.Lock()
 
 
 def _display(path: Path, base: Path | None) -> str:
@@ -556,70 +460,59 @@ class CelConfig(BaseModel):
         "reference; a bool gives 1/0, a number itself",
     )
     max_chars: int | None = Field(
-        1_000_000, ge=1, description="longer completions abstain instead of being evaluated"
+        1_000_000, ge=1, description="longer completions fail the check without being evaluated"
+    )
+    workers: int = Field(
+        2, ge=1, le=64, description="worker processes evaluating the policies (see docs/specs.md)"
+    )
+    eval_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="the longest one sample's evaluation may run; one that runs longer is "
+        "killed and fails the check (the input made the engine hang)",
     )
 
 
-class Cel(RewardSource):
+class Cel(_PolicyWorkers, RewardSource):
     """Inline policies as CEL expressions, e.g. ``size(completion) < 2000``."""
 
     type = "cel"
     Config = CelConfig
+    _name = "cel"
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self._programs = self._compile()
+        require("cel", "policy", "the cel source")
+        self._pool = None
+        self._check([])  # compiled in a worker: a parser that panics or crashes is an error here
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
         return tuple(config.expressions)
 
-    def _compile(self) -> list[tuple[str, Any]]:
-        cel = require("cel", "policy", "the cel source")
-        out = []
-        for name, expr in self.config.expressions.items():
-            try:
-                out.append((name, cel.compile(expr)))
-            except Exception as exc:
-                msg = " ".join(str(exc).split())
-                raise SourceError(
-                    f"cel: objective {name!r}: cannot compile {expr!r}: {msg}"
-                ) from None
-        return out
+    def _init(self) -> dict[str, Any]:
+        return {"kind": "cel", "expressions": self.config.expressions}
 
-    def _row(self, s: Sample) -> Row:
-        skip = _too_long(s, self.config.max_chars)
-        if skip is not None:
-            return skip
-        ctx = input_document(s)
+    def _row(self, answer: dict[str, Any]) -> Row:
         row: list[float | None] = []
-        problems = []
-        for name, program in self._programs:
-            try:
-                value = program.execute(ctx)
-            except KeyError as exc:
-                problems.append(f"{name}: no such key {exc}")
-                continue
-            except Exception as exc:
-                problems.append(f"{name}: {type(exc).__name__}: {' '.join(str(exc).split())}")
-                continue
-            if isinstance(value, (bool, int, float)) and math.isfinite(value):
+        problems, panics = [], []
+        for name, (status, value) in zip(self.config.expressions, answer["results"]):
+            if status == "panic":
+                panics.append(value)
+            elif status == "error":
+                problems.append(value)
+            elif isinstance(value, (bool, int, float)) and math.isfinite(value):
                 row.append(float(value))
             else:
-                problems.append(f"{name}: must give a bool or a finite number, got {value!r:.80}")
+                shown = value["other"] if isinstance(value, dict) else repr(value)
+                problems.append(f"{name}: must give a bool or a finite number, got {shown}")
+        if panics:  # the input broke the engine: never better than failing
+            return Fail("cel: " + "; ".join(panics))
         return Abstain("cel: " + "; ".join(problems)) if problems else row
 
     def score(self, samples: list[Sample]) -> Scores:
-        return [self._row(s) for s in samples]
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_programs"]  # compiled programs do not pickle: recompiled on load
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._programs = self._compile()
+        return self._score(samples, self._row)
 
 
 @hookimpl

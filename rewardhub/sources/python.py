@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import RewardSource, Scores, _scalar_or_row
+from rewardhub.source import RewardSource, Scores, score_each
 from rewardhub.spec import base_dir
 from rewardhub.types import Sample
 
@@ -45,33 +45,60 @@ def _fresh(module: Any) -> Any:
 
 
 def load_function(ref: str, relative_to: Path | None = None) -> Callable[..., Any]:
-    """Import ``module:function`` or ``path/to/file.py:function`` (again if its file changed
-    since it was last loaded)."""
+    """Import ``module:function`` or ``path/to/file.py:function``.
+
+    Raises ValueError on a malformed reference or a missing file or function, and
+    :class:`ImportFailed` when importing the module raised (``SystemExit`` included)."""
     target, sep, attr = ref.rpartition(":")
     if not sep or not target or not attr:
         raise ValueError(f"{ref!r} is not 'module:function' or 'path/to/file.py:function'")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_absolute() and relative_to is not None and not path.exists():
-            path = relative_to / path
-        if not path.exists():
-            raise ValueError(f"file {target!r} does not exist (looked in {path.parent.resolve()})")
-        modname = "rewardhub_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-        module = sys.modules.get(modname)
-        digest = _digest(str(path)) or ""
-        if module is None or _loaded.get(str(path.resolve())) != digest:
-            spec = importlib.util.spec_from_file_location(modname, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[modname] = module
-            spec.loader.exec_module(module)
-            _loaded[str(path.resolve())] = digest
-    else:
-        module = _fresh(importlib.import_module(target))
+    try:
+        module = _import(target, relative_to)
+    except (ValueError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        raise ImportFailed(target, exc) from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise ValueError(f"{target!r} has no callable named {attr!r}")
     return fn  # type: ignore[no-any-return]
+
+
+class ImportFailed(Exception):
+    """Importing a user module raised (or exited): the message names the module and why."""
+
+    def __init__(self, module: str, exc: BaseException) -> None:
+        what = (
+            f"called sys.exit({exc.code!r})"
+            if isinstance(exc, SystemExit)
+            else f"raised {type(exc).__name__}: {exc}"
+        )
+        super().__init__(f"importing module {module!r} failed: it {what}")
+
+
+def _import(target: str, relative_to: Path | None) -> Any:
+    if not target.endswith(".py"):
+        return _fresh(importlib.import_module(target))
+    path = Path(target)
+    if not path.is_absolute() and relative_to is not None and not path.exists():
+        path = relative_to / path
+    if not path.exists():
+        raise ValueError(f"file {target!r} does not exist (looked in {path.parent.resolve()})")
+    # named after the path and the content: an edited file is imported afresh
+    ident = hashlib.sha1(str(path.resolve()).encode() + b"\0" + path.read_bytes())
+    modname = "rewardhub_user_" + ident.hexdigest()[:16]
+    module = sys.modules.get(modname)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(modname, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[modname]  # as the import system does: a retry imports afresh
+            raise
+    return module
 
 
 class PythonConfig(BaseModel):
@@ -107,11 +134,8 @@ class Python(RewardSource):
             return load_function(self.config.function, self._base)
         except ValueError as exc:
             raise SourceError(f"python source: function: {exc}") from None
-        except Exception as exc:
-            raise SourceError(
-                f"python source: importing {self.config.function!r} failed: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+        except ImportFailed as exc:
+            raise SourceError(f"python source ({self.config.function!r}): {exc}") from None
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
@@ -127,7 +151,8 @@ class Python(RewardSource):
         kw = self.config.kwargs
         if self.config.batched:
             return self._fn(samples, **kw)  # type: ignore[no-any-return]
-        return [_scalar_or_row(self._fn(s, **kw)) for s in samples]
+        fn = self._fn
+        return score_each(lambda s: fn(s, **kw), samples, len(self.config.objectives))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

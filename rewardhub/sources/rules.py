@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import Abstain, RewardSource, Row, Scores
+from rewardhub.source import Abstain, Fail, RewardSource, Row, Scores
+from rewardhub.sources._patterns import PatternTimeout, compile_pattern, timed
+from rewardhub.sources._text import INVISIBLE, blank, strip_invisible, visible
 from rewardhub.spec import base_dir
 from rewardhub.types import Sample
 
@@ -72,6 +74,71 @@ def _resolve(path: str, base: Path | None) -> Path:
     if not p.is_absolute() and base is not None:
         p = base / p
     return p
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as strict JSON: ``NaN`` and ``Infinity`` (which pass every range check)
+    and duplicate keys (readers disagree on which one counts) are errors (ValueError)."""
+    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+
+
+@functools.lru_cache(maxsize=256)
+def _search(pattern: str) -> Any:
+    return compile_pattern(pattern).search
+
+
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    if validator.is_type(instance, "string") and timed(_search(patrn), instance, patrn) is None:
+        yield ValidationError(f"{instance!r:.80} does not match {patrn!r}")
+
+
+def _pattern_properties(validator: Any, props: dict[str, Any], instance: Any, schema: Any) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for patrn, subschema in props.items():
+        for k, v in instance.items():
+            if timed(_search(patrn), k, patrn) is not None:
+                yield from validator.descend(v, subschema, path=k, schema_path=patrn)
+
+
+def _prechecked(original: Any) -> Any:
+    """A keyword that matches ``patternProperties`` with ``re`` (additionalProperties...):
+    the keys are first matched under the time limit, so a key that hangs fails in time."""
+
+    def keyword(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "object"):
+            for patrn in schema.get("patternProperties", {}):
+                for k in instance:
+                    timed(_search(patrn), k, patrn)
+        yield from original(validator, value, instance, schema)
+
+    return keyword
+
+
+def _with_timed_patterns(cls: Any) -> Any:
+    """``cls`` with the pattern keywords run by ``regex`` under the time limit."""
+    import jsonschema.validators
+
+    keywords: dict[str, Any] = {"pattern": _pattern, "patternProperties": _pattern_properties}
+    for name in ("additionalProperties", "unevaluatedProperties"):
+        if name in cls.VALIDATORS:
+            keywords[name] = _prechecked(cls.VALIDATORS[name])
+    return jsonschema.validators.extend(cls, keywords)  # type: ignore[no-untyped-call]
 
 
 class JsonSchema(RewardSource):
@@ -134,7 +201,7 @@ class JsonSchema(RewardSource):
             where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
             raise SourceError(f"json-schema: malformed schema at {where}: {exc.message}") from None
         checker = cls.FORMAT_CHECKER if self.config.format_checker else None
-        return cls(schema, format_checker=checker)
+        return _with_timed_patterns(cls)(schema, format_checker=checker)
 
     def _extract(self, text: str) -> str | None:
         mode = self.config.extract
@@ -156,9 +223,9 @@ class JsonSchema(RewardSource):
         if body is None:
             return [0.0, 0.0] if with_schema else [0.0]
         try:
-            doc = json.loads(body)
-        except RecursionError:
-            return Abstain("JSON nested too deeply to parse")
+            doc = strict_json(body)
+        except RecursionError:  # the completion's doing: it fails the check
+            return Fail("JSON nested too deeply to parse")
         except ValueError:
             return [0.0, 0.0] if with_schema else [0.0]
         if not with_schema:
@@ -166,7 +233,9 @@ class JsonSchema(RewardSource):
         try:
             error = next(iter(self._validator.iter_errors(doc)), None)  # type: ignore[union-attr]
         except RecursionError:
-            return Abstain("JSON nested too deeply to validate")
+            return Fail("JSON nested too deeply to validate")
+        except PatternTimeout as exc:
+            return exc.row()
         except Exception as exc:  # an unresolvable $ref, a broken pattern...
             return Abstain(f"schema could not be applied: {type(exc).__name__}: {exc}")
         return [1.0, 0.0 if error is not None else 1.0]
@@ -184,6 +253,9 @@ class JsonSchema(RewardSource):
         if self._schema is not None:
             self._validator = self._build_validator()
 
+
+#: the row of a completion that shows nothing: it fails every check of the completion
+_BLANK = Fail("blank completion")
 
 # -- keywords ------------------------------------------------------------------------------
 
@@ -233,6 +305,7 @@ class _Phrase:
     """A phrase matcher: a cheap substring test on its first word, then the regex."""
 
     def __init__(self, phrase: str, case_sensitive: bool, whole_word: bool) -> None:
+        phrase = visible(phrase)
         words = phrase.split() if case_sensitive else phrase.lower().split()
         body = r"\s+".join(re.escape(w) for w in words)
         if whole_word:
@@ -266,8 +339,9 @@ class Keywords(RewardSource):
             out.append(config.forbidden_objective)
         return tuple(out)
 
-    def _row(self, text: str) -> list[float]:
+    def _row(self, text: str) -> Row:
         c = self.config
+        text = visible(text)  # k\u200bill and ｋｉｌｌ are "kill" to a reader
         if not c.case_sensitive:
             text = text.lower()
         row = []
@@ -288,8 +362,10 @@ class Keywords(RewardSource):
         return row
 
     def score(self, samples: list[Sample]) -> Scores:
-        prompt = self.config.field == "prompt"
-        return [self._row(s.prompt_text if prompt else s.completion) for s in samples]
+        if self.config.field == "prompt":
+            return [self._row(s.prompt_text) for s in samples]
+        # a blank completion has no forbidden phrase, and must not earn that
+        return [_BLANK if blank(s.completion) else self._row(s.completion) for s in samples]
 
 
 # -- format --------------------------------------------------------------------------------
@@ -358,16 +434,59 @@ class FormatConfig(BaseModel):
         ]
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
-    out = [r"\s*"]
-    pos = 0
-    for m in _HOLE.finditer(template):
-        out.append(_literal_regex(template[pos : m.start()]))
-        out.append("(?:.*?)" if m.group() == "{*}" else r"(?:\s*\S.*?)")
+_VISIBLE = f"[^\\s{INVISIBLE}]"  # what a ``{+}`` hole requires
+
+
+class _Template:
+    """A template matched in linear time (a regex with several ``.*?`` holes backtracks in
+    O(n^holes) on a completion that almost fits).
+
+    The template is a first literal, then groups of (holes, literal). Holes in a row merge into
+    one that needs as many visible characters as it holds ``{+}``; each literal is then found
+    at its leftmost place after enough visible text, which is optimal because the holes are
+    otherwise unconstrained; the last literal must end the text (up to whitespace).
+    """
+
+    def __init__(self, template: str) -> None:
+        literals = _HOLE.split(template)
+        holes = _HOLE.findall(template)
+        self.first = re.compile(r"\s*" + _literal_regex(literals[0].strip()))
+        self.groups: list[tuple[re.Pattern[str] | None, re.Pattern[str] | None]] = []
+        need = 0
+        for i, hole in enumerate(holes):
+            need += hole == "{+}"
+            lit = literals[i + 1].strip()
+            if not lit and i + 1 < len(holes):
+                continue  # adjacent holes: one hole
+            last = i + 1 == len(holes)
+            visible = re.compile(f"(?:[\\s{INVISIBLE}]*{_VISIBLE}){{{need}}}") if need else None
+            tail = r"\s*\Z" if last else ""
+            self.groups.append((visible, re.compile(_literal_regex(lit) + tail) if lit else None))
+            need = 0
+        self.plain = re.compile(r"\s*" + _literal_regex(literals[0].strip()) + r"\s*")
+
+    def fullmatch(self, text: str) -> bool:
+        if not self.groups:
+            return self.plain.fullmatch(text) is not None
+        m = self.first.match(text)
+        if m is None:
+            return False
         pos = m.end()
-    out.append(_literal_regex(template[pos:]))
-    out.append(r"\s*")
-    return re.compile("".join(out), re.DOTALL)
+        for enough, literal in self.groups:
+            if enough is not None:
+                v = enough.match(text, pos)
+                if v is None:
+                    return False
+                start = v.end()
+            else:
+                start = pos
+            if literal is None:  # the template ends with holes: the rest is theirs
+                return True
+            found = literal.search(text, start)
+            if found is None:
+                return False
+            pos = found.end()
+        return True
 
 
 def _count_upto(pattern: re.Pattern[str], text: str, limit: int) -> int:
@@ -396,7 +515,7 @@ class Format(RewardSource):
         parts = self.config.literal_parts()
         self._parts = [re.compile(_literal_regex(p)) for p in parts]
         self._tags = [re.compile(re.escape(p)) for p in parts if _TAG.fullmatch(p)]
-        self._regex = _template_regex(self.config.effective_template())
+        self._template = _Template(self.config.effective_template())
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
@@ -405,7 +524,7 @@ class Format(RewardSource):
     def _strict(self, text: str) -> float:
         if self.config.single and any(_count_upto(p, text, 2) != 1 for p in self._tags):
             return 0.0
-        return 1.0 if self._regex.fullmatch(text) else 0.0
+        return 1.0 if self._template.fullmatch(text) else 0.0
 
     def _partial(self, text: str) -> float:
         found, pos = 0, 0
@@ -446,17 +565,23 @@ class Repetition(RewardSource):
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
         return (config.objective,)
 
-    def _value(self, text: str) -> float:
+    def fail_values(self) -> tuple[float, ...]:
+        return (-float(self.config.scale),)  # the worst it gives: every n-gram repeated
+
+    def _value(self, text: str) -> Row:
+        if blank(text):  # nothing repeated in nothing: not a free best score
+            return _BLANK
         c = self.config
+        text = visible(text)
         words = _WORD.findall(text.lower() if c.lowercase else text)
         total = len(words) - c.n + 1
         if total <= 1:
-            return 0.0
+            return [0.0]
         repeated = total - len(set(zip(*(words[i:] for i in range(c.n)))))
-        return float(0.0 - c.scale * repeated / total)
+        return [float(0.0 - c.scale * repeated / total)]
 
     def score(self, samples: list[Sample]) -> Scores:
-        return [[self._value(s.completion)] for s in samples]
+        return [self._value(s.completion) for s in samples]
 
 
 # -- language ------------------------------------------------------------------------------
@@ -537,7 +662,9 @@ class Language(RewardSource):
         )
         if not expected:
             return Abstain(f"no expected language: set 'expected' or metadata.{c.metadata_field}")
-        text = s.completion[: c.max_chars].strip()
+        if blank(s.completion):
+            return _BLANK
+        text = strip_invisible(s.completion[: c.max_chars]).strip()
         if len(text) < c.min_chars:
             return Abstain(
                 f"too little text to identify a language ({len(text)} < {c.min_chars} chars)"
