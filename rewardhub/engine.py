@@ -671,9 +671,10 @@ class _LoopThread:
         except RuntimeError:  # closed meanwhile
             return
         if not self.is_current():
-            # a source stuck in the loop thread (inline code that never returns) must not
-            # hang close(): the thread is a daemon and goes with the process
-            self._thread.join(timeout=5)
+            # a source stuck in the loop thread (an inline batch still running, e.g. after
+            # Ctrl-C) must not hang close(): an idle loop stops in milliseconds, and the thread
+            # is a daemon that goes with the process (Ctrl-C must stop a CLI run promptly)
+            self._thread.join(timeout=1)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

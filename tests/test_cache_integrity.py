@@ -51,7 +51,7 @@ big2[2500] = -1.0
         (S(tag=None), S(tag="")),
         (
             rh.Sample(prompt=[{"role": "user", "content": "hi"}], completion="c"),
-            rh.Sample(prompt=[{"role": "user", "content": ("hi",)}], completion="c"),  # type: ignore[dict-item]
+            rh.Sample(prompt=[{"role": "system", "content": "hi"}], completion="c"),
         ),
     ],
 )

@@ -200,14 +200,17 @@ def test_ctrl_c_stops_a_run_of_hanging_patterns_promptly(tmp_path: Path) -> None
     (tmp_path / "spec.yaml").write_text(
         "sources:\n  - type: regex\n    config: {pattern: '(a|aa)+$'}\n"
     )
-    hostile = json.dumps({"prompt": "p", "completion": "a" * 40 + "b"})
-    (tmp_path / "in.jsonl").write_text((hostile + "\n") * 200)  # ~200 CPU seconds of matching
+    # distinct lines (identical ones are scored once): ~200 CPU seconds of matching
+    hostile = [json.dumps({"prompt": "p", "completion": "a" * 40 + f"b{i}"}) for i in range(200)]
+    (tmp_path / "in.jsonl").write_text("\n".join(hostile) + "\n")
     proc = subprocess.Popen(
         [*_rewardhub(), "score", "spec.yaml", "in.jsonl", "-o", "out.jsonl"],
         cwd=tmp_path,
         env=_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # a test run started in the background has SIGINT ignored, and children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         time.sleep(4)  # started, and matching
