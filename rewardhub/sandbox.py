@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rewardhub._sandbox_setup import ARCH, STAGING, seccomp_filter, setup_argv
 from rewardhub.errors import SourceError
 
 __all__ = [
@@ -75,6 +76,8 @@ class Limits:
     """bytes of stdout and of stderr kept; the rest is dropped (``*_truncated``)"""
     output_kill_bytes: int = 8 * _MB
     """total bytes written to stdout + stderr after which the sandbox is killed"""
+    files: int = 4096
+    """files and directories the private /tmp may hold (its inodes; bubblewrap only)"""
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,7 @@ class Sandbox:
         self.bwrap = (bwrap if bwrap is not None else bwrap_path()) or None
         self.prlimit = shutil.which("prlimit", path="/usr/bin:/bin:/usr/sbin:/sbin")
         self.setpriv = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
+        self.perl = shutil.which("perl", path="/usr/bin:/bin")
         if self.bwrap is None and not allow_unsandboxed:
             raise SandboxUnavailable(
                 "bubblewrap (bwrap) is not installed, so untrusted code cannot be sandboxed. "
@@ -301,7 +305,12 @@ class Sandbox:
         return [self.python, "-I", "-S", "-c", shim]
 
     def _bwrap_argv(
-        self, lim: Limits, fds: list[tuple[int, str]], status_fd: int, report_fd: int | None
+        self,
+        lim: Limits,
+        fds: list[tuple[int, str]],
+        status_fd: int,
+        report_fd: int | None,
+        seccomp_fd: int | None,
     ) -> list[str]:
         assert self.bwrap is not None
         args = [
@@ -312,6 +321,7 @@ class Sandbox:
             "--disable-userns",
             "--die-with-parent",
             "--new-session",
+            "--as-pid-1",  # no unlimited bwrap init beside the program (see the module doc)
             "--uid", str(NOBODY),
             "--gid", str(NOBODY),
             "--hostname", "sandbox",
@@ -345,12 +355,19 @@ class Sandbox:
             "--dev-bind", "/dev/urandom", "/dev/urandom",
             "--symlink", "/proc/self/fd", "/dev/fd",
             "--remount-ro", "/dev",
-            "--size", str(lim.tmpfs_mb * _MB), "--tmpfs", "/tmp",
-            "--dir", WORKDIR,
         ]  # fmt: skip
+        if ARCH is None:  # no setup step: bwrap's /tmp, bounded in bytes only
+            args += ["--size", str(lim.tmpfs_mb * _MB), "--tmpfs", "/tmp", "--dir", WORKDIR]
+        else:  # the setup step mounts it
+            args += ["--dir", "/tmp"]
         for fd, name in fds:
-            args += ["--ro-bind-data", str(fd), f"{WORKDIR}/{name}"]
-        args += ["--remount-ro", "/", "--chdir", WORKDIR]
+            where = WORKDIR if ARCH is None else STAGING
+            args += ["--ro-bind-data", str(fd), f"{where}/{name}"]
+        args += ["--remount-ro", "/", "--chdir", WORKDIR if ARCH is None else "/"]
+        if ARCH is not None:  # only the setup step has it: it clears it before the program
+            args += ["--cap-add", "CAP_SYS_ADMIN"]
+        if seccomp_fd is not None:
+            args += ["--seccomp", str(seccomp_fd)]
         return args
 
     def _run_bwrap(self, job: _Job) -> RunResult:
@@ -358,21 +375,23 @@ class Sandbox:
         status_r, status_w = os.pipe()
         report_r, report_w = os.pipe() if job.report else (None, None)
         handed = False
+        seccomp_fd: int | None = None
         try:
             for name, content in job.files.items():
-                fd = os.memfd_create("rewardhub-sandbox-file")
-                fds.append((fd, name))
                 data = (
                     content.encode("utf-8", "surrogateescape")
                     if isinstance(content, str)
                     else content
                 )
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.lseek(fd, 0, os.SEEK_SET)
+                fds.append((_memfd(data), name))
+            setup: list[str] = []
+            if ARCH is not None:
+                seccomp_fd = _memfd(seccomp_filter(ARCH))
+                lim = job.limits
+                setup = setup_argv(ARCH, self.perl, self.python, lim.tmpfs_mb * _MB, lim.files)
             cmd = [
-                *self._bwrap_argv(job.limits, fds, status_w, report_w),
+                *self._bwrap_argv(job.limits, fds, status_w, report_w, seccomp_fd),
+                *setup,
                 *self._rlimit_argv(job.limits),
                 *job.argv,
             ]
@@ -386,14 +405,17 @@ class Sandbox:
             inherit = [status_w, *(fd for fd, _ in fds)]
             if report_w is not None:
                 inherit.append(report_w)
+            if seccomp_fd is not None:
+                inherit.append(seccomp_fd)
             handed = True  # from here _spawn_and_wait closes the write ends
+            # env={}: bwrap's own environment is visible in /proc inside; no host secret in it
             return self._spawn_and_wait(
-                cmd, job, pass_fds=inherit, cwd=None, env=None,
+                cmd, job, pass_fds=inherit, cwd=None, env={},
                 pipes=[(status_r, status_w, 1 << 16), (report_r, report_w, 1 << 16)], **drop,
             )  # fmt: skip
         finally:
             ends = (status_r, report_r) if handed else (status_r, status_w, report_r, report_w)
-            for fd in (*ends, *(fd for fd, _ in fds)):
+            for fd in (*ends, *(fd for fd, _ in fds), seccomp_fd):
                 if fd is not None:
                     os.close(fd)
 
@@ -541,6 +563,16 @@ class _Job:
     limits: Limits
     stdin: bytes
     report: bool
+
+
+def _memfd(data: bytes) -> int:
+    """An anonymous file holding ``data``, positioned at its start (bwrap reads it)."""
+    fd = os.memfd_create("rewardhub-sandbox-file")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _cpu_bound(duration: float, lim: Limits) -> bool:

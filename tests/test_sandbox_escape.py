@@ -161,7 +161,8 @@ print("uid:", os.getuid(), os.getgid(), "env:", sorted(os.environ))
     _contained(res)
     assert "host secret" not in res.stdout
     assert "READ" not in res.stdout.replace("READ /proc/1/environ", ""), res.stdout
-    assert "root: ['bin', 'dev', 'lib', 'lib64', 'proc', 'sbin', 'tmp', 'usr']" in res.stdout
+    listing = "['.rewardhub-files', 'bin', 'dev', 'lib', 'lib64', 'proc', 'sbin', 'tmp', 'usr']"
+    assert f"root: {listing}" in res.stdout
     assert "uid: 65534 65534" in res.stdout
 
 
@@ -365,3 +366,129 @@ def test_attacks_as_code_exec_completions(host: dict) -> None:  # type: ignore[t
     finally:
         src.close()
     assert [r[0] for r in rows] == [0.0] * len(attacks)  # type: ignore[index]
+
+
+# -- host secrets, other processes, the sandbox's init, file counts --------------------------
+
+
+def test_no_host_secret_in_any_environment(
+    sandbox: Sandbox,
+    host: dict,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[type-arg]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-host-secret-4411")
+    monkeypatch.setenv("REWARDHUB_TOKEN", "rh-host-secret-4411")
+    code = """
+import os
+seen = []
+for pid in [p for p in os.listdir("/proc") if p.isdigit()] + ["self", "1"]:
+    try:
+        seen.append(open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace"))
+    except OSError as e:
+        print("denied", pid, type(e).__name__)
+print("ENV", seen, dict(os.environ))
+"""
+    res = sandbox.run_python(code)
+    _contained(res)
+    assert "ENV" in res.stdout and "host-secret-4411" not in res.stdout + res.stderr
+
+
+def test_every_process_is_limited_and_pid_1_is_the_program(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    """No unlimited init to hijack: pid 1 is the program itself, under the rlimits."""
+    code = """
+import os
+print("comm", open("/proc/1/comm").read().strip(), os.getpid())
+for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+    lim = [l for l in open(f"/proc/{pid}/limits").read().splitlines() if "address space" in l]
+    print("limit", pid, lim[0].split()[-3])
+"""
+    res = sandbox.run_python(code, limits=Limits(wall_s=5.0, memory_mb=300))
+    _contained(res)
+    assert "comm python3 1" in res.stdout or "comm python 1" in res.stdout, res.stdout
+    limits = [line.split()[-1] for line in res.stdout.splitlines() if line.startswith("limit")]
+    assert limits and set(limits) == {str(300 * 1024 * 1024)}, res.stdout
+
+
+def test_ptrace_and_cross_process_memory_are_denied(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    """ptrace, process_vm_readv/writev, pidfd_getfd fail with EPERM (seccomp), whatever the
+    target; a non-dumpable process's /proc files are closed to its own children."""
+    from rewardhub._sandbox_setup import ARCH
+
+    if ARCH is None:
+        pytest.skip("no seccomp filter on this architecture")
+    code = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0, as the code-exec drivers do
+os.environ["SECRET_IN_PARENT"] = "parent-secret-77"
+secret = ctypes.create_string_buffer(b"parent-memory-77")
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    ppid = os.getppid()
+    for target in (1, ppid, os.getpid()):
+        print("ptrace", target, libc.ptrace(16, target, 0, 0), ctypes.get_errno())  # ATTACH
+    print("seize", libc.ptrace(0x4206, ppid, 0, 0), ctypes.get_errno())
+    print("traceme", libc.ptrace(0, 0, 0, 0), ctypes.get_errno())
+    class iovec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    buf = ctypes.create_string_buffer(64)
+    local = iovec(ctypes.addressof(buf), 16)
+    remote = iovec(ctypes.addressof(secret), 16)
+    n = libc.syscall(VM_READV, ppid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    print("vm_readv", n, ctypes.get_errno(), buf.raw[:16])
+    for what in ("environ", "mem", "fd/0"):
+        try:
+            f = open(f"/proc/{ppid}/{what}", "rb")
+            if what == "mem":
+                f.seek(ctypes.addressof(secret))
+            print("OPENED", what, f.read(64))
+        except OSError as e:
+            print("denied", what, e.errno)
+    sys.stdout.flush()
+    os._exit(0)
+os.close(r)
+os.waitpid(pid, 0)
+"""
+    res = sandbox.run_python(code.replace("VM_READV", str(ARCH.denied[1])))
+    _contained(res)
+    out = res.stdout
+    assert out.count(" -1 1") >= 5 and "vm_readv -1 1" in out, out  # EPERM everywhere
+    assert "OPENED" not in out and "-77" not in out, out
+    assert out.count("denied") == 3, out
+
+
+def test_file_count_flood_is_bounded(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = """
+import os
+n = 0
+try:
+    for n in range(400_000):
+        open(f"f{n}", "w").close()
+    print("MADE ALL")
+except OSError as e:
+    print("stopped", n, e.errno)
+"""
+    res = sandbox.run_python(code, limits=Limits(wall_s=10.0, files=1000))
+    _contained(res)
+    assert "MADE ALL" not in res.stdout, res.stdout
+    made = int(res.stdout.split()[1])
+    assert 900 <= made < 1000 and res.stdout.split()[2] == "28", res.stdout  # ENOSPC
+
+
+def test_seccomp_filter_program() -> None:
+    """The hand-assembled BPF: each instruction is 8 bytes, jumps land inside the program."""
+    import struct
+
+    from rewardhub._sandbox_setup import _ARCHES, seccomp_filter
+
+    for arch in _ARCHES.values():
+        prog = seccomp_filter(arch)
+        ins = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
+        assert len(prog) % 8 == 0 and ins[-1][3] == 0x80000000 and ins[-3][3] == 0x7FFF0000
+        for i, (code, jt, jf, _) in enumerate(ins):
+            if code & 0x07 == 0x05:  # a jump
+                assert i + 1 + max(jt, jf) < len(ins)
+        denied = [k for code, jt, _, k in ins if code == 0x15 and jt > 0]
+        assert set(denied) == set(arch.denied)
