@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -91,7 +92,8 @@ class RunResult:
     timed_out: bool = False
     """the wall-clock limit was reached (``killed_by_limit == "wall"``)"""
     killed_by_limit: str | None = None
-    """"wall", "cpu" or "output" when a limit killed the program, else None"""
+    """"wall", "cpu" or "output" when a limit killed the program, "stopped" when the caller's
+    ``stop_fd`` did, else None"""
     signal: int | None = None
     """the signal that ended the program, when one did (exit status 128 + n in bwrap)"""
     stdout_truncated: bool = False
@@ -241,19 +243,25 @@ class Sandbox:
         limits: Limits | None = None,
         stdin: bytes = b"",
         report: bool = False,
+        pass_fds: Sequence[int] = (),
+        stop_fd: int | None = None,
     ) -> RunResult:
         """Run ``argv`` with ``files`` (names relative to the working directory) in place.
 
         ``stdin`` is what the program reads on its standard input (then end of file). With
         ``report=True`` the environment variable ``REWARDHUB_REPORT_FD`` names a descriptor
         whose contents come back in ``RunResult.report`` (a channel apart from stdout).
+        ``pass_fds`` are descriptors (pipe ends) the program gets under the same numbers;
+        they are handed over: this call closes them once the program has started. When
+        ``stop_fd`` (owned by the caller) becomes readable, the sandbox is killed
+        (``killed_by_limit == "stopped"``): another thread's way to end a run early.
         """
         lim = limits or self.limits
         files = dict(files or {})
         for name in files:
             if name.startswith("/") or ".." in Path(name).parts or not name:
                 raise ValueError(f"file name {name!r} must be relative, without '..'")
-        job = _Job(list(argv), files, lim, stdin, report)
+        job = _Job(list(argv), files, lim, stdin, report, tuple(pass_fds), stop_fd)
         if self.sandboxed:
             return self._run_bwrap(job)
         return self._run_plain(job)
@@ -266,6 +274,8 @@ class Sandbox:
         limits: Limits | None = None,
         stdin: bytes = b"",
         report: bool = False,
+        pass_fds: Sequence[int] = (),
+        stop_fd: int | None = None,
     ) -> RunResult:
         """Run Python ``source`` as ``main.py`` (``files`` are put beside it)."""
         return self.run(
@@ -274,6 +284,8 @@ class Sandbox:
             limits=limits,
             stdin=stdin,
             report=report,
+            pass_fds=pass_fds,
+            stop_fd=stop_fd,
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -402,7 +414,7 @@ class Sandbox:
                            "--clear-groups", "--", *cmd]  # fmt: skip
                 else:
                     drop = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
-            inherit = [status_w, *(fd for fd, _ in fds)]
+            inherit = [status_w, *(fd for fd, _ in fds), *job.pass_fds]
             if report_w is not None:
                 inherit.append(report_w)
             if seccomp_fd is not None:
@@ -414,13 +426,17 @@ class Sandbox:
                 pipes=[(status_r, status_w, 1 << 16), (report_r, report_w, 1 << 16)], **drop,
             )  # fmt: skip
         finally:
-            ends = (status_r, report_r) if handed else (status_r, status_w, report_r, report_w)
+            ends: tuple[int | None, ...] = (status_r, report_r)
+            if not handed:
+                ends += (status_w, report_w)
+                ends += job.pass_fds
             for fd in (*ends, *(fd for fd, _ in fds), seccomp_fd):
                 if fd is not None:
                     os.close(fd)
 
     def _run_plain(self, job: _Job) -> RunResult:
         report_r, report_w = os.pipe() if job.report else (None, None)
+        handed = False
         try:
             with tempfile.TemporaryDirectory(prefix="rewardhub-unsandboxed-") as work:
                 for name, content in job.files.items():
@@ -434,14 +450,18 @@ class Sandbox:
                        "PYTHONUTF8": "1", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
                 if report_w is not None:
                     env["REWARDHUB_REPORT_FD"] = str(report_w)
+                handed = True
                 return self._spawn_and_wait(
                     [*self._rlimit_argv(job.limits), *job.argv], job,
-                    pass_fds=[] if report_w is None else [report_w], cwd=work, env=env,
+                    pass_fds=[*job.pass_fds, *([] if report_w is None else [report_w])],
+                    cwd=work, env=env,
                     pipes=[(None, None, 0), (report_r, report_w, 1 << 16)],
                 )  # fmt: skip
         finally:
-            if report_r is not None:
-                os.close(report_r)
+            ends = (report_r,) if handed else (report_r, report_w, *job.pass_fds)
+            for fd in ends:
+                if fd is not None:
+                    os.close(fd)
 
     def _spawn_and_wait(
         self,
@@ -483,6 +503,9 @@ class Sandbox:
             for fd in (status_w, report_w):
                 if fd is not None:
                     os.close(fd)
+            for fd in job.pass_fds:  # handed over: the program holds them now
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         status_buf, report_buf = _Stream(1 << 16), _Stream(report_cap)
         out, err = _Stream(lim.output_bytes), _Stream(lim.output_bytes)
         if proc.stdin is not None:
@@ -499,12 +522,17 @@ class Sandbox:
             for fd, buf in ((status_r, status_buf), (report_r, report_buf)):
                 if fd is not None:
                     sel.register(fd, selectors.EVENT_READ, buf)
-            while sel.get_map() and killed is None:
+            if job.stop_fd is not None:
+                sel.register(job.stop_fd, selectors.EVENT_READ, None)
+            while len(sel.get_map()) > (job.stop_fd is not None) and killed is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     killed = "wall"
                     break
                 for key, _ in sel.select(left):
+                    if key.data is None:  # stop_fd
+                        killed = "stopped"
+                        break
                     chunk = os.read(key.fd, 65536)
                     if not chunk:
                         sel.unregister(key.fileobj)
@@ -515,11 +543,16 @@ class Sandbox:
                         if total > lim.output_kill_bytes:
                             killed = "output"
                             break
-        if killed is None:
+        while killed is None:  # its output is closed; wait for the end (or the stop)
+            step = max(deadline - time.monotonic(), 0.0)
             try:
-                proc.wait(max(deadline - time.monotonic(), 0.0))
+                proc.wait(step if job.stop_fd is None else min(step, 0.02))
+                break
             except subprocess.TimeoutExpired:
-                killed = "wall"
+                if time.monotonic() >= deadline:
+                    killed = "wall"
+                elif job.stop_fd is not None and select.select([job.stop_fd], [], [], 0)[0]:
+                    killed = "stopped"
         if killed is not None:
             _kill_group(proc)
         proc.wait()
@@ -534,7 +567,7 @@ class Sandbox:
             sig = code - 128
         if killed is None and sig in (signal.SIGXCPU, signal.SIGKILL) and _cpu_bound(duration, lim):
             killed = "cpu"
-        if killed in ("wall", "output"):
+        if killed in ("wall", "output", "stopped"):
             code, sig = None, None
         error = None
         if status_r is not None and killed is None and b"child-pid" not in status_buf.buf:
@@ -563,6 +596,8 @@ class _Job:
     limits: Limits
     stdin: bytes
     report: bool
+    pass_fds: tuple[int, ...] = ()
+    stop_fd: int | None = None
 
 
 def _memfd(data: bytes) -> int:

@@ -88,7 +88,7 @@ def test_humaneval_non_terminating_solutions_score_zero() -> None:
         rows = score(src, [he_sample(p, loop) for p in problems])
     finally:
         src.close()
-    assert rows == [[0.0]] * len(problems)
+    assert all(isinstance(r, rh.Fail) or r == [0.0] for r in rows), rows
 
 
 # -- test formats --------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def test_tests_are_independent(source: CodeExec) -> None:
 @needs_bwrap
 def test_syntax_error_does_not_run(source: CodeExec) -> None:
     rows = score(source, [rh.Sample(prompt="", completion="def f(:\n", reference="assert True")])
-    assert rows == [[0.0, 0.0]]
+    assert isinstance(rows[0], rh.Fail) and rows[0].reason.startswith("syntax error")
 
 
 def test_extraction() -> None:
@@ -151,7 +151,7 @@ def test_extraction() -> None:
 )
 def test_exiting_early_or_faking_output_does_not_pass(source: CodeExec, hack: str) -> None:
     rows = score(source, [rh.Sample(prompt="", completion=hack, reference="assert False")])
-    assert rows[0][0] == 0.0
+    assert isinstance(rows[0], rh.Fail) or rows[0][0] == 0.0
 
 
 # -- bad input: NaN with a reason for the infrastructure, 0 for wrong code ----------------------
@@ -171,9 +171,6 @@ def test_exiting_early_or_faking_output_does_not_pass(source: CodeExec, hack: st
 def test_malformed_references_abstain_with_the_reason(ref: Any, reason: str) -> None:
     got = parse_reference(ref)
     assert isinstance(got, str) and got.startswith("malformed reference") and reason in got
-
-
-FLOOD = "import sys\nwhile True:\n    sys.stdout.write('y' * 99999)\n"
 
 
 FLOOD = "import sys\nwhile True:\n    sys.stdout.write('y' * 99999)\n"
@@ -204,7 +201,13 @@ def test_bad_input_in_a_pipeline() -> None:
     assert math.isnan(vals[1]) and errors[1] is not None and "no reference" in errors[1]
     assert math.isnan(vals[2]) and errors[2] is not None and "malformed reference" in errors[2]
     assert vals[3:8] == [0.0] * 5  # no code, not UTF-8, too long, floods output, never ends
-    assert errors[3:8] == [None] * 5
+    assert [e and e.split(":")[:2] for e in errors[3:8]] == [
+        ["failed", " no code in the completion"],
+        ["failed", " syntax error"],  # a lone surrogate is not valid source
+        ["failed", " code longer than max_code_bytes (4096)"],
+        ["failed", " output limit"],
+        ["failed", " timed out"],
+    ], errors
 
 
 def test_no_bwrap_refuses_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,6 +231,10 @@ def test_a_sandbox_that_cannot_start_abstains(world_dir: Path) -> None:
     src._sandbox.bwrap = str(fake)
     rows = score(src, [rh.Sample(prompt="", completion="x = 1", reference="assert True")] * 2)
     assert all(isinstance(r, rh.Abstain) and "No permissions" in r.reason for r in rows)
+    io = {"inputs": ["1"], "outputs": ["1"]}
+    for ref in ("assert True", io):  # past the cached probe too: each path abstains
+        row = src._score_one(rh.Sample(prompt="", completion="x = 1", reference=ref))
+        assert isinstance(row, rh.Abstain) and "No permissions" in row.reason
     src.close()
 
 
