@@ -253,3 +253,291 @@ def test_picklable_after_use(source: CodeExec) -> None:
 def test_objectives() -> None:
     assert CodeExec.objectives_for(CodeExecConfig()) == ("tests_passed",)
     assert CodeExec.objectives_for(CodeExecConfig(runs=True)) == ("tests_passed", "runs")
+
+
+# -- isolation: the verdict is decided where the code under test cannot reach -----------------
+
+ADD_TESTS = ["assert add(1, 2) == 3", "assert add(2, 2) == 4", "assert add(-1, 4) == 3"]
+HE_TEST = {
+    "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(5, 5) == 10\n",
+    "entry_point": "add",
+}
+# Each defines a wrong ``add`` plus an attack on whatever judges it. On the single-process
+# harness (``isolation: trusted``) several of these score 1.0.
+HACKS = {
+    "custom __eq__": """
+class Anything:
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    __hash__ = object.__hash__
+def add(a, b): return Anything()
+""",
+    "int subclass with __eq__": """
+class Sly(int):
+    def __eq__(self, other): return True
+    __hash__ = int.__hash__
+def add(a, b): return Sly(0)
+""",
+    "frames": """
+import sys
+def add(a, b):
+    f = sys._getframe(1)
+    while f is not None:
+        for k, v in list(f.f_locals.items()):
+            if k in ("passed", "got", "ok"):
+                f.f_locals[k] = True
+        f = f.f_back
+    return 0
+""",
+    "gc": """
+import gc
+def add(a, b):
+    for o in gc.get_objects():
+        if isinstance(o, dict) and "check" in o:
+            o["check"] = lambda c: None
+        if isinstance(o, dict) and "candidate" in o:
+            o["candidate"] = lambda *a: sum(a)
+    return 0
+""",
+    "builtins and AssertionError": """
+import builtins
+class Never(Exception): pass
+builtins.AssertionError = Never
+def add(a, b): raise SystemExit(0)
+""",
+    "monkeypatch os, sys, select": """
+import os, select, sys
+os.waitpid = lambda *a, **k: (a[0], 0)
+os.read = lambda fd, n: b"ok"
+select.select = lambda r, w, x, t=None: (r, w, x)
+sys.exit = lambda *a: os._exit(0)
+os.kill = lambda *a: None
+def add(a, b): return 0
+""",
+    "atexit": """
+import atexit, os
+def claim():
+    for fd in range(0, 64):
+        try: os.write(fd, b"pass 0\\npass 1\\npass 2\\n")
+        except OSError: pass
+atexit.register(claim)
+def add(a, b): exit(0)
+""",
+    "exit early": "import os\nos._exit(0)\ndef add(a, b): return a + b\n",
+    "exit in the call": "import sys\ndef add(a, b): sys.exit(0)\n",
+    "write to every fd": """
+import os
+def spray():
+    for fd in range(0, 256):
+        for msg in (b"pass 0\\npass 1\\npass 2\\n", b'{"n":1,"v":3}\\n{"op":"idle"}\\n'):
+            try: os.write(fd, msg)
+            except OSError: pass
+spray()
+def add(a, b):
+    spray()
+    return 0
+""",
+    "print fake verdicts": """
+print("pass 0\\npass 1\\npass 2\\nok\\n1.0")
+def add(a, b):
+    print('{"n": 1, "v": 3}')
+    return None
+""",
+    "kill parent": """
+import os, signal
+def add(a, b):
+    for pid in (os.getppid(), 1, -1, 0):
+        for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            try: os.kill(pid, sig)
+            except OSError: pass
+    return 0
+""",
+    "object with __hash__ and __bool__": """
+class H:
+    def __hash__(self): return hash(3)
+    def __eq__(self, o): return True
+    def __bool__(self): return True
+def add(a, b): return {H()}
+""",
+}
+
+
+@needs_bwrap
+@pytest.mark.parametrize("name", sorted(HACKS))
+def test_attacks_earn_nothing(source: CodeExec, name: str) -> None:
+    code = HACKS[name]
+    samples = [rh.Sample(prompt="", completion=code, reference=list(ADD_TESTS)),
+               rh.Sample(prompt="", completion=code, reference=dict(HE_TEST))]  # fmt: skip
+    for row in score(source, samples):
+        assert isinstance(row, rh.Fail) or row[0] == 0.0, (name, row)
+
+
+@needs_bwrap
+def test_the_trusted_harness_can_be_fooled_so_it_is_opt_in() -> None:
+    """Why isolation is the default: the one-process harness takes a custom ``__eq__``."""
+    assert CodeExecConfig().isolation == "sandbox"
+    src = CodeExec({"isolation": "trusted", "timeout_s": 5.0})
+    try:
+        code = HACKS["custom __eq__"]
+        assert score(src, [rh.Sample(prompt="", completion=code, reference=ADD_TESTS)]) == [[1.0]]
+    finally:
+        src.close()
+
+
+TYPED = """
+def t(): return (1, 2)
+def l(): return [1, 2]
+def s(): return {1, 2, (3, 4)}
+def fs(): return frozenset({"a"})
+def d(): return {1: "a", (2, 3): [4, {5: None}], "x": {True: 1.5}}
+def f(): return 2.0
+def i(): return 10 ** 30
+def b(): return b"\\x00\\xff"
+def n(): return None, True, False
+def nan(): return float("nan"), float("inf")
+def c(): return 1 + 2j
+def od():
+    import collections
+    return collections.OrderedDict([(2, "b"), (1, "a")])
+def echo(*args, **kwargs): return args, kwargs
+def raises(x):
+    if x < 0:
+        raise ValueError("negative")
+    raise KeyError(x)
+class Stack:
+    def __init__(self): self.items = []
+    def push(self, x): self.items.append(x)
+    def pop(self): return self.items.pop()
+    def __len__(self): return len(self.items)
+    def __getitem__(self, i): return self.items[i]
+LIMIT = 7
+"""
+TYPED_TESTS = [
+    "assert t() == (1, 2) and type(t()) is tuple and t() != [1, 2]",
+    "assert l() == [1, 2] and type(l()) is list",
+    "assert s() == {1, 2, (3, 4)} and type(s()) is set",
+    "assert fs() == frozenset({'a'}) and type(fs()) is frozenset",
+    "assert d() == {1: 'a', (2, 3): [4, {5: None}], 'x': {True: 1.5}} and 1 in d()",
+    "assert f() == 2 and type(f()) is float",
+    "assert i() == 10 ** 30 and type(i()) is int",
+    "assert b() == b'\\x00\\xff'",
+    "assert n() == (None, True, False) and n()[1] is True",
+    "import math\nx, y = nan()\nassert math.isnan(x) and y == float('inf')",
+    "assert c() == 1 + 2j",
+    "assert od() == {1: 'a', 2: 'b'} and list(od()) == [2, 1]",
+    "assert echo(1, (2, 3), k={4: 5}) == ((1, (2, 3)), {'k': {4: 5}})",
+    "import pytest\ntry:\n    raises(-1)\n    assert False\nexcept ValueError as e:\n    assert 'negative' in str(e)",
+    "try:\n    raises(1)\n    assert False\nexcept KeyError:\n    pass",
+    "st = Stack()\nst.push(1)\nst.push((2, 3))\nassert len(st) == 2 and st[1] == (2, 3)\nassert st.pop() == (2, 3) and st.items == [1]",
+    "assert LIMIT == 7",
+    "assert undefined_name() == 1",
+]
+
+
+@needs_bwrap
+def test_honest_values_keep_their_python_types(source: CodeExec) -> None:
+    row = score(source, [rh.Sample(prompt="", completion=TYPED, reference=TYPED_TESTS)])[0]
+    # all pass but the last (a NameError) and the one importing pytest in the sandbox (absent
+    # under the system python, present under a venv's): 16 or 17 of 18
+    assert row[0] in (16 / 18, 17 / 18), row
+
+
+@needs_bwrap
+def test_a_test_that_hangs_fails_alone(source: CodeExec) -> None:
+    code = "def f(x):\n    while x < 0:\n        pass\n    return x\n"
+    tests = ["assert f(1) == 1", "assert f(-1) == -1", "assert f(2) == 2"]
+    src = CodeExec({"timeout_s": 1.0, "cpu_s": 5})
+    try:
+        row = score(src, [rh.Sample(prompt="", completion=code, reference=tests)])[0]
+    finally:
+        src.close()
+    assert row == [pytest.approx(2 / 3)], row
+
+
+@needs_bwrap
+def test_a_solution_that_crashes_on_load_is_a_failed_check(source: CodeExec) -> None:
+    rows = score(source, [
+        rh.Sample(prompt="", completion="raise RuntimeError('boom')\n", reference=ADD_TESTS),
+        rh.Sample(prompt="", completion="while True:\n    pass\n", reference=ADD_TESTS),
+    ])  # fmt: skip
+    assert isinstance(rows[0], rh.Fail) and "crashed: RuntimeError: boom" in rows[0].reason
+    assert isinstance(rows[1], rh.Fail) and "timed out" in rows[1].reason
+
+
+# -- I/O tests (APPS / TACO / DeepCoder format) --------------------------------------------------
+
+ECHO_SUM = "import sys\nnums = list(map(float, sys.stdin.read().split()))\nprint(sum(nums))\n"
+
+
+@needs_bwrap
+def test_stdio_tests_with_whitespace_and_float_tolerance(source: CodeExec) -> None:
+    ref = {
+        "inputs": ["1 2\n", "0.1 0.2", ["3", "4"], "5\n"],
+        "outputs": ["3.0", "0.30000001\n\n", "7.0  \n", "6.0\n"],
+    }
+    row = score(source, [rh.Sample(prompt="", completion=ECHO_SUM, reference=ref)])[0]
+    assert row == [0.75, 1.0], row
+
+
+@needs_bwrap
+def test_stdio_output_the_program_does_not_print_earns_nothing(source: CodeExec) -> None:
+    """The expected outputs never enter the sandbox: no file, no argument, no variable."""
+    hack = """
+import os, sys
+seen = []
+for root, dirs, files in os.walk("/"):
+    if root.startswith(("/proc", "/usr", "/sys")):
+        continue
+    for f in files:
+        try:
+            seen.append(open(os.path.join(root, f), errors="replace").read())
+        except OSError:
+            pass
+print("SECRET-EXPECTED" if any("SECRET-EXPECTED" in s for s in seen) else "nothing")
+"""
+    ref = {"inputs": ["x"], "outputs": ["SECRET-EXPECTED"]}
+    row = score(source, [rh.Sample(prompt="", completion=hack, reference=ref)])[0]
+    assert row == [0.0, 1.0], row
+
+
+@needs_bwrap
+def test_call_based_tests(source: CodeExec) -> None:
+    func = "def pair(a, b):\n    return (a + b, a * b)\n"
+    method = "class Solution:\n    def pair(self, a, b):\n        return [a + b, a * b]\n"
+    eq_hack = "class E(list):\n    def __eq__(self, o): return True\ndef pair(a, b): return E()\n"
+    ref = {"fn_name": "pair", "inputs": [[1, 2], [2, 3], [0.1, 0.2]],
+           "outputs": [[[3, 2]], [5, 6], [0.30000000001, 0.020000000001]]}  # fmt: skip
+    rows = score(source, [rh.Sample(prompt="", completion=c, reference=ref)
+                          for c in (func, method, eq_hack, "x = 1\n")])  # fmt: skip
+    assert rows[0] == [1.0, 1.0] and rows[1] == [1.0, 1.0], rows
+    assert rows[2] == [0.0, 1.0], rows
+    assert isinstance(rows[3], rh.Fail) and "no function 'pair'" in rows[3].reason
+
+
+@pytest.mark.parametrize(
+    ("ref", "reason"),
+    [
+        ({"inputs": ["1"]}, "must be lists"),
+        ({"inputs": [], "outputs": []}, "non-empty"),
+        ({"inputs": ["1", "2"], "outputs": ["1"]}, "same length"),
+        ({"inputs": [1], "outputs": ["1"]}, "add 'fn_name'"),
+        ({"inputs": [[1]], "outputs": [1], "fn_name": "no good"}, "fn_name"),
+    ],
+)
+def test_malformed_io_references_abstain_with_the_reason(ref: Any, reason: str) -> None:
+    got = parse_reference(ref)
+    assert isinstance(got, str) and got.startswith("malformed reference") and reason in got
+
+
+def test_output_comparison_rules() -> None:
+    from rewardhub.sources._code_io import call_matches, stdout_matches
+
+    assert stdout_matches("1 2\n3\n\n", "1 2\n3")
+    assert stdout_matches("1  2 \r\n", "1 2")  # tokens
+    assert stdout_matches("0.3333333", "0.33333333")
+    assert not stdout_matches("0.33", "0.3333")
+    assert not stdout_matches("1 2", "12") and not stdout_matches("", "0")
+    assert not stdout_matches("nan", "nan ") or True  # no crash on specials
+    assert call_matches((1, 2), [1, 2]) and call_matches(3, [3]) and call_matches(2, 2.0)
+    assert call_matches({"a": 0.1 + 0.2}, {"a": 0.3}) and not call_matches([1, 2], [2, 1])
+    assert not call_matches("3", 3) and not call_matches([3, 4], [[3, 4, 5]])
