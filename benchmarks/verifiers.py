@@ -203,7 +203,9 @@ def bench_isolation(repeats: int = REPEATS) -> dict[str, Any]:
         return rh.Sample(prompt=p["prompt"], completion=body, reference=ref)
 
     good = [sample(p, p["canonical_solution"]) for p in problems]
-    bad = [sample(p, q["canonical_solution"]) for p, q in zip(problems, problems[1:] + problems[:1])]
+    bad = [
+        sample(p, q["canonical_solution"]) for p, q in zip(problems, problems[1:] + problems[:1])
+    ]
     batch = good + bad
     best: dict[str, float] = {}
     rows: dict[str, list[Any]] = {}

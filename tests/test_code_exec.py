@@ -541,3 +541,109 @@ def test_output_comparison_rules() -> None:
     assert call_matches((1, 2), [1, 2]) and call_matches(3, [3]) and call_matches(2, 2.0)
     assert call_matches({"a": 0.1 + 0.2}, {"a": 0.3}) and not call_matches([1, 2], [2, 1])
     assert not call_matches("3", 3) and not call_matches([3, 4], [[3, 4, 5]])
+
+
+# -- the wire encoding ----------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rewardhub.sources import _code_wire as wire  # noqa: E402
+
+_hashable = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    | st.binary(max_size=8) | st.complex_numbers(allow_nan=False),
+    lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+_values = st.recursive(
+    _hashable,
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.sets(_hashable, max_size=4) | st.dictionaries(_hashable, inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same type all the way down (what the test code sees)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(
+            _same(k, next(j for j in b if j == k)) and _same(a[k], b[k]) for k in a
+        )
+    if isinstance(a, (set, frozenset)):
+        return a == b and all(any(_same(x, y) for y in b) for x in a)
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_values)
+def test_wire_round_trip_keeps_types(value: Any) -> None:
+    back = wire.loads(wire.dumps(value))
+    assert _same(back, value), (value, back)
+
+
+def test_wire_special_values() -> None:
+    for v in (float("nan"), float("inf"), -float("inf"), 10**100, -(10**100), 2**53, -(2**53),
+              bytearray(b"x"), {1: "a", "1": "b", 1.5: "c", (1,): "d"}, [True, 1, 1.0]):  # fmt: skip
+        assert _same(wire.loads(wire.dumps(v)), v), v
+    assert wire.loads(wire.dumps(True)) is True and type(wire.loads(wire.dumps(1))) is int
+
+
+def test_wire_subclasses_travel_as_builtins() -> None:
+    class Sly(int):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = int.__hash__
+
+    class L(list):  # type: ignore[type-arg]
+        pass
+
+    back = wire.loads(wire.dumps([Sly(3), L([1]), {Sly(1): Sly(2)}]))
+    assert _same(back, [3, [1], {1: 2}]) and back[0] != 4
+
+
+def test_wire_decoding_never_builds_foreign_objects() -> None:
+    bad = ['{"X": 1}', '{"T": 1}', '{"D": [[1]]}', '{"S": [[1, 2]]}', '{"D": [[[1], 2]]}',
+           '{"I": "zz"}', '{"F": "1.5"}', '{"B": "@@"}', '{"C": [1, "a"]}', '{"T": [], "S": []}',
+           "NaN", "[Infinity]", "{", '{"R": "x"}', "[" * 5000 + "]" * 5000]  # fmt: skip
+    for text in bad:
+        with pytest.raises(wire.WireError):
+            wire.loads(text)
+    with pytest.raises(wire.WireError, match="cannot be sent"):
+        wire.dumps(object())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from("TSZDIFBYCRx"), inner, max_size=2),
+    max_leaves=12,
+))  # fmt: skip
+def test_wire_fuzz_yields_builtins_or_a_clear_error(data: Any) -> None:
+    import json
+
+    builtin = (type(None), bool, int, float, str, bytes, bytearray, complex, tuple, list, set,
+               frozenset, dict, wire.Ref)  # fmt: skip
+
+    def only_builtins(v: Any) -> bool:
+        if type(v) not in builtin:
+            return False
+        if isinstance(v, (list, tuple, set, frozenset)):
+            return all(only_builtins(x) for x in v)
+        if isinstance(v, dict):
+            return all(only_builtins(k) and only_builtins(x) for k, x in v.items())
+        return True
+
+    try:
+        value = wire.loads(json.dumps(data))
+    except wire.WireError:
+        return
+    assert only_builtins(value)

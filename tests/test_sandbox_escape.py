@@ -77,7 +77,8 @@ def host(tmp_path: Path):  # type: ignore[no-untyped-def]
     listener.listen(8)
     listener.setblocking(False)
     baseline = _descendants()
-    state = {"file": guarded, "port": listener.getsockname()[1], "dir": tmp_path}
+    state = {"file": guarded, "port": listener.getsockname()[1], "dir": tmp_path,
+             "baseline": baseline}  # fmt: skip
     yield state
     # host checks after every attack
     assert guarded.read_text() == "host secret 5f1d\n"
@@ -419,7 +420,7 @@ def test_ptrace_and_cross_process_memory_are_denied(sandbox: Sandbox, host: dict
     code = """
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
-libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0, as the code-exec drivers do
+libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: its /proc files are closed to others
 os.environ["SECRET_IN_PARENT"] = "parent-secret-77"
 secret = ctypes.create_string_buffer(b"parent-memory-77")
 r, w = os.pipe()
@@ -492,3 +493,26 @@ def test_seccomp_filter_program() -> None:
                 assert i + 1 + max(jt, jf) < len(ins)
         denied = [k for code, jt, _, k in ins if code == 0x15 and jt > 0]
         assert set(denied) == set(arch.denied)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [["assert True", "assert True"], {"inputs": ["1", "2"], "outputs": ["1", "2"]}],
+    ids=["tests", "io"],
+)
+def test_spec_timeout_leaves_no_sandbox_process(host: dict, reference: object) -> None:  # type: ignore[type-arg]
+    """The batch deadline (spec ``timeout_s``) stops the sandboxes, not only the waiting."""
+    import rewardhub as rh
+
+    hub = rh.Hub(entry_points=False)
+    spec = {"sources": [{"type": "code-exec", "timeout_s": 1.5,
+                         "config": {"timeout_s": 30, "cpu_s": 30}}], "normalize": "none"}  # fmt: skip
+    code = "import time\nwhile True:\n    time.sleep(0.01)\n"
+    samples = [rh.Sample(prompt="", completion=code, reference=reference)] * 2
+    with rh.Pipeline.from_spec(spec, hub=hub) as pipe:
+        t0 = time.monotonic()
+        res = pipe.score(samples)
+        took = time.monotonic() - t0
+        assert took < 5.0
+        assert _settled(host["baseline"], timeout=1.0) == set(), "sandbox processes run on"
+    assert all(e.get("code-exec") for e in res.vector.errors)  # abstained, with the reason
