@@ -4,13 +4,20 @@ One job: :meth:`Sandbox.run` starts a program in a fresh sandbox and returns its
 status, its (truncated) stdout and stderr, and whether a limit stopped it.
 
 The sandbox (``bwrap``) has no network (a private network namespace with only loopback),
-private PID, IPC, UTS, cgroup and user namespaces, a read-only view of ``/usr`` (plus the
-interpreter's prefix and any extra read-only paths), a private size-limited tmpfs on ``/tmp``
-whose ``/tmp/work`` is the working directory, an unprivileged uid/gid 65534, an empty
-environment, no new user namespaces, and it dies with the calling thread. Resource limits
-(CPU seconds, address space, processes, file size, open files) are set with ``prlimit``
-inside the sandbox just before the program is executed. The whole sandbox is killed on the
-wall-clock timeout or when the program prints more than ``Limits.output_kill_bytes``.
+private PID, IPC, UTS, cgroup, mount and user namespaces, a read-only view of ``/usr`` (plus the
+interpreter's prefix and any extra read-only paths), an unprivileged uid/gid 65534, new user
+namespaces disabled, and it dies with the calling thread. bwrap itself starts with an empty
+environment, so no host secret is visible anywhere inside, and the program is pid 1 of its PID
+namespace (``--as-pid-1``): there is no bwrap init beside it without rlimits that it could
+``ptrace`` or write through ``/proc/1/mem``. A seccomp filter (:mod:`rewardhub._sandbox_setup`)
+denies ``ptrace`` and the other calls that reach into another process.
+
+Inside, a setup step mounts a private ``/tmp`` bounded in bytes and inodes (``tmpfs_mb``,
+``files``) whose ``/tmp/work`` is the working directory, copies the files there, and drops its
+capabilities; then ``prlimit`` sets the resource limits (CPU seconds, address space,
+processes, file size, open files) and execs the program, so every process in the sandbox is
+limited. The whole sandbox is killed on the wall-clock timeout, when the program prints more
+than ``Limits.output_kill_bytes``, or when the caller's ``stop_fd`` says so.
 
 When the host runs as root, ``bwrap`` itself is started as uid 65534: a process limit is not
 enforced for processes the kernel sees as root, so this is what makes ``Limits.processes``

@@ -352,6 +352,29 @@ def add(a, b):
             except OSError: pass
     return 0
 """,
+    "snoop other processes and files": """
+import os
+def found():
+    needle = "add(1, 2) " + "== 3"  # built here: its own source does not hold it
+    for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+        for what in ("environ", "cmdline", "mem"):
+            try:
+                with open(f"/proc/{pid}/{what}", "rb") as f:
+                    if needle.encode() in f.read(1 << 20):
+                        return True
+            except OSError:
+                pass
+    for root, _, files in os.walk("/tmp"):
+        for name in files:
+            try:
+                if needle in open(os.path.join(root, name), errors="replace").read():
+                    return True
+            except OSError:
+                pass
+    return False
+def add(a, b):
+    return 3 if found() else -1
+""",
     "object with __hash__ and __bool__": """
 class H:
     def __hash__(self): return hash(3)
