@@ -366,7 +366,8 @@ def test_attacks_as_code_exec_completions(host: dict) -> None:  # type: ignore[t
         rows = src.score(samples)
     finally:
         src.close()
-    assert [r[0] for r in rows] == [0.0] * len(attacks)  # type: ignore[index]
+    # each a wrong answer (0) or a failed check (scored 0): never more
+    assert all(isinstance(r, rh.Fail) or r[0] == 0.0 for r in rows), rows  # type: ignore[index]
 
 
 # -- host secrets, other processes, the sandbox's init, file counts --------------------------
