@@ -309,10 +309,12 @@ class CodeExec(RewardSource):
                 _RUNNER, files=runner_files, report=True, limits=limits,
                 pass_fds=(req_w, resp_r, abort_w),
             )  # fmt: skip
-            os.write(stop_w, b"x")  # the tests are done: end the solution's sandbox now
-            thread.join()
         finally:
-            for fd in (stop_r, stop_w):
+            os.write(stop_w, b"x")  # the tests are done: end the solution's sandbox now
+            started = thread.ident is not None
+            if started:
+                thread.join()
+            for fd in (stop_r, stop_w) if started else (stop_r, stop_w, req_r, resp_w, abort_r):
                 with contextlib.suppress(OSError):
                     os.close(fd)
         if runner.error is not None:
