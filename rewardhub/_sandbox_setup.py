@@ -81,13 +81,19 @@ _PERL = (
     'syscall($u, 0x20000) == 0 or fail("unshare");'
     'syscall($m, my $s = "tmpfs", my $t = "/tmp", my $f = "tmpfs", 6, $o) == 0 or fail("mount /tmp");'
     'mkdir("/tmp/work", 0755) or fail("mkdir");'
-    f'!-d "{STAGING}" or system("/bin/cp", "-rT", "{STAGING}", "/tmp/work") == 0 or fail("copy");'
+    'sub copy { my ($s, $d) = @_; opendir(my $h, $s) or fail("opendir $s");'
+    ' for my $n (grep { $_ ne "." && $_ ne ".." } readdir $h) {'
+    ' if (-d "$s/$n") { mkdir("$d/$n") or fail("mkdir"); copy("$s/$n", "$d/$n") }'
+    ' else { open(my $i, "<:raw", "$s/$n") or fail("read $n");'
+    ' open(my $o, ">:raw", "$d/$n") or fail("write $n");'
+    ' local $/; print $o scalar(<$i>); close($o) or fail("write $n") } } }'
+    f'copy("{STAGING}", "/tmp/work") if -d "{STAGING}";'
     'chdir("/tmp/work") or fail("chdir");'
     'syscall($p, 47, 4, 0, 0, 0) == 0 or fail("drop capabilities");'
     'exec { $ARGV[0] } @ARGV or fail("exec $ARGV[0]");'
 )
 _PYTHON = (
-    "import ctypes,os,subprocess,sys\n"
+    "import ctypes,os,shutil,sys\n"
     "c=ctypes.CDLL(None,use_errno=True)\n"
     "def ck(r,what):\n"
     " if r: print('rewardhub sandbox: %s: %s'%(what,os.strerror(ctypes.get_errno())),"
@@ -95,7 +101,7 @@ _PYTHON = (
     "ck(c.unshare(0x20000),'unshare')\n"
     "ck(c.mount(b'tmpfs',b'/tmp',b'tmpfs',6,sys.argv[1].encode()),'mount /tmp')\n"
     "os.mkdir('/tmp/work',0o755)\n"
-    f"os.path.isdir('{STAGING}') and subprocess.run(['/bin/cp','-rT','{STAGING}','/tmp/work'],check=True)\n"
+    f"os.path.isdir('{STAGING}') and shutil.copytree('{STAGING}','/tmp/work',dirs_exist_ok=True)\n"
     "os.chdir('/tmp/work')\n"
     "ck(c.prctl(47,4,0,0,0),'drop capabilities')\n"
     "os.execv(sys.argv[2],sys.argv[2:])"

@@ -517,3 +517,22 @@ def test_spec_timeout_leaves_no_sandbox_process(host: dict, reference: object) -
         assert took < 5.0
         assert _settled(host["baseline"], timeout=1.0) == set(), "sandbox processes run on"
     assert all(e.get("code-exec") for e in res.vector.errors)  # abstained, with the reason
+
+
+@pytest.mark.parametrize("perl", [True, False], ids=["perl", "python"])
+def test_setup_step_copies_files_and_bounds_tmp(perl: bool) -> None:
+    """Both setup steps (Perl, or Python where Perl is missing) give the same sandbox."""
+    sb = Sandbox(Limits(wall_s=10.0, files=64, tmpfs_mb=8))
+    if not perl:
+        sb.perl = None
+    code = """
+import os
+st = os.statvfs("/tmp")
+print(sorted(os.listdir(".")), open("d/e/x.txt").read(), open("b.bin", "rb").read(),
+      st.f_files, st.f_blocks * st.f_frsize, os.getcwd())
+"""
+    res = sb.run_python(code, files={"d/e/x.txt": "hi", "b.bin": b"\x00\xff"})
+    assert res.ok, res.stderr
+    assert res.stdout.split() == [
+        "['b.bin',", "'d',", "'main.py']", "hi", "b'\\x00\\xff'", "64", str(8 << 20), "/tmp/work",
+    ]  # fmt: skip
