@@ -434,6 +434,12 @@ class Stack:
     def __len__(self): return len(self.items)
     def __getitem__(self, i): return self.items[i]
 LIMIT = 7
+def gen(n): return (i * i for i in range(n))
+class Point:
+    def __init__(self, x): self.x = x
+    def __str__(self): return f"P({self.x})"
+def total(points): return sum(p.x for p in points)
+def bad_type(): return len(5)
 """
 TYPED_TESTS = [
     "assert t() == (1, 2) and type(t()) is tuple and t() != [1, 2]",
@@ -453,6 +459,9 @@ TYPED_TESTS = [
     "try:\n    raises(1)\n    assert False\nexcept KeyError:\n    pass",
     "st = Stack()\nst.push(1)\nst.push((2, 3))\nassert len(st) == 2 and st[1] == (2, 3)\nassert st.pop() == (2, 3) and st.items == [1]",
     "assert LIMIT == 7",
+    "assert list(gen(3)) == [0, 1, 4] and sorted(gen(3), reverse=True)[0] == 4 and gen(0)",
+    "p = Point(2)\nassert str(p) == 'P(2)' and p.x == 2 and total([p, Point(3)]) == 5",
+    "try:\n    bad_type()\n    assert False\nexcept TypeError as e:\n    assert 'int' in str(e)",
     "assert undefined_name() == 1",
 ]
 
@@ -461,8 +470,8 @@ TYPED_TESTS = [
 def test_honest_values_keep_their_python_types(source: CodeExec) -> None:
     row = score(source, [rh.Sample(prompt="", completion=TYPED, reference=TYPED_TESTS)])[0]
     # all pass but the last (a NameError) and the one importing pytest in the sandbox (absent
-    # under the system python, present under a venv's): 16 or 17 of 18
-    assert row[0] in (16 / 18, 17 / 18), row
+    # under the system python, present under a venv's): 19 or 20 of 21
+    assert row[0] in (19 / 21, 20 / 21), row
 
 
 @needs_bwrap

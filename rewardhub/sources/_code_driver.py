@@ -218,8 +218,14 @@ def _serve_test(ns: dict[str, Any], req: _Lines, resp: int) -> None:
         handles[id(obj)] = obj
         return id(obj)
 
-    def arg(x: Any) -> Any:
-        return handles[x.id] if isinstance(x, wire.Ref) else x
+    def arg(x: Any) -> Any:  # the runner's handles back into this process's objects
+        if isinstance(x, wire.Ref):
+            return handles[x.id]
+        if type(x) in (list, tuple):
+            return type(x)(arg(v) for v in x)
+        if type(x) is dict:
+            return {arg(k): arg(v) for k, v in x.items()}
+        return x
 
     while True:
         line = req.next()
@@ -240,8 +246,8 @@ def _serve_test(ns: dict[str, Any], req: _Lines, resp: int) -> None:
                 value = handles[msg["ref"]](*args, **kwargs)
             elif op == "attr":
                 value = getattr(handles[msg["ref"]], msg["name"])
-            elif op == "len":
-                value = len(handles[msg["ref"]])
+            elif op in _BUILTINS:
+                value = _BUILTINS[op](handles[msg["ref"]])
             elif op == "item":
                 value = handles[msg["ref"]][arg(wire.decode(msg["key"]))]
             else:
@@ -251,6 +257,12 @@ def _serve_test(ns: dict[str, Any], req: _Lines, resp: int) -> None:
             reply = json.dumps({"n": n, "exc": type(exc).__name__, "msg": str(exc)[:1000]})
         _flush()
         _write_line(resp, reply)
+
+
+#: what a test may apply to a handle; each answer is data
+_BUILTINS: dict[str, Callable[[Any], Any]] = {
+    "len": len, "iter": list, "bool": bool, "str": str,
+}  # fmt: skip
 
 
 def _write_line(fd: int, text: str) -> None:

@@ -3,7 +3,8 @@ of their own, apart from the solution's.
 
 Names a test uses that it does not define itself (``candidate``'s target, ``add``, a class)
 are looked up in the solution's process; what comes back is data, decoded into builtin values,
-or a :class:`Remote` handle whose calls, attributes, ``len`` and indexing are forwarded as data.
+or a :class:`Remote` handle whose calls, attributes, ``len``, iteration, truth, ``str`` and
+indexing are forwarded, each answer coming back as data.
 A handle compares by identity only: the solution's ``__eq__`` never decides a test. Each passed
 test is reported as ``pass <i>`` on the report descriptor, which only this process holds.
 
@@ -13,6 +14,7 @@ Standard library only, Python 3.8 syntax.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import select
@@ -84,12 +86,11 @@ class Channel:
         if "exc" in reply:
             name, text = str(reply.get("exc")), str(reply.get("msg"))
             cls = getattr(builtins, name, None)
+            error: Exception = CandidateError(f"{name}: {text}")
             if isinstance(cls, type) and issubclass(cls, Exception):
-                try:
-                    raise cls(text)
-                except TypeError:  # an exception type that takes other arguments
-                    pass
-            raise CandidateError(f"{name}: {text}")
+                with contextlib.suppress(TypeError):  # a type that takes other arguments
+                    error = cls(text)
+            raise error
         if "v" not in reply:
             raise Broken("malformed answer")
         return lift(wire.decode(reply["v"]))
@@ -126,11 +127,23 @@ class Remote(wire.Ref):
             raise AttributeError(name)
         return CHANNEL.request({"op": "attr", "ref": self.id, "name": name})
 
+    def _apply(self, op: str, want: type) -> Any:
+        value = CHANNEL.request({"op": op, "ref": self.id})
+        if type(value) is not want:
+            raise TypeError(f"{op}() of a remote object did not give a {want.__name__}")
+        return value
+
     def __len__(self) -> int:
-        n = CHANNEL.request({"op": "len", "ref": self.id})
-        if type(n) is not int:
-            raise TypeError("len() of a remote object did not return an int")
-        return n
+        return int(self._apply("len", int))
+
+    def __iter__(self) -> Any:
+        return iter(self._apply("iter", list))
+
+    def __bool__(self) -> bool:
+        return bool(self._apply("bool", bool))
+
+    def __str__(self) -> str:
+        return str(self._apply("str", str))
 
     def __getitem__(self, key: Any) -> Any:
         return CHANNEL.request({"op": "item", "ref": self.id, "key": wire.encode(key)})
