@@ -30,8 +30,11 @@ def sandbox() -> Sandbox:
 
 
 def _descendants() -> set[int]:
-    """Live processes below this one, plus any run by the sandbox uid (65534) when we are root."""
+    """Live processes below this one, plus, when we are root, any run by the sandbox uid
+    (65534) that is not inside another live sandbox (another test worker's, another user's):
+    one that got out of its sandbox."""
     parents: dict[int, int] = {}
+    names: dict[int, str] = {}
     nobody: set[int] = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -44,17 +47,22 @@ def _descendants() -> set[int]:
         if fields["State"].split()[0] in ("Z", "X"):
             continue  # dead, waiting to be reaped: holds no resources
         parents[int(entry)] = int(fields["PPid"].strip())
+        names[int(entry)] = fields["Name"].strip()
         if fields["Uid"].split()[0] == "65534" and os.geteuid() == 0:
             nobody.add(int(entry))
     me, found = os.getpid(), set()
     for pid in parents:
-        p, seen = pid, 0
+        p, seen, foreign = pid, 0, False
         while p > 1 and seen < 64:
             p, seen = parents.get(p, 0), seen + 1
             if p == me:
                 found.add(pid)
                 break
-    return found | nobody
+            foreign |= names.get(p) == "bwrap"
+        else:
+            if pid in nobody and not foreign and names.get(pid) != "bwrap":
+                found.add(pid)
+    return found
 
 
 def _settled(baseline: set[int], timeout: float = 5.0) -> set[int]:

@@ -30,6 +30,8 @@ else:  # in the sandbox, shipped beside this file
     import _code_wire as wire
 
 MAX_LINE = 64 << 20
+STARTUP_S = 3.0
+"""seconds the solution's sandbox may take to start, beyond the ``timeout_s`` to load it"""
 
 
 class CandidateError(Exception):
@@ -179,9 +181,11 @@ def main() -> None:
         passed, clean, began = False, True, False
         try:
             CHANNEL.send({"op": "test", "k": i})
+            # the first answer waits for the solution's sandbox to start and its code to load
+            wait = timeout + (STARTUP_S if i == 0 else 0.0)
+            began = not CHANNEL.wait_for("k", i, time.monotonic() + wait).get("dead")
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
-                began = not CHANNEL.wait_for("k", i, None).get("dead")
                 if began:
                     exec(code, Namespace({"__name__": "__main__", "__builtins__": builtins}))
                     passed = True

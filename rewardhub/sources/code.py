@@ -57,7 +57,7 @@ class CodeExecConfig(BaseModel):
         10.0,
         gt=0,
         description="wall-clock seconds for the solution and for each test (a sample gets "
-        "timeout_s × (tests + 1) + 2 s in all)",
+        "timeout_s × (tests + 1) + 5 s in all)",
     )
     cpu_s: int = Field(10, gt=0, description="CPU seconds per process")
     memory_mb: int = Field(1024, ge=64, description="address space per process")
@@ -217,7 +217,7 @@ class CodeExec(RewardSource):
         if len(data) > self.config.max_code_bytes:
             return Fail(f"code longer than max_code_bytes ({self.config.max_code_bytes})")
         n = len(tests.inputs) if isinstance(tests, IOTests) else len(tests.programs)
-        wall = self.config.timeout_s * (n + 1) + 2.0
+        wall = self.config.timeout_s * (n + 1) + 5.0  # + sandbox start-up
         if deadline is not None:  # the batch's deadline (spec timeout_s): stop there
             wall = min(wall, deadline - time.monotonic())
             if wall <= 0:
