@@ -165,6 +165,8 @@ def test_exiting_early_or_faking_output_does_not_pass(source: CodeExec, hack: st
         (["assert 1", 3], "non-empty strings"),
         ({"tests": "x"}, "'test'"),
         ({"test": "x", "entry_point": "not a name"}, "entry_point"),
+        (["assert True", "assert (("], "test 1 is not valid Python"),
+        ({"test": "def check(c):\n  assert c(", "entry_point": "f"}, "test 0 is not valid"),
         (42, "got int"),
     ],
 )

@@ -176,8 +176,12 @@ def main() -> None:
     abort, timeout = spec["abort_fd"], float(spec["timeout_s"])
     signal.signal(signal.SIGALRM, _on_alarm)
     for i, name in enumerate(spec["tests"]):
-        with open(name, "rb") as f:
-            code = compile(f.read(), name, "exec")
+        try:
+            with open(name, "rb") as f:
+                code = compile(f.read(), name, "exec")
+        except (SyntaxError, ValueError) as exc:
+            os.write(report, f"bad test {i} does not compile in the sandbox: {exc}\n".encode())
+            break
         passed, clean, began = False, True, False
         try:
             CHANNEL.send({"op": "test", "k": i})

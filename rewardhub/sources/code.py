@@ -110,7 +110,19 @@ class _Tests:
 
 
 def parse_reference(ref: Any) -> _Tests | IOTests | str:
-    """Tests from ``Sample.reference``, or why they are malformed."""
+    """Tests from ``Sample.reference``, or why they are malformed (a test program that is
+    not valid Python is malformed: the completion is not to blame)."""
+    tests = _parse_tests(ref)
+    if isinstance(tests, _Tests):
+        for i, program in enumerate(tests.programs):
+            try:
+                compile(program, f"test_{i}.py", "exec", dont_inherit=True)
+            except (SyntaxError, ValueError) as exc:
+                return f"malformed reference: test {i} is not valid Python ({exc})"
+    return tests
+
+
+def _parse_tests(ref: Any) -> _Tests | IOTests | str:
     if isinstance(ref, str):
         return _Tests([ref]) if ref.strip() else "malformed reference: empty test program"
     if isinstance(ref, Mapping) and ("inputs" in ref or "outputs" in ref):
@@ -332,7 +344,11 @@ class CodeExec(RewardSource):
         bad = _outcome(res, load, deadline)
         if bad is not None:
             return bad
-        passed = sum(1 for i in range(len(names)) if f"pass {i}" in runner.report.split("\n"))
+        marks = runner.report.split("\n")
+        broken = next((m for m in marks if m.startswith("bad ")), None)
+        if broken is not None:  # valid here, not under the sandbox's (older) Python
+            return Abstain(f"malformed reference: {broken[4:]}")
+        passed = sum(1 for i in range(len(names)) if f"pass {i}" in marks)
         return self._row(passed / len(names), True)
 
     def _trusted(self, code: bytes, tests: _Tests, limits: Limits, deadline: float | None) -> Row:
