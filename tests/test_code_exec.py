@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -486,6 +487,16 @@ def test_a_test_that_hangs_fails_alone(source: CodeExec) -> None:
     finally:
         src.close()
     assert row == [pytest.approx(2 / 3)], row
+
+
+@needs_bwrap
+def test_a_test_whose_process_dies_fails_alone(source: CodeExec) -> None:
+    code = "import os\ndef f(x):\n    if x < 0:\n        os._exit(3)\n    return x\n"
+    tests = ["assert f(1) == 1", "assert f(-1) == -1", "assert f(2) == 2", "assert f(3) == 3"]
+    t0 = time.monotonic()
+    row = score(source, [rh.Sample(prompt="", completion=code, reference=tests)])[0]
+    assert row == [0.75, 1.0], row
+    assert time.monotonic() - t0 < source.config.timeout_s  # no waiting for the dead one
 
 
 @needs_bwrap

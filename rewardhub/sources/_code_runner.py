@@ -79,6 +79,8 @@ class Channel:
                 continue
             if isinstance(msg, dict) and msg.get(key) == value:
                 return msg
+            if key == "n" and isinstance(msg, dict) and msg.get("op") == "gone":
+                raise Broken("the solution's process for this test ended")
 
     def request(self, msg: dict[str, Any]) -> Any:
         self.n += 1
