@@ -458,7 +458,7 @@ TYPED_TESTS = [
     "assert c() == 1 + 2j",
     "assert od() == {1: 'a', 2: 'b'} and list(od()) == [2, 1]",
     "assert echo(1, (2, 3), k={4: 5}) == ((1, (2, 3)), {'k': {4: 5}})",
-    "import pytest\ntry:\n    raises(-1)\n    assert False\nexcept ValueError as e:\n    assert 'negative' in str(e)",
+    "import yaml, pytest\ntry:\n    raises(-1)\n    assert False\nexcept ValueError as e:\n    assert 'negative' in str(e)",
     "try:\n    raises(1)\n    assert False\nexcept KeyError:\n    pass",
     "st = Stack()\nst.push(1)\nst.push((2, 3))\nassert len(st) == 2 and st[1] == (2, 3)\nassert st.pop() == (2, 3) and st.items == [1]",
     "assert LIMIT == 7",
@@ -466,15 +466,23 @@ TYPED_TESTS = [
     "p = Point(2)\nassert str(p) == 'P(2)' and p.x == 2 and total([p, Point(3)]) == 5",
     "try:\n    bad_type()\n    assert False\nexcept TypeError as e:\n    assert 'int' in str(e)",
     "assert undefined_name() == 1",
+    "import json, yaml\nassert yaml.safe_load(json.dumps(d()['x'])) is not None",
 ]
 
 
 @needs_bwrap
 def test_honest_values_keep_their_python_types(source: CodeExec) -> None:
+    import subprocess
+
+    def importable(module: str) -> bool:  # installed for the interpreter the sandbox runs?
+        cmd = [source._sandbox.python, "-c", f"import {module}"]
+        return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+
+    yaml, both = importable("yaml"), importable("yaml, pytest")
     row = score(source, [rh.Sample(prompt="", completion=TYPED, reference=TYPED_TESTS)])[0]
-    # all pass but the last (a NameError) and the one importing pytest in the sandbox (absent
-    # under the system python, present under a venv's): 19 or 20 of 21
-    assert row[0] in (19 / 21, 20 / 21), row
+    # all pass but the NameError, and those importing packages the interpreter lacks (the
+    # runner starts without `site` and adds it on the first missing import)
+    assert row[0] == (22 - 1 - (not yaml) - (not both)) / 22, row
 
 
 @needs_bwrap

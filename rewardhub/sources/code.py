@@ -317,8 +317,9 @@ class CodeExec(RewardSource):
         thread = threading.Thread(target=run_solution, name="rewardhub-code-exec-solution")
         try:
             thread.start()
-            runner = self._sandbox.run_python(
-                _RUNNER, files=runner_files, report=True, limits=limits,
+            runner = self._sandbox.run(  # -S: see LateSite in _code_runner.py
+                [self._sandbox.python, "-S", "-s", "-B", "main.py"],
+                {**runner_files, "main.py": _RUNNER}, report=True, limits=limits,
                 pass_fds=(req_w, resp_r, abort_w),
             )  # fmt: skip
         finally:
