@@ -700,3 +700,26 @@ def test_wire_fuzz_yields_builtins_or_a_clear_error(data: Any) -> None:
     except wire.WireError:
         return
     assert only_builtins(value)
+
+
+@needs_bwrap
+def test_site_comes_back_for_the_solution(source: CodeExec) -> None:
+    """The sandboxed processes start without ``site``; ``exit()``, ``quit()`` and installed
+    packages still work."""
+    import subprocess
+
+    cmd = [source._sandbox.python, "-c", "import yaml"]
+    has_yaml = subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+    stdio = "print(int(input()) + 1)\nexit()\nprint('never')\n"
+    call = "import yaml\ndef f(x):\n    return yaml.safe_load(x)\n"
+    asserts = "import yaml\ndef g():\n    quit()\n"
+    rows = score(source, [
+        rh.Sample(prompt="", completion=stdio, reference={"inputs": ["1"], "outputs": ["2"]}),
+        rh.Sample(prompt="", completion=call,
+                  reference={"fn_name": "f", "inputs": [["{a: [1]}"]], "outputs": [{"a": [1]}]}),
+        rh.Sample(prompt="", completion=asserts,
+                  reference="try:\n    g()\nexcept Exception as e:\n    assert 'SystemExit' in str(e)"),
+    ])  # fmt: skip
+    assert rows[0] == [1.0, 1.0], rows
+    if has_yaml:
+        assert rows[1] == [1.0, 1.0] and rows[2] == [1.0, 1.0], rows

@@ -32,8 +32,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rewardhub.sources import _code_site
     from rewardhub.sources import _code_wire as wire
 else:  # in the sandbox, shipped beside this file
+    import _code_site
     import _code_wire as wire
 
 
@@ -326,6 +328,7 @@ def _wait_or_abort(pid: int, abort: int) -> None:
 
 
 def main() -> None:
+    _code_site.install()
     report = _report_fd()
     with open("spec.json") as f:
         spec = json.load(f)

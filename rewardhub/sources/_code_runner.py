@@ -25,8 +25,10 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rewardhub.sources import _code_site
     from rewardhub.sources import _code_wire as wire
 else:  # in the sandbox, shipped beside this file
+    import _code_site
     import _code_wire as wire
 
 MAX_LINE = 64 << 20
@@ -165,31 +167,13 @@ class Namespace(dict):  # type: ignore[type-arg]
         return value
 
 
-class LateSite:
-    """A meta-path finder consulted after the others: started with ``-S`` (``site`` costs about
-    25 ms of every start), the runner adds the site directories on the first import that
-    misses, so a test can still import an installed package."""
-
-    done = False
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if LateSite.done or path is not None:
-            return None
-        LateSite.done = True
-        import importlib.machinery
-        import site
-
-        site.main()
-        return importlib.machinery.PathFinder.find_spec(name, None, target)
-
-
 def _on_alarm(signum: int, frame: Any) -> None:
     raise TestTimeout()
 
 
 def main() -> None:
     global CHANNEL
-    sys.meta_path.append(LateSite())
+    _code_site.install()
     report = int(os.environ.pop("REWARDHUB_REPORT_FD"))
     with open("spec.json") as f:
         spec = json.load(f)

@@ -153,9 +153,11 @@ def _shipped(name: str) -> str:
     return (Path(__file__).parent / name).read_text(encoding="utf-8")
 
 
-_WIRE, _DRIVER, _RUNNER = (
-    _shipped(f) for f in ("_code_wire.py", "_code_driver.py", "_code_runner.py")
+_WIRE, _SITE, _DRIVER, _RUNNER = (
+    _shipped(f) for f in ("_code_wire.py", "_code_site.py", "_code_driver.py", "_code_runner.py")
 )
+#: how the driver and the runner start (-S: see _code_site.py)
+_START = ("-S", "-s", "-B", "main.py")
 
 
 class CodeExec(RewardSource):
@@ -267,9 +269,7 @@ class CodeExec(RewardSource):
             spec.update(
                 mode="call", fn_name=tests.fn_name, inputs=[wire.encode(x) for x in tests.inputs]
             )
-        res = self._sandbox.run_python(
-            _DRIVER, files=self._files(code, spec), report=True, limits=limits
-        )
+        res = self._driver(code, spec, limits)
         lines, load = _report_lines(res.report)
         bad = _outcome(res, load, deadline)
         if bad is not None:
@@ -298,6 +298,7 @@ class CodeExec(RewardSource):
         names = [f"test_{i}.py" for i in range(len(tests.programs))]
         runner_files: dict[str, str | bytes] = {
             "_code_wire.py": _WIRE,
+            "_code_site.py": _SITE,
             "spec.json": json.dumps({"tests": names, "timeout_s": self.config.timeout_s,
                                      "req_fd": req_w, "resp_fd": resp_r, "abort_fd": abort_w}),
             **dict(zip(names, tests.programs)),
@@ -306,21 +307,15 @@ class CodeExec(RewardSource):
         solution: list[RunResult] = []
 
         def run_solution() -> None:
-            files = self._files(code, spec)
             fds = (req_r, resp_w, abort_r)
-            solution.append(
-                self._sandbox.run_python(
-                    _DRIVER, files=files, report=True, limits=limits, pass_fds=fds, stop_fd=stop_r
-                )
-            )
+            solution.append(self._driver(code, spec, limits, pass_fds=fds, stop_fd=stop_r))
 
         thread = threading.Thread(target=run_solution, name="rewardhub-code-exec-solution")
         try:
             thread.start()
-            runner = self._sandbox.run(  # -S: see LateSite in _code_runner.py
-                [self._sandbox.python, "-S", "-s", "-B", "main.py"],
-                {**runner_files, "main.py": _RUNNER}, report=True, limits=limits,
-                pass_fds=(req_w, resp_r, abort_w),
+            runner = self._sandbox.run(
+                [self._sandbox.python, *_START], {**runner_files, "main.py": _RUNNER},
+                report=True, limits=limits, pass_fds=(req_w, resp_r, abort_w),
             )  # fmt: skip
         finally:
             os.write(stop_w, b"x")  # the tests are done: end the solution's sandbox now
@@ -376,8 +371,15 @@ class CodeExec(RewardSource):
         passed = sum(1 for i in range(len(names)) if f"pass {i}" in marks)
         return self._row(passed / len(names), True)
 
-    def _files(self, code: bytes, spec: dict[str, Any]) -> dict[str, str | bytes]:
-        return {"_code_wire.py": _WIRE, "solution.py": code, "spec.json": json.dumps(spec)}
+    def _driver(self, code: bytes, spec: dict[str, Any], limits: Limits, **kw: Any) -> RunResult:
+        """Run the solution's side (``_code_driver.py``) with ``code`` as ``solution.py``."""
+        files: dict[str, str | bytes] = {
+            "main.py": _DRIVER, "_code_wire.py": _WIRE, "_code_site.py": _SITE,
+            "solution.py": code, "spec.json": json.dumps(spec),
+        }  # fmt: skip
+        return self._sandbox.run(
+            [self._sandbox.python, *_START], files, report=True, limits=limits, **kw
+        )
 
 
 def _report_lines(report: str) -> tuple[dict[int, dict[str, Any]], dict[str, Any] | None]:
