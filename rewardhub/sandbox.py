@@ -4,13 +4,20 @@ One job: :meth:`Sandbox.run` starts a program in a fresh sandbox and returns its
 status, its (truncated) stdout and stderr, and whether a limit stopped it.
 
 The sandbox (``bwrap``) has no network (a private network namespace with only loopback),
-private PID, IPC, UTS, cgroup and user namespaces, a read-only view of ``/usr`` (plus the
-interpreter's prefix and any extra read-only paths), a private size-limited tmpfs on ``/tmp``
-whose ``/tmp/work`` is the working directory, an unprivileged uid/gid 65534, an empty
-environment, no new user namespaces, and it dies with the calling thread. Resource limits
-(CPU seconds, address space, processes, file size, open files) are set with ``prlimit``
-inside the sandbox just before the program is executed. The whole sandbox is killed on the
-wall-clock timeout or when the program prints more than ``Limits.output_kill_bytes``.
+private PID, IPC, UTS, cgroup, mount and user namespaces, a read-only view of ``/usr`` (plus the
+interpreter's prefix and any extra read-only paths), an unprivileged uid/gid 65534, new user
+namespaces disabled, and it dies with the calling thread. bwrap itself starts with an empty
+environment, so no host secret is visible anywhere inside, and the program is pid 1 of its PID
+namespace (``--as-pid-1``): there is no bwrap init beside it without rlimits that it could
+``ptrace`` or write through ``/proc/1/mem``. A seccomp filter (:mod:`rewardhub._sandbox_setup`)
+denies ``ptrace`` and the other calls that reach into another process.
+
+Inside, a setup step mounts a private ``/tmp`` bounded in bytes and inodes (``tmpfs_mb``,
+``files``) whose ``/tmp/work`` is the working directory, copies the files there, and drops its
+capabilities; then ``prlimit`` sets the resource limits (CPU seconds, address space,
+processes, file size, open files) and execs the program, so every process in the sandbox is
+limited. The whole sandbox is killed on the wall-clock timeout, when the program prints more
+than ``Limits.output_kill_bytes``, or when the caller's ``stop_fd`` says so.
 
 When the host runs as root, ``bwrap`` itself is started as uid 65534: a process limit is not
 enforced for processes the kernel sees as root, so this is what makes ``Limits.processes``
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -33,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rewardhub._sandbox_setup import ARCH, STAGING, seccomp_filter, setup_argv
 from rewardhub.errors import SourceError
 
 __all__ = [
@@ -75,6 +84,8 @@ class Limits:
     """bytes of stdout and of stderr kept; the rest is dropped (``*_truncated``)"""
     output_kill_bytes: int = 8 * _MB
     """total bytes written to stdout + stderr after which the sandbox is killed"""
+    files: int = 4096
+    """files and directories the private /tmp may hold (its inodes; bubblewrap only)"""
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,8 @@ class RunResult:
     timed_out: bool = False
     """the wall-clock limit was reached (``killed_by_limit == "wall"``)"""
     killed_by_limit: str | None = None
-    """"wall", "cpu" or "output" when a limit killed the program, else None"""
+    """"wall", "cpu" or "output" when a limit killed the program, "stopped" when the caller's
+    ``stop_fd`` did, else None"""
     signal: int | None = None
     """the signal that ended the program, when one did (exit status 128 + n in bwrap)"""
     stdout_truncated: bool = False
@@ -207,6 +219,7 @@ class Sandbox:
         self.bwrap = (bwrap if bwrap is not None else bwrap_path()) or None
         self.prlimit = shutil.which("prlimit", path="/usr/bin:/bin:/usr/sbin:/sbin")
         self.setpriv = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
+        self.perl = shutil.which("perl", path="/usr/bin:/bin")
         if self.bwrap is None and not allow_unsandboxed:
             raise SandboxUnavailable(
                 "bubblewrap (bwrap) is not installed, so untrusted code cannot be sandboxed. "
@@ -237,19 +250,25 @@ class Sandbox:
         limits: Limits | None = None,
         stdin: bytes = b"",
         report: bool = False,
+        pass_fds: Sequence[int] = (),
+        stop_fd: int | None = None,
     ) -> RunResult:
         """Run ``argv`` with ``files`` (names relative to the working directory) in place.
 
         ``stdin`` is what the program reads on its standard input (then end of file). With
         ``report=True`` the environment variable ``REWARDHUB_REPORT_FD`` names a descriptor
         whose contents come back in ``RunResult.report`` (a channel apart from stdout).
+        ``pass_fds`` are descriptors (pipe ends) the program gets under the same numbers;
+        they are handed over: this call closes them once the program has started. When
+        ``stop_fd`` (owned by the caller) becomes readable, the sandbox is killed
+        (``killed_by_limit == "stopped"``): another thread's way to end a run early.
         """
         lim = limits or self.limits
         files = dict(files or {})
         for name in files:
             if name.startswith("/") or ".." in Path(name).parts or not name:
                 raise ValueError(f"file name {name!r} must be relative, without '..'")
-        job = _Job(list(argv), files, lim, stdin, report)
+        job = _Job(list(argv), files, lim, stdin, report, tuple(pass_fds), stop_fd)
         if self.sandboxed:
             return self._run_bwrap(job)
         return self._run_plain(job)
@@ -262,6 +281,8 @@ class Sandbox:
         limits: Limits | None = None,
         stdin: bytes = b"",
         report: bool = False,
+        pass_fds: Sequence[int] = (),
+        stop_fd: int | None = None,
     ) -> RunResult:
         """Run Python ``source`` as ``main.py`` (``files`` are put beside it)."""
         return self.run(
@@ -270,6 +291,8 @@ class Sandbox:
             limits=limits,
             stdin=stdin,
             report=report,
+            pass_fds=pass_fds,
+            stop_fd=stop_fd,
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -301,7 +324,12 @@ class Sandbox:
         return [self.python, "-I", "-S", "-c", shim]
 
     def _bwrap_argv(
-        self, lim: Limits, fds: list[tuple[int, str]], status_fd: int, report_fd: int | None
+        self,
+        lim: Limits,
+        fds: list[tuple[int, str]],
+        status_fd: int,
+        report_fd: int | None,
+        seccomp_fd: int | None,
     ) -> list[str]:
         assert self.bwrap is not None
         args = [
@@ -312,6 +340,7 @@ class Sandbox:
             "--disable-userns",
             "--die-with-parent",
             "--new-session",
+            "--as-pid-1",  # no unlimited bwrap init beside the program (see the module doc)
             "--uid", str(NOBODY),
             "--gid", str(NOBODY),
             "--hostname", "sandbox",
@@ -345,12 +374,19 @@ class Sandbox:
             "--dev-bind", "/dev/urandom", "/dev/urandom",
             "--symlink", "/proc/self/fd", "/dev/fd",
             "--remount-ro", "/dev",
-            "--size", str(lim.tmpfs_mb * _MB), "--tmpfs", "/tmp",
-            "--dir", WORKDIR,
         ]  # fmt: skip
+        if ARCH is None:  # no setup step: bwrap's /tmp, bounded in bytes only
+            args += ["--size", str(lim.tmpfs_mb * _MB), "--tmpfs", "/tmp", "--dir", WORKDIR]
+        else:  # the setup step mounts it
+            args += ["--dir", "/tmp"]
         for fd, name in fds:
-            args += ["--ro-bind-data", str(fd), f"{WORKDIR}/{name}"]
-        args += ["--remount-ro", "/", "--chdir", WORKDIR]
+            where = WORKDIR if ARCH is None else STAGING
+            args += ["--ro-bind-data", str(fd), f"{where}/{name}"]
+        args += ["--remount-ro", "/", "--chdir", WORKDIR if ARCH is None else "/"]
+        if ARCH is not None:  # only the setup step has it: it clears it before the program
+            args += ["--cap-add", "CAP_SYS_ADMIN"]
+        if seccomp_fd is not None:
+            args += ["--seccomp", str(seccomp_fd)]
         return args
 
     def _run_bwrap(self, job: _Job) -> RunResult:
@@ -358,21 +394,23 @@ class Sandbox:
         status_r, status_w = os.pipe()
         report_r, report_w = os.pipe() if job.report else (None, None)
         handed = False
+        seccomp_fd: int | None = None
         try:
             for name, content in job.files.items():
-                fd = os.memfd_create("rewardhub-sandbox-file")
-                fds.append((fd, name))
                 data = (
                     content.encode("utf-8", "surrogateescape")
                     if isinstance(content, str)
                     else content
                 )
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.lseek(fd, 0, os.SEEK_SET)
+                fds.append((_memfd(data), name))
+            setup: list[str] = []
+            if ARCH is not None:
+                seccomp_fd = _memfd(seccomp_filter(ARCH))
+                lim = job.limits
+                setup = setup_argv(ARCH, self.perl, self.python, lim.tmpfs_mb * _MB, lim.files)
             cmd = [
-                *self._bwrap_argv(job.limits, fds, status_w, report_w),
+                *self._bwrap_argv(job.limits, fds, status_w, report_w, seccomp_fd),
+                *setup,
                 *self._rlimit_argv(job.limits),
                 *job.argv,
             ]
@@ -383,22 +421,29 @@ class Sandbox:
                            "--clear-groups", "--", *cmd]  # fmt: skip
                 else:
                     drop = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
-            inherit = [status_w, *(fd for fd, _ in fds)]
+            inherit = [status_w, *(fd for fd, _ in fds), *job.pass_fds]
             if report_w is not None:
                 inherit.append(report_w)
+            if seccomp_fd is not None:
+                inherit.append(seccomp_fd)
             handed = True  # from here _spawn_and_wait closes the write ends
+            # env={}: bwrap's own environment is visible in /proc inside; no host secret in it
             return self._spawn_and_wait(
-                cmd, job, pass_fds=inherit, cwd=None, env=None,
+                cmd, job, pass_fds=inherit, cwd=None, env={},
                 pipes=[(status_r, status_w, 1 << 16), (report_r, report_w, 1 << 16)], **drop,
             )  # fmt: skip
         finally:
-            ends = (status_r, report_r) if handed else (status_r, status_w, report_r, report_w)
-            for fd in (*ends, *(fd for fd, _ in fds)):
+            ends: tuple[int | None, ...] = (status_r, report_r)
+            if not handed:
+                ends += (status_w, report_w)
+                ends += job.pass_fds
+            for fd in (*ends, *(fd for fd, _ in fds), seccomp_fd):
                 if fd is not None:
                     os.close(fd)
 
     def _run_plain(self, job: _Job) -> RunResult:
         report_r, report_w = os.pipe() if job.report else (None, None)
+        handed = False
         try:
             with tempfile.TemporaryDirectory(prefix="rewardhub-unsandboxed-") as work:
                 for name, content in job.files.items():
@@ -412,14 +457,18 @@ class Sandbox:
                        "PYTHONUTF8": "1", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
                 if report_w is not None:
                     env["REWARDHUB_REPORT_FD"] = str(report_w)
+                handed = True
                 return self._spawn_and_wait(
                     [*self._rlimit_argv(job.limits), *job.argv], job,
-                    pass_fds=[] if report_w is None else [report_w], cwd=work, env=env,
+                    pass_fds=[*job.pass_fds, *([] if report_w is None else [report_w])],
+                    cwd=work, env=env,
                     pipes=[(None, None, 0), (report_r, report_w, 1 << 16)],
                 )  # fmt: skip
         finally:
-            if report_r is not None:
-                os.close(report_r)
+            ends = (report_r,) if handed else (report_r, report_w, *job.pass_fds)
+            for fd in ends:
+                if fd is not None:
+                    os.close(fd)
 
     def _spawn_and_wait(
         self,
@@ -461,6 +510,9 @@ class Sandbox:
             for fd in (status_w, report_w):
                 if fd is not None:
                     os.close(fd)
+            for fd in job.pass_fds:  # handed over: the program holds them now
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         status_buf, report_buf = _Stream(1 << 16), _Stream(report_cap)
         out, err = _Stream(lim.output_bytes), _Stream(lim.output_bytes)
         if proc.stdin is not None:
@@ -477,12 +529,17 @@ class Sandbox:
             for fd, buf in ((status_r, status_buf), (report_r, report_buf)):
                 if fd is not None:
                     sel.register(fd, selectors.EVENT_READ, buf)
-            while sel.get_map() and killed is None:
+            if job.stop_fd is not None:
+                sel.register(job.stop_fd, selectors.EVENT_READ, None)
+            while len(sel.get_map()) > (job.stop_fd is not None) and killed is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     killed = "wall"
                     break
                 for key, _ in sel.select(left):
+                    if key.data is None:  # stop_fd
+                        killed = "stopped"
+                        break
                     chunk = os.read(key.fd, 65536)
                     if not chunk:
                         sel.unregister(key.fileobj)
@@ -493,11 +550,16 @@ class Sandbox:
                         if total > lim.output_kill_bytes:
                             killed = "output"
                             break
-        if killed is None:
+        while killed is None:  # its output is closed; wait for the end (or the stop)
+            step = max(deadline - time.monotonic(), 0.0)
             try:
-                proc.wait(max(deadline - time.monotonic(), 0.0))
+                proc.wait(step if job.stop_fd is None else min(step, 0.02))
+                break
             except subprocess.TimeoutExpired:
-                killed = "wall"
+                if time.monotonic() >= deadline:
+                    killed = "wall"
+                elif job.stop_fd is not None and select.select([job.stop_fd], [], [], 0)[0]:
+                    killed = "stopped"
         if killed is not None:
             _kill_group(proc)
         proc.wait()
@@ -512,7 +574,7 @@ class Sandbox:
             sig = code - 128
         if killed is None and sig in (signal.SIGXCPU, signal.SIGKILL) and _cpu_bound(duration, lim):
             killed = "cpu"
-        if killed in ("wall", "output"):
+        if killed in ("wall", "output", "stopped"):
             code, sig = None, None
         error = None
         if status_r is not None and killed is None and b"child-pid" not in status_buf.buf:
@@ -541,6 +603,18 @@ class _Job:
     limits: Limits
     stdin: bytes
     report: bool
+    pass_fds: tuple[int, ...] = ()
+    stop_fd: int | None = None
+
+
+def _memfd(data: bytes) -> int:
+    """An anonymous file holding ``data``, positioned at its start (bwrap reads it)."""
+    fd = os.memfd_create("rewardhub-sandbox-file")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _cpu_bound(duration: float, lim: Limits) -> bool:

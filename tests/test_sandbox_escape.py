@@ -30,8 +30,11 @@ def sandbox() -> Sandbox:
 
 
 def _descendants() -> set[int]:
-    """Live processes below this one, plus any run by the sandbox uid (65534) when we are root."""
+    """Live processes below this one, plus, when we are root, any run by the sandbox uid
+    (65534) that is not inside another live sandbox (another test worker's, another user's):
+    one that got out of its sandbox."""
     parents: dict[int, int] = {}
+    names: dict[int, str] = {}
     nobody: set[int] = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -44,17 +47,22 @@ def _descendants() -> set[int]:
         if fields["State"].split()[0] in ("Z", "X"):
             continue  # dead, waiting to be reaped: holds no resources
         parents[int(entry)] = int(fields["PPid"].strip())
+        names[int(entry)] = fields["Name"].strip()
         if fields["Uid"].split()[0] == "65534" and os.geteuid() == 0:
             nobody.add(int(entry))
     me, found = os.getpid(), set()
     for pid in parents:
-        p, seen = pid, 0
+        p, seen, foreign = pid, 0, False
         while p > 1 and seen < 64:
             p, seen = parents.get(p, 0), seen + 1
             if p == me:
                 found.add(pid)
                 break
-    return found | nobody
+            foreign |= names.get(p) == "bwrap"
+        else:
+            if pid in nobody and not foreign and names.get(pid) != "bwrap":
+                found.add(pid)
+    return found
 
 
 def _settled(baseline: set[int], timeout: float = 5.0) -> set[int]:
@@ -77,7 +85,8 @@ def host(tmp_path: Path):  # type: ignore[no-untyped-def]
     listener.listen(8)
     listener.setblocking(False)
     baseline = _descendants()
-    state = {"file": guarded, "port": listener.getsockname()[1], "dir": tmp_path}
+    state = {"file": guarded, "port": listener.getsockname()[1], "dir": tmp_path,
+             "baseline": baseline}  # fmt: skip
     yield state
     # host checks after every attack
     assert guarded.read_text() == "host secret 5f1d\n"
@@ -161,7 +170,8 @@ print("uid:", os.getuid(), os.getgid(), "env:", sorted(os.environ))
     _contained(res)
     assert "host secret" not in res.stdout
     assert "READ" not in res.stdout.replace("READ /proc/1/environ", ""), res.stdout
-    assert "root: ['bin', 'dev', 'lib', 'lib64', 'proc', 'sbin', 'tmp', 'usr']" in res.stdout
+    listing = "['.rewardhub-files', 'bin', 'dev', 'lib', 'lib64', 'proc', 'sbin', 'tmp', 'usr']"
+    assert f"root: {listing}" in res.stdout
     assert "uid: 65534 65534" in res.stdout
 
 
@@ -364,4 +374,173 @@ def test_attacks_as_code_exec_completions(host: dict) -> None:  # type: ignore[t
         rows = src.score(samples)
     finally:
         src.close()
-    assert [r[0] for r in rows] == [0.0] * len(attacks)  # type: ignore[index]
+    # each a wrong answer (0) or a failed check (scored 0): never more
+    assert all(isinstance(r, rh.Fail) or r[0] == 0.0 for r in rows), rows  # type: ignore[index]
+
+
+# -- host secrets, other processes, the sandbox's init, file counts --------------------------
+
+
+def test_no_host_secret_in_any_environment(
+    sandbox: Sandbox,
+    host: dict,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[type-arg]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-host-secret-4411")
+    monkeypatch.setenv("REWARDHUB_TOKEN", "rh-host-secret-4411")
+    code = """
+import os
+seen = []
+for pid in [p for p in os.listdir("/proc") if p.isdigit()] + ["self", "1"]:
+    try:
+        seen.append(open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace"))
+    except OSError as e:
+        print("denied", pid, type(e).__name__)
+print("ENV", seen, dict(os.environ))
+"""
+    res = sandbox.run_python(code)
+    _contained(res)
+    assert "ENV" in res.stdout and "host-secret-4411" not in res.stdout + res.stderr
+
+
+def test_every_process_is_limited_and_pid_1_is_the_program(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    """No unlimited init to hijack: pid 1 is the program itself, under the rlimits."""
+    code = """
+import os
+print("comm", open("/proc/1/comm").read().strip(), os.getpid())
+for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+    lim = [l for l in open(f"/proc/{pid}/limits").read().splitlines() if "address space" in l]
+    print("limit", pid, lim[0].split()[-3])
+"""
+    res = sandbox.run_python(code, limits=Limits(wall_s=5.0, memory_mb=300))
+    _contained(res)
+    assert "comm python3 1" in res.stdout or "comm python 1" in res.stdout, res.stdout
+    limits = [line.split()[-1] for line in res.stdout.splitlines() if line.startswith("limit")]
+    assert limits and set(limits) == {str(300 * 1024 * 1024)}, res.stdout
+
+
+def test_ptrace_and_cross_process_memory_are_denied(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    """ptrace, process_vm_readv/writev, pidfd_getfd fail with EPERM (seccomp), whatever the
+    target; a non-dumpable process's /proc files are closed to its own children."""
+    from rewardhub._sandbox_setup import ARCH
+
+    if ARCH is None:
+        pytest.skip("no seccomp filter on this architecture")
+    code = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: its /proc files are closed to others
+os.environ["SECRET_IN_PARENT"] = "parent-secret-77"
+secret = ctypes.create_string_buffer(b"parent-memory-77")
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    ppid = os.getppid()
+    for target in (1, ppid, os.getpid()):
+        print("ptrace", target, libc.ptrace(16, target, 0, 0), ctypes.get_errno())  # ATTACH
+    print("seize", libc.ptrace(0x4206, ppid, 0, 0), ctypes.get_errno())
+    print("traceme", libc.ptrace(0, 0, 0, 0), ctypes.get_errno())
+    class iovec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    buf = ctypes.create_string_buffer(64)
+    local = iovec(ctypes.addressof(buf), 16)
+    remote = iovec(ctypes.addressof(secret), 16)
+    n = libc.syscall(VM_READV, ppid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    print("vm_readv", n, ctypes.get_errno(), buf.raw[:16])
+    for what in ("environ", "mem", "fd/0"):
+        try:
+            f = open(f"/proc/{ppid}/{what}", "rb")
+            if what == "mem":
+                f.seek(ctypes.addressof(secret))
+            print("OPENED", what, f.read(64))
+        except OSError as e:
+            print("denied", what, e.errno)
+    sys.stdout.flush()
+    os._exit(0)
+os.close(r)
+os.waitpid(pid, 0)
+"""
+    res = sandbox.run_python(code.replace("VM_READV", str(ARCH.denied[1])))
+    _contained(res)
+    out = res.stdout
+    assert out.count(" -1 1") >= 5 and "vm_readv -1 1" in out, out  # EPERM everywhere
+    assert "OPENED" not in out and "-77" not in out, out
+    assert out.count("denied") == 3, out
+
+
+def test_file_count_flood_is_bounded(sandbox: Sandbox, host: dict) -> None:  # type: ignore[type-arg]
+    code = """
+import os
+n = 0
+try:
+    for n in range(400_000):
+        open(f"f{n}", "w").close()
+    print("MADE ALL")
+except OSError as e:
+    print("stopped", n, e.errno)
+"""
+    res = sandbox.run_python(code, limits=Limits(wall_s=10.0, files=1000))
+    _contained(res)
+    assert "MADE ALL" not in res.stdout, res.stdout
+    made = int(res.stdout.split()[1])
+    assert 900 <= made < 1000 and res.stdout.split()[2] == "28", res.stdout  # ENOSPC
+
+
+def test_seccomp_filter_program() -> None:
+    """The hand-assembled BPF: each instruction is 8 bytes, jumps land inside the program."""
+    import struct
+
+    from rewardhub._sandbox_setup import _ARCHES, seccomp_filter
+
+    for arch in _ARCHES.values():
+        prog = seccomp_filter(arch)
+        ins = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
+        assert len(prog) % 8 == 0 and ins[-1][3] == 0x80000000 and ins[-3][3] == 0x7FFF0000
+        for i, (code, jt, jf, _) in enumerate(ins):
+            if code & 0x07 == 0x05:  # a jump
+                assert i + 1 + max(jt, jf) < len(ins)
+        denied = [k for code, jt, _, k in ins if code == 0x15 and jt > 0]
+        assert set(denied) == set(arch.denied)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [["assert True", "assert True"], {"inputs": ["1", "2"], "outputs": ["1", "2"]}],
+    ids=["tests", "io"],
+)
+def test_spec_timeout_leaves_no_sandbox_process(host: dict, reference: object) -> None:  # type: ignore[type-arg]
+    """The batch deadline (spec ``timeout_s``) stops the sandboxes, not only the waiting."""
+    import rewardhub as rh
+
+    hub = rh.Hub(entry_points=False)
+    spec = {"sources": [{"type": "code-exec", "timeout_s": 1.5,
+                         "config": {"timeout_s": 30, "cpu_s": 30}}], "normalize": "none"}  # fmt: skip
+    code = "import time\nwhile True:\n    time.sleep(0.01)\n"
+    samples = [rh.Sample(prompt="", completion=code, reference=reference)] * 2
+    with rh.Pipeline.from_spec(spec, hub=hub) as pipe:
+        t0 = time.monotonic()
+        res = pipe.score(samples)
+        took = time.monotonic() - t0
+        assert took < 5.0
+        assert _settled(host["baseline"], timeout=1.0) == set(), "sandbox processes run on"
+    assert all(e.get("code-exec") for e in res.vector.errors)  # abstained, with the reason
+
+
+@pytest.mark.parametrize("perl", [True, False], ids=["perl", "python"])
+def test_setup_step_copies_files_and_bounds_tmp(perl: bool) -> None:
+    """Both setup steps (Perl, or Python where Perl is missing) give the same sandbox."""
+    sb = Sandbox(Limits(wall_s=10.0, files=64, tmpfs_mb=8))
+    if not perl:
+        sb.perl = None
+    code = """
+import os
+st = os.statvfs("/tmp")
+print(sorted(os.listdir(".")), open("d/e/x.txt").read(), open("b.bin", "rb").read(),
+      st.f_files, st.f_blocks * st.f_frsize, os.getcwd())
+"""
+    res = sb.run_python(code, files={"d/e/x.txt": "hi", "b.bin": b"\x00\xff"})
+    assert res.ok, res.stderr
+    assert res.stdout.split() == [
+        "['b.bin',", "'d',", "'main.py']", "hi", "b'\\x00\\xff'", "64", str(8 << 20), "/tmp/work",
+    ]  # fmt: skip

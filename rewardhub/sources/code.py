@@ -1,14 +1,25 @@
-"""The ``code-exec`` source: run the completion's code against tests, inside a sandbox."""
+"""The ``code-exec`` source: run the completion's code against tests, inside sandboxes.
+
+By default (``isolation: sandbox``) the solution runs in a sandbox of its own and never sees a
+test or an expected output: I/O tests are compared here, on the host; test programs run in a
+second sandbox that forwards each call to the solution as data (see ``_code_runner.py`` and
+``_code_driver.py``; values cross as ``_code_wire.py`` encodes them).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
 import secrets
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
 from rewardhub.sandbox import Limits, RunResult, Sandbox, probe
-from rewardhub.source import Abstain, RewardSource, Row, Scores
+from rewardhub.source import Abstain, Fail, RewardSource, Row, Scores, current_deadline
+from rewardhub.sources import _code_wire as wire
+from rewardhub.sources._code_io import IOTests, call_matches, parse_io, stdout_matches
+from rewardhub.sources._code_trusted import HARNESS
 from rewardhub.types import Sample
 
 
@@ -43,7 +57,7 @@ class CodeExecConfig(BaseModel):
         10.0,
         gt=0,
         description="wall-clock seconds for the solution and for each test (a sample gets "
-        "timeout_s × (tests + 1) + 2 s in all)",
+        "timeout_s × (tests + 1) + 5 s in all)",
     )
     cpu_s: int = Field(10, gt=0, description="CPU seconds per process")
     memory_mb: int = Field(1024, ge=64, description="address space per process")
@@ -62,72 +76,13 @@ class CodeExecConfig(BaseModel):
         description="run without bubblewrap when it is missing (only for code you trust)",
     )
     runs: bool = Field(False, description="add the objective 'runs': the code ran without error")
+    isolation: Literal["sandbox", "trusted"] = Field(
+        "sandbox",
+        description="sandbox: the solution runs apart from the tests and can influence its "
+        "verdict only through what it returns or prints; trusted: one process runs both "
+        "(faster, but the code can fake its verdict: only for code you trust)",
+    )
 
-
-# The harness that runs inside the sandbox. It runs the solution, then each test in a forked
-# child (so tests are independent and one that hangs is killed after ``test_timeout_s``). A test
-# passes when its child says "ok" on a private pipe and exits 0, so code that exits early
-# (``exit(0)``, ``os._exit(0)``) fails. Progress goes to the report descriptor tagged with a nonce
-# read from stdin, so printing fake results does not count either.
-_HARNESS = r"""
-import json, os, select, sys, time, traceback
-def _main():
-    nonce = sys.stdin.readline().strip()
-    out = int(os.environ.pop("REWARDHUB_REPORT_FD"))
-    def mark(what):
-        os.write(out, ("%s %s\n" % (nonce, what)).encode())
-    with open("spec.json") as f:
-        spec = json.load(f)
-    ns = {"__name__": "__main__", "__builtins__": __builtins__}
-    try:
-        with open("solution.py", "rb") as f:
-            exec(compile(f.read(), "solution.py", "exec"), ns)
-    except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
-    mark("ran")
-    for i, name in enumerate(spec["tests"]):
-        with open(name, "rb") as f:
-            source = f.read()
-        r, w = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            os.close(out)
-            try:
-                exec(compile(source, name, "exec"), ns)
-                sys.stdout.flush()
-                sys.stderr.flush()
-            except BaseException:
-                traceback.print_exc()
-                sys.stderr.flush()
-                os._exit(1)
-            os.write(w, b"ok")
-            os._exit(0)
-        os.close(w)
-        got, deadline = b"", time.monotonic() + spec["test_timeout_s"]
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([r], [], [], left)[0]:
-                os.kill(pid, 9)
-                break
-            chunk = os.read(r, 64)
-            if not chunk:
-                break
-            got += chunk
-        os.close(r)
-        _, status = os.waitpid(pid, 0)
-        if got == b"ok" and status == 0:
-            mark("pass %d" % i)
-    mark("done")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-_main()
-"""
 
 _FENCE = re.compile(
     r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.S | re.M
@@ -154,10 +109,24 @@ class _Tests:
     entry_point: str | None = None
 
 
-def parse_reference(ref: Any) -> _Tests | str:
-    """Tests from ``Sample.reference``, or why they are malformed."""
+def parse_reference(ref: Any) -> _Tests | IOTests | str:
+    """Tests from ``Sample.reference``, or why they are malformed (a test program that is
+    not valid Python is malformed: the completion is not to blame)."""
+    tests = _parse_tests(ref)
+    if isinstance(tests, _Tests):
+        for i, program in enumerate(tests.programs):
+            try:
+                compile(program, f"test_{i}.py", "exec", dont_inherit=True)
+            except (SyntaxError, ValueError) as exc:
+                return f"malformed reference: test {i} is not valid Python ({exc})"
+    return tests
+
+
+def _parse_tests(ref: Any) -> _Tests | IOTests | str:
     if isinstance(ref, str):
         return _Tests([ref]) if ref.strip() else "malformed reference: empty test program"
+    if isinstance(ref, Mapping) and ("inputs" in ref or "outputs" in ref):
+        return parse_io(ref)
     if isinstance(ref, Mapping):
         test, entry = ref.get("test"), ref.get("entry_point")
         if not isinstance(test, str) or not test.strip():
@@ -174,17 +143,29 @@ def parse_reference(ref: Any) -> _Tests | str:
             return "malformed reference: a list of tests must hold non-empty strings"
         return _Tests(list(ref))
     return (
-        "malformed reference: expected a test program (str), a list of tests or "
-        f"{{'test': ..., 'entry_point': ...}}, got {type(ref).__name__}"
+        "malformed reference: expected a test program (str), a list of tests, "
+        "{'test': ..., 'entry_point': ...} or {'inputs': [...], 'outputs': [...]}, "
+        f"got {type(ref).__name__}"
     )
 
 
+def _shipped(name: str) -> str:
+    return (Path(__file__).parent / name).read_text(encoding="utf-8")
+
+
+_WIRE, _SITE, _DRIVER, _RUNNER = (
+    _shipped(f) for f in ("_code_wire.py", "_code_site.py", "_code_driver.py", "_code_runner.py")
+)
+#: how the driver and the runner start (-S: see _code_site.py)
+_START = ("-S", "-s", "-B", "main.py")
+
+
 class CodeExec(RewardSource):
-    """Runs the completion's code with the reference's tests in a bubblewrap sandbox."""
+    """Runs the completion's code with the reference's tests in bubblewrap sandboxes."""
 
     type = "code-exec"
     Config = CodeExecConfig
-    version = "1"
+    version = "2"
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -212,9 +193,10 @@ class CodeExec(RewardSource):
             broken = probe(self._sandbox)
             if broken:
                 return [Abstain(broken) for _ in samples]
+        one = functools.partial(self._score_one, deadline=current_deadline())
         if len(samples) == 1:
-            return [self._score_one(samples[0])]
-        return list(self._executor().map(self._score_one, samples))
+            return [one(samples[0])]
+        return list(self._executor().map(one, samples))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -234,10 +216,7 @@ class CodeExec(RewardSource):
             self._pool = ThreadPoolExecutor(n, thread_name_prefix="rewardhub-code-exec")
         return self._pool
 
-    def _zeros(self) -> list[float]:
-        return [0.0] * len(self.output_objectives)
-
-    def _score_one(self, sample: Sample) -> Row:
+    def _score_one(self, sample: Sample, deadline: float | None = None) -> Row:
         if sample.reference is None:
             return Abstain("no reference: code-exec needs tests in Sample.reference")
         tests = parse_reference(sample.reference)
@@ -245,20 +224,27 @@ class CodeExec(RewardSource):
             return Abstain(tests)
         code = extract_code(sample.completion, self.config)
         if code is None:
-            return self._zeros()  # no code: the answer is wrong
-        if self._needs_prompt(code, tests):
+            return Fail("no code in the completion")
+        if isinstance(tests, _Tests) and self._needs_prompt(code, tests):
             code = f"{sample.prompt_text}\n{code}"
         data = code.encode("utf-8", "surrogateescape")
         if len(data) > self.config.max_code_bytes:
-            return self._zeros()
-        res, marks = self._run(data, tests)
-        if res.error is not None:
-            return Abstain(res.error)
-        passed = sum(1 for i in range(len(tests.programs)) if f"pass {i}" in marks)
-        row = [passed / len(tests.programs)]
-        if self.config.runs:
-            row.append(1.0 if "ran" in marks else 0.0)
-        return row
+            return Fail(f"code longer than max_code_bytes ({self.config.max_code_bytes})")
+        n = len(tests.inputs) if isinstance(tests, IOTests) else len(tests.programs)
+        wall = self.config.timeout_s * (n + 1) + 5.0  # + sandbox start-up
+        if deadline is not None:  # the batch's deadline (spec timeout_s): stop there
+            wall = min(wall, deadline - time.monotonic())
+            if wall <= 0:
+                return Abstain("the batch deadline passed before this sample ran")
+        limits = replace(self._limits, wall_s=wall)
+        if isinstance(tests, IOTests):
+            return self._io(data, tests, limits, deadline)
+        if self.config.isolation == "trusted":
+            return self._trusted(data, tests, limits, deadline)
+        return self._isolated(data, tests, limits, deadline)
+
+    def _row(self, passed: float, ran: bool) -> list[float]:
+        return [passed, 1.0 if ran else 0.0] if self.config.runs else [passed]
 
     def _needs_prompt(self, code: str, tests: _Tests) -> bool:
         mode: str = self.config.prepend_prompt
@@ -271,8 +257,98 @@ class CodeExec(RewardSource):
             is None
         )
 
-    def _run(self, code: bytes, tests: _Tests) -> tuple[RunResult, set[str]]:
-        """Run the harness; return the result and the progress marks tagged with the nonce."""
+    def _io(self, code: bytes, tests: IOTests, limits: Limits, deadline: float | None) -> Row:
+        """I/O tests: the solution's sandbox runs each input; outputs are compared here."""
+        spec: dict[str, Any] = {
+            "timeout_s": self.config.timeout_s,
+            "out_cap": self.config.output_bytes,
+        }
+        if tests.fn_name is None:
+            spec.update(mode="stdio", inputs=tests.inputs)
+        else:
+            spec.update(
+                mode="call", fn_name=tests.fn_name, inputs=[wire.encode(x) for x in tests.inputs]
+            )
+        res = self._driver(code, spec, limits)
+        lines, load = _report_lines(res.report)
+        bad = _outcome(res, load, deadline)
+        if bad is not None:
+            return bad
+        passed = 0
+        for i, expected in enumerate(tests.outputs):
+            got = lines.get(i)
+            if got is None or got.get("err") is not None:
+                continue
+            if tests.fn_name is None:
+                passed += isinstance(got.get("out"), str) and stdout_matches(got["out"], expected)
+            else:
+                try:
+                    value = wire.loads(str(got.get("r")))
+                except wire.WireError:
+                    continue
+                passed += call_matches(value, expected)
+        return self._row(passed / len(tests.outputs), True)
+
+    def _isolated(self, code: bytes, tests: _Tests, limits: Limits, deadline: float | None) -> Row:
+        """Test programs: run in a sandbox of their own, calling into the solution's."""
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        abort_r, abort_w = os.pipe()
+        stop_r, stop_w = os.pipe()
+        names = [f"test_{i}.py" for i in range(len(tests.programs))]
+        runner_files: dict[str, str | bytes] = {
+            "_code_wire.py": _WIRE,
+            "_code_site.py": _SITE,
+            "spec.json": json.dumps({"tests": names, "timeout_s": self.config.timeout_s,
+                                     "req_fd": req_w, "resp_fd": resp_r, "abort_fd": abort_w}),
+            **dict(zip(names, tests.programs)),
+        }  # fmt: skip
+        spec = {"mode": "serve", "req_fd": req_r, "resp_fd": resp_w, "abort_fd": abort_r}
+        solution: list[RunResult] = []
+
+        def run_solution() -> None:
+            fds = (req_r, resp_w, abort_r)
+            solution.append(self._driver(code, spec, limits, pass_fds=fds, stop_fd=stop_r))
+
+        thread = threading.Thread(target=run_solution, name="rewardhub-code-exec-solution")
+        try:
+            thread.start()
+            runner = self._sandbox.run(
+                [self._sandbox.python, *_START], {**runner_files, "main.py": _RUNNER},
+                report=True, limits=limits, pass_fds=(req_w, resp_r, abort_w),
+            )  # fmt: skip
+        finally:
+            os.write(stop_w, b"x")  # the tests are done: end the solution's sandbox now
+            started = thread.ident is not None
+            if started:
+                thread.join()
+            for fd in (stop_r, stop_w) if started else (stop_r, stop_w, req_r, resp_w, abort_r):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if runner.error is not None:
+            return Abstain(runner.error)  # the tests' sandbox could not start
+        if runner.killed_by_limit is not None or runner.exit_code != 0:
+            # the runner waits only on the solution: whatever stopped it, the solution caused
+            return _outcome(replace(runner, error=None), None, deadline) or Fail(
+                f"the tests could not finish ({_why(runner)})"
+            )
+        res = solution[0]
+        _, load = _report_lines(res.report)
+        if res.killed_by_limit == "stopped" and load is None:
+            # the tests ended before the solution had loaded: it ran past the test's time
+            load = {"load": "timeout", "detail": "the solution did not load within timeout_s"}
+        bad = _outcome(res, load, deadline)
+        if bad is not None:
+            return bad
+        marks = runner.report.split("\n")
+        broken = next((m for m in marks if m.startswith("bad ")), None)
+        if broken is not None:  # valid here, not under the sandbox's (older) Python
+            return Abstain(f"malformed reference: {broken[4:]}")
+        passed = sum(1 for i in range(len(names)) if f"pass {i}" in marks)
+        return self._row(passed / len(names), True)
+
+    def _trusted(self, code: bytes, tests: _Tests, limits: Limits, deadline: float | None) -> Row:
+        """``isolation: trusted``: the old single-process harness (see ``_code_trusted.py``)."""
         names = [f"test_{i}.py" for i in range(len(tests.programs))]
         files: dict[str, str | bytes] = {
             "solution.py": code,
@@ -280,20 +356,72 @@ class CodeExec(RewardSource):
             **dict(zip(names, tests.programs)),
         }
         nonce = secrets.token_hex(16)
-        wall = self.config.timeout_s * (len(names) + 1) + 2.0
         res = self._sandbox.run_python(
-            _HARNESS,
-            files=files,
-            stdin=f"{nonce}\n".encode(),
-            report=True,
-            limits=replace(self._limits, wall_s=wall),
+            HARNESS, files=files, stdin=f"{nonce}\n".encode(), report=True, limits=limits
         )
         marks = {
             line[len(nonce) + 1 :]
             for line in res.report.splitlines()
             if line.startswith(nonce + " ")
         }
-        return res, marks
+        load = None if "ran" in marks else {"load": "error", "detail": "the solution failed"}
+        bad = _outcome(res, load, deadline)
+        if bad is not None:
+            return bad
+        passed = sum(1 for i in range(len(names)) if f"pass {i}" in marks)
+        return self._row(passed / len(names), True)
+
+    def _driver(self, code: bytes, spec: dict[str, Any], limits: Limits, **kw: Any) -> RunResult:
+        """Run the solution's side (``_code_driver.py``) with ``code`` as ``solution.py``."""
+        files: dict[str, str | bytes] = {
+            "main.py": _DRIVER, "_code_wire.py": _WIRE, "_code_site.py": _SITE,
+            "solution.py": code, "spec.json": json.dumps(spec),
+        }  # fmt: skip
+        return self._sandbox.run(
+            [self._sandbox.python, *_START], files, report=True, limits=limits, **kw
+        )
+
+
+def _report_lines(report: str) -> tuple[dict[int, dict[str, Any]], dict[str, Any] | None]:
+    """The solution driver's report: results by test index (first wins), and its load error.
+    Written by untrusted code: anything that is not a well-formed line is skipped."""
+    results: dict[int, dict[str, Any]] = {}
+    load: dict[str, Any] | None = None
+    for line in report.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(msg, dict):
+            continue
+        if load is None and isinstance(msg.get("load"), str):
+            load = msg
+        i = msg.get("i")
+        if type(i) is int and i not in results:
+            results[i] = msg
+    return results, load
+
+
+def _why(res: RunResult) -> str:
+    if res.killed_by_limit:
+        return f"{res.killed_by_limit} limit"
+    return f"exit status {res.exit_code}"
+
+
+def _outcome(res: RunResult, load: dict[str, Any] | None, deadline: float | None) -> Row | None:
+    """The row when the solution's sandbox did not get to run the tests, else None."""
+    if res.error is not None:
+        return Abstain(res.error)  # the sandbox could not start: nothing is known
+    if res.killed_by_limit in ("wall", "cpu"):
+        if deadline is not None and time.monotonic() >= deadline - 0.05:
+            return Abstain("stopped at the batch deadline (spec timeout_s)")
+        return Fail("timed out")
+    if res.killed_by_limit == "output":
+        return Fail("output limit")
+    if load is not None and load.get("load") != "ok":
+        kind = {"syntax": "syntax error", "timeout": "timed out"}.get(str(load["load"]), "crashed")
+        return Fail(f"{kind}: {str(load.get('detail', ''))[:200]}")
+    return None
 
 
 @hookimpl
