@@ -9,6 +9,11 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.policy",
     "rewardhub.sources.math",
     "rewardhub.sources.code",
+    "rewardhub.sources.hf_classifier",
+    "rewardhub.sources.embedding",
+    "rewardhub.sources.judge",
+    "rewardhub.sources.openai_judge",
+    "rewardhub.sources.ensemble",
     "rewardhub.aggregate.scalarize",
     "rewardhub.aggregate.normalize",
     "rewardhub.aggregate.lexicographic",
@@ -17,4 +22,5 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.aggregate.uncertainty",
     "rewardhub.aggregate.gates",
     "rewardhub.commands.pareto",
+    "rewardhub.commands.train",
 )
