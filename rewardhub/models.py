@@ -151,9 +151,7 @@ def torch_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def length_buckets(
-    lengths: Sequence[int], batch_size: int, max_tokens: int
-) -> Iterator[list[int]]:
+def length_buckets(lengths: Sequence[int], batch_size: int, max_tokens: int) -> Iterator[list[int]]:
     """Indices grouped into batches of similar length (longest first), each at most
     ``batch_size`` rows and ``max_tokens`` padded tokens (a longer single row goes alone).
     Callers scatter results back by index, so the input order is restored."""

@@ -13,7 +13,6 @@ A head is saved as a directory: ``config.json`` and ``weights.npz`` (plain array
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,13 +49,22 @@ def read_pairs(path: str | Path) -> list[Pair]:
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}: invalid JSON ({exc.msg})", lineno) from None
             if not isinstance(obj, dict):
-                raise InputError(f"{path}: expected an object with prompt, chosen, rejected", lineno)
-            missing = [k for k in ("prompt", "chosen", "rejected") if not isinstance(obj.get(k), str)]
+                raise InputError(
+                    f"{path}: expected an object with prompt, chosen, rejected", lineno
+                )
+            missing = [
+                k for k in ("prompt", "chosen", "rejected") if not isinstance(obj.get(k), str)
+            ]
             if missing:
                 raise InputError(f"{path}: field(s) {missing} missing or not strings", lineno)
             user = obj.get("user", obj.get("group"))
             pairs.append(
-                Pair(obj["prompt"], obj["chosen"], obj["rejected"], None if user is None else str(user))
+                Pair(
+                    obj["prompt"],
+                    obj["chosen"],
+                    obj["rejected"],
+                    None if user is None else str(user),
+                )
             )
     if len(pairs) < 2:
         raise InputError(f"{path} has {len(pairs)} preference pair(s); need at least 2")
@@ -75,7 +83,9 @@ class PreferenceHead:
     embedder: str
     prototypes: FloatArray  # K × d
     users: list[str] = field(default_factory=list)
-    user_weights: FloatArray = field(default_factory=lambda: np.zeros((0, 1)))  # U × K, rows sum to 1
+    user_weights: FloatArray = field(
+        default_factory=lambda: np.zeros((0, 1))
+    )  # U × K, rows sum to 1
     population: FloatArray = field(default_factory=lambda: np.ones(1))  # K, sums to 1
     fail_value: float = 0.0
     report: dict[str, Any] = field(default_factory=dict)
@@ -83,9 +93,13 @@ class PreferenceHead:
     def mixture(self, users: Sequence[str | None]) -> FloatArray:
         """Mixing weights per sample (n × K); unknown or missing users get the population's."""
         index = {u: i for i, u in enumerate(self.users)}
-        return np.stack(
-            [self.user_weights[index[u]] if u in index else self.population for u in users]
-        ) if users else np.zeros((0, len(self.population)))
+        return (
+            np.stack(
+                [self.user_weights[index[u]] if u in index else self.population for u in users]
+            )
+            if users
+            else np.zeros((0, len(self.population)))
+        )
 
     def rewards(self, feats: FloatArray, users: Sequence[str | None]) -> FloatArray:
         """One reward per row of ``feats``: Σ_k w_user,k · (prototype_k · φ)."""
@@ -126,7 +140,9 @@ class PreferenceHead:
                 "train one with: rewardhub train preference-head DATA.jsonl -o DIR"
             ) from None
         if config.get("format") != FORMAT:
-            raise SourceError(f"{d}/config.json has format {config.get('format')!r}, expected {FORMAT!r}")
+            raise SourceError(
+                f"{d}/config.json has format {config.get('format')!r}, expected {FORMAT!r}"
+            )
         head = cls(
             embedder=str(config["embedder"]),
             prototypes=arrays["prototypes"],
@@ -149,9 +165,12 @@ def chance_bound(n: int, alpha: float = 0.01) -> float:
     return float(binom.ppf(1 - alpha, n, 0.5)) / n if n else 1.0
 
 
-def pairwise_accuracy(head: PreferenceHead, fc: FloatArray, fr: FloatArray, users: Sequence[str | None]) -> float:
+def pairwise_accuracy(
+    head: PreferenceHead, fc: FloatArray, fr: FloatArray, users: Sequence[str | None]
+) -> float | None:
+    """The fraction of pairs the head ranks the right way round (None without pairs)."""
     if len(fc) == 0:
-        return math.nan
+        return None
     return float(np.mean(head.rewards(fc, users) > head.rewards(fr, users)))
 
 
@@ -195,8 +214,8 @@ def train(
 
     fc, fr = feats(fit, "chosen"), feats(fit, "rejected")
     users = sorted({p.user for p in pairs if p.user is not None})
-    uidx = {u: i + 1 for i, u in enumerate(users)}  # row 0: pairs without a user
-    fit_users = torch.tensor([uidx.get(pairs[i].user, 0) if pairs[i].user else 0 for i in fit])
+    uidx: dict[str, int] = {u: i + 1 for i, u in enumerate(users)}  # row 0: pairs without a user
+    fit_users = torch.tensor([uidx.get(pairs[i].user or "", 0) for i in fit])
 
     gen = torch.Generator().manual_seed(seed)
     d = fc.shape[1]
@@ -238,7 +257,9 @@ def train(
         "train_pairs": len(fit),
         "heldout_pairs": len(test),
         "train_accuracy": pairwise_accuracy(head, fc, fr, [pairs[i].user for i in fit]),
-        "heldout_accuracy": pairwise_accuracy(head, feats(test, "chosen"), feats(test, "rejected"), test_users),
+        "heldout_accuracy": pairwise_accuracy(
+            head, feats(test, "chosen"), feats(test, "rejected"), test_users
+        ),
         "chance_bound_p01": chance_bound(len(test)),
         "mixture": mixture,
         "users": len(users),

@@ -10,7 +10,17 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
+SPECIAL = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    "<|end|>",
+]
 WORDS = [*string.ascii_lowercase, *string.digits, *".,!?:;'\"()<>/=-_&#\\*+"]
 
 
@@ -35,7 +45,9 @@ def tokenizer(pad: bool = True, chat: bool = False) -> Any:
     return tok
 
 
-def bert_classifier(path: Path, num_labels: int = 2, pad: bool = True, chat: bool = False, seed: int = 0) -> Path:
+def bert_classifier(
+    path: Path, num_labels: int = 2, pad: bool = True, chat: bool = False, seed: int = 0
+) -> Path:
     """A 1-layer BERT sequence classifier with random weights and ``num_labels`` outputs."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
@@ -88,6 +100,8 @@ def sentence_model(path: Path, seed: int = 0) -> Path:
 
     bert = bert_classifier(path / "bert", num_labels=1, seed=seed)
     tr = models.Transformer(str(bert), max_seq_length=64)
-    st = SentenceTransformer(modules=[tr, models.Pooling(tr.get_word_embedding_dimension()), models.Normalize()])
+    st = SentenceTransformer(
+        modules=[tr, models.Pooling(tr.get_word_embedding_dimension()), models.Normalize()]
+    )
     st.save(str(path / "st"))
     return path / "st"

@@ -59,7 +59,9 @@ class EmbeddingSimilarity(_Embedding):
 
     def _targets(self, s: Sample) -> list[str]:
         ref = s.reference
-        refs = [ref] if isinstance(ref, str) else list(ref) if isinstance(ref, (list, tuple)) else []
+        refs = (
+            [ref] if isinstance(ref, str) else list(ref) if isinstance(ref, (list, tuple)) else []
+        )
         return [str(r) for r in refs if str(r).strip()] + list(self.config.exemplars)
 
     def score(self, samples: list[Sample]) -> Scores:

@@ -110,7 +110,9 @@ class HFClassifier(RewardSource):
         c = self.config
         self.path = resolve_model(c.model)
         transformers = require("transformers", "models", "hf-classifier")
-        mconf = transformers.AutoConfig.from_pretrained(self.path, local_files_only=local_only(self.path))
+        mconf = transformers.AutoConfig.from_pretrained(
+            self.path, local_files_only=local_only(self.path)
+        )
         n = int(getattr(mconf, "num_labels", 0))
         bad = sorted(h for h in c.heads if h >= n)
         if bad:
@@ -120,7 +122,9 @@ class HFClassifier(RewardSource):
             )
         unknown = sorted(set(c.transform) - set(c.heads.values()))
         if unknown:
-            raise SourceError(f"transform names unknown objective(s) {unknown}; heads give {list(c.heads.values())}")
+            raise SourceError(
+                f"transform names unknown objective(s) {unknown}; heads give {list(c.heads.values())}"
+            )
         self._context = int(getattr(mconf, "max_position_embeddings", 0) or 0)
         #: texts cut at max_length so far (truncation is also logged per batch)
         self.truncated = 0
@@ -135,7 +139,9 @@ class HFClassifier(RewardSource):
     @cached_property
     def _tokenizer(self) -> Any:
         transformers = require("transformers", "models", "hf-classifier")
-        tok = transformers.AutoTokenizer.from_pretrained(self.path, local_files_only=local_only(self.path))
+        tok = transformers.AutoTokenizer.from_pretrained(
+            self.path, local_files_only=local_only(self.path)
+        )
         if tok.pad_token_id is None:
             if tok.eos_token_id is None:
                 raise SourceError(
@@ -150,7 +156,9 @@ class HFClassifier(RewardSource):
         transformers = require("transformers", "models", "hf-classifier")
         torch = require("torch", "models", "hf-classifier")
         model = transformers.AutoModelForSequenceClassification.from_pretrained(
-            self.path, local_files_only=local_only(self.path), dtype=getattr(torch, self.config.dtype)
+            self.path,
+            local_files_only=local_only(self.path),
+            dtype=getattr(torch, self.config.dtype),
         )
         if model.config.pad_token_id is None:  # models that pool at the last non-pad token
             model.config.pad_token_id = self._tokenizer.pad_token_id
@@ -197,7 +205,11 @@ class HFClassifier(RewardSource):
                 todo.append(i)
         if any(cut[i] for i in todo):
             self.truncated += sum(cut[i] for i in todo)
-            log.info("hf-classifier: %d text(s) cut at %d tokens", sum(cut[i] for i in todo), self._max_length())
+            log.info(
+                "hf-classifier: %d text(s) cut at %d tokens",
+                sum(cut[i] for i in todo),
+                self._max_length(),
+            )
         model = self._model
         device = next(model.parameters()).device
         pad = self._tokenizer.pad_token_id
@@ -207,7 +219,9 @@ class HFClassifier(RewardSource):
             for bucket in length_buckets(lengths, c.batch_size, c.max_tokens_per_batch):
                 idx = [todo[b] for b in bucket]
                 input_ids, mask = pad_batch([ids[i] for i in idx], pad)
-                logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+                logits = model(
+                    input_ids=input_ids.to(device), attention_mask=mask.to(device)
+                ).logits
                 out = logits.float()[:, heads].cpu().tolist()
                 for i, row in zip(idx, out):
                     rows[i] = [f(x) if f is not None else x for f, x in zip(fns, row)]

@@ -121,9 +121,7 @@ class LLMJudge(RewardSource):
         for label in labels:
             variants = {label, label.lower(), " " + label, " " + label.lower()}
             singles = {
-                enc[0]
-                for v in variants
-                if len(enc := tok.encode(v, add_special_tokens=False)) == 1
+                enc[0] for v in variants if len(enc := tok.encode(v, add_special_tokens=False)) == 1
             }
             if not singles:
                 raise SourceError(
@@ -138,7 +136,9 @@ class LLMJudge(RewardSource):
         _, tok, _ = self._lm
         messages = judge_messages(self.config, sample)
         if getattr(tok, "chat_template", None):
-            text: str = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text: str = tok.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
             return text
         return f"{messages[0]['content']}\n\n{messages[1]['content']}\n\nRating:"
 
@@ -170,16 +170,24 @@ class LLMJudge(RewardSource):
         device = next(model.parameters()).device
         c = self.config
         with torch.inference_mode():
-            for bucket in length_buckets([len(ids[i]) for i in todo], c.batch_size, c.max_tokens_per_batch):
+            for bucket in length_buckets(
+                [len(ids[i]) for i in todo], c.batch_size, c.max_tokens_per_batch
+            ):
                 idx = [todo[b] for b in bucket]
                 input_ids, mask = pad_batch([ids[i] for i in idx], tok.pad_token_id)
-                logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+                logits = model(
+                    input_ids=input_ids.to(device), attention_mask=mask.to(device)
+                ).logits
                 last = mask.sum(dim=1) - 1  # right padding: the last real token's position
-                probs = torch.softmax(logits[torch.arange(len(idx)), last.to(device)].float(), dim=-1)
+                probs = torch.softmax(
+                    logits[torch.arange(len(idx)), last.to(device)].float(), dim=-1
+                )
                 for row, i in enumerate(idx):
                     p = [float(probs[row, t].sum()) for t in rating_ids]
                     if sum(p) < max(c.min_mass, 1e-12):
-                        rows[i] = Fail(f"the judge gave no rating ({sum(p):.3f} probability on {list(labels)})")
+                        rows[i] = Fail(
+                            f"the judge gave no rating ({sum(p):.3f} probability on {list(labels)})"
+                        )
                         continue
                     mean, sd, _ = moments(p, values)
                     rows[i] = [mean]
