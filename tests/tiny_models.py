@@ -36,6 +36,7 @@ def tokenizer(pad: bool = True, chat: bool = False) -> Any:
         [pre_tokenizers.Whitespace(), pre_tokenizers.Split("", behavior="isolated")]
     )
     tk.add_special_tokens(SPECIAL)
+    tk.add_tokens(["yes", "no"])  # whole-word ratings for the yes-no judge scale
     kw: dict[str, Any] = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]"}
     if pad:
         kw["pad_token"] = "[PAD]"
