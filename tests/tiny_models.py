@@ -21,6 +21,7 @@ SPECIAL = [
     "<|system|>",
     "<|end|>",
 ]
+
 WORDS = [*string.ascii_lowercase, *string.digits, *".,!?:;'\"()<>/=-_&#\\*+"]
 
 
@@ -97,12 +98,17 @@ def llama_causal_lm(path: Path, seed: int = 0) -> Path:
 
 def sentence_model(path: Path, seed: int = 0) -> Path:
     """A tiny sentence-transformers model (random BERT + mean pooling + normalize)."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers ≥ 6 moved the modules (the old path warns)
+        from sentence_transformers.sentence_transformer import modules
+    except ImportError:  # pragma: no cover - older releases
+        from sentence_transformers import models as modules
 
     bert = bert_classifier(path / "bert", num_labels=1, seed=seed)
-    tr = models.Transformer(str(bert), max_seq_length=64)
+    tr = modules.Transformer(str(bert), max_seq_length=64)
     st = SentenceTransformer(
-        modules=[tr, models.Pooling(tr.get_word_embedding_dimension()), models.Normalize()]
+        modules=[tr, modules.Pooling(tr.get_embedding_dimension()), modules.Normalize()]
     )
     st.save(str(path / "st"))
     return path / "st"
