@@ -117,6 +117,10 @@ def converted_gguf(gguf: Path) -> Path:
         kw: dict[str, Any] = {"gguf_file": gguf.name}
         model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), **kw)
         tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), **kw)
+        # the weights are dequantised on load: save them as a plain model
+        model.hf_quantizer = None
+        if getattr(model.config, "quantization_config", None) is not None:
+            del model.config.quantization_config
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         try:
