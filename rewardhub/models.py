@@ -71,17 +71,27 @@ def smollm2_gguf() -> Path:
     return package_file(*ALIASES["smollm2"])
 
 
+def local_path(path: str | Path) -> Path:
+    """``path``, relative to the spec file's directory while a spec file is being loaded."""
+    from rewardhub.sources.python import base_dir
+
+    p = Path(path).expanduser()
+    base = base_dir.get()
+    return base / p if base is not None and not p.is_absolute() else p
+
+
 def resolve_model(name_or_path: str) -> str:
     """A loadable local path for an alias or a directory; a clear SourceError otherwise.
 
     ``smollm2`` resolves to the cached ``save_pretrained`` copy of the GGUF (converting it on
-    first use, ~20 s). A name that is neither is returned as a hub id only when downloads are
+    first use, ~20 s). A relative path is read from the spec file's directory when a spec file
+    is loaded. A name that is neither is returned as a hub id only when downloads are
     allowed."""
     if name_or_path == "minilm":
         return str(minilm_path())
     if name_or_path == "smollm2":
         return str(converted_gguf(smollm2_gguf()))
-    p = Path(name_or_path).expanduser()
+    p = local_path(name_or_path)
     if p.exists():
         return str(p)
     if allow_download() and not name_or_path.startswith((".", "/", "~")):

@@ -167,3 +167,25 @@ def test_train_command_errors(tmp_path: Path) -> None:
     bad.write_text("{}\n")
     code, text = cli("train", "preference-head", str(bad), "-o", str(tmp_path / "o"))
     assert code == 1 and "line 1" in text
+
+
+def test_the_ensemble_uwo_spec(tiny_st: Path, tmp_path: Path) -> None:
+    """specs/ensemble-uwo.yaml: UWO over three heads, trained as its comment says."""
+    from rewardhub.aggregate.uncertainty import ensemble_stats, uwo
+    from rewardhub.models import embed, load_sentence_model
+
+    (tmp_path / "specs").mkdir()
+    spec = (Path(__file__).parent.parent / "specs" / "ensemble-uwo.yaml").read_text()
+    (tmp_path / "specs" / "ensemble-uwo.yaml").write_text(spec)
+    st = load_sentence_model(str(tiny_st))
+    pairs = read_pairs(DATA)
+    for seed in range(3):
+        head = train(pairs, lambda t: embed(st, t), embedder=str(tiny_st), epochs=30, seed=seed)
+        head.save(tmp_path / ".heads" / f"seed{seed}")
+    samples = [rh.Sample(prompt="How do I cook rice?", completion=c) for c in ("Rinse it.", "No.")]
+    with rh.Pipeline.from_yaml(tmp_path / "specs" / "ensemble-uwo.yaml") as pipe:
+        res = pipe.score(samples)
+    v = res.vector.values
+    mean, var = ensemble_stats(np.stack([v[:, [1]], v[:, [2]], v[:, [3]]]))
+    np.testing.assert_allclose(res.total, uwo(mean, var, 0.1)[:, 0])
+    assert (var > 0).all()  # the seeds disagree a little: the penalty is live

@@ -60,7 +60,8 @@ def register_commands(cli: "typer.Typer") -> None:
                 head = train(
                     pairs,
                     lambda texts: embed(model, texts),
-                    embedder=embedder,
+                    # an alias stays an alias; a directory is saved absolute, to load from anywhere
+                    embedder=str(Path(embedder).resolve()) if Path(embedder).exists() else embedder,
                     mixture=mixture,
                     epochs=epochs,
                     lr=lr,

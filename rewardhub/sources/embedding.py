@@ -99,9 +99,12 @@ class PreferenceHeadSource(_Embedding):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
+        from rewardhub.models import local_path
         from rewardhub.preference import PreferenceHead
 
-        self.head = PreferenceHead.load(self.config.path)
+        self.head = PreferenceHead.load(local_path(self.config.path))
+        # a relative embedder path saved with the head is relative to where it was trained
+        self._embedder = self.config.embedder or self.head.embedder
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
@@ -111,7 +114,7 @@ class PreferenceHeadSource(_Embedding):
         return (self.head.fail_value,)  # the worst score the head gave a training answer
 
     def _model_name(self) -> str:
-        return str(self.config.embedder or self.head.embedder)
+        return str(self._embedder)
 
     def score(self, samples: list[Sample]) -> Scores:
         from rewardhub.preference import features
