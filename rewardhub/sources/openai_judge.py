@@ -170,7 +170,7 @@ class OpenAIJudge(RewardSource):
         return delay
 
     async def _one(self, client: Any, sem: asyncio.Semaphore, sample: Sample) -> Any:
-        httpx = require("httpx", "server", "openai-judge")
+        httpx = require("httpx", "models", "openai-judge")
         c = self.config
         body = self.request_body(sample)
         last = "no attempt made"
@@ -209,7 +209,7 @@ class OpenAIJudge(RewardSource):
         return Abstain(f"gave up after {c.max_retries + 1} attempts; last: {last}")
 
     async def ascore(self, samples: list[Sample]) -> Scores:
-        httpx = require("httpx", "server", "openai-judge")
+        httpx = require("httpx", "models", "openai-judge")
         key = self._key()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         sem = asyncio.Semaphore(self.config.max_concurrency)
