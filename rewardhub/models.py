@@ -181,6 +181,16 @@ def length_buckets(lengths: Sequence[int], batch_size: int, max_tokens: int) -> 
         yield batch
 
 
+def check_deadline() -> None:
+    """Between forward passes: abstain on the batch once its deadline (``timeout_s``) is past,
+    instead of computing scores nobody waits for."""
+    from rewardhub.source import AbstainNow, time_left
+
+    left = time_left()
+    if left is not None and left <= 0:
+        raise AbstainNow("deadline reached before the model finished the batch")
+
+
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
     """Right-padded ``input_ids`` and ``attention_mask`` tensors of token-id rows."""
     torch = require("torch", "models")

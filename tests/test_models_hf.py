@@ -311,3 +311,17 @@ def test_llm_judge_yes_no_and_too_long(lm: Path) -> None:
     assert isinstance(out.values[1], rh.Fail) and "too long" in out.values[1].reason
     huge = rh.Sample(prompt="q " * 400, completion="a")
     assert isinstance(src.score([huge]).values[0], rh.Abstain)
+
+
+def test_model_sources_stop_at_the_batch_deadline(rm: Path, lm: Path) -> None:
+    import time
+
+    from rewardhub.source import _DEADLINE
+
+    token = _DEADLINE.set(time.monotonic() - 1)
+    try:
+        for src in (_hf(rm), _judge(lm)):
+            with pytest.raises(rh.AbstainNow, match="deadline reached"):
+                src.score(_samples(3))
+    finally:
+        _DEADLINE.reset(token)

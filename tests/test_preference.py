@@ -189,3 +189,27 @@ def test_the_ensemble_uwo_spec(tiny_st: Path, tmp_path: Path) -> None:
     mean, var = ensemble_stats(np.stack([v[:, [1]], v[:, [2]], v[:, [3]]]))
     np.testing.assert_allclose(res.total, uwo(mean, var, 0.1)[:, 0])
     assert (var > 0).all()  # the seeds disagree a little: the penalty is live
+
+
+def test_embedding_similarity_outcomes(tiny_st: Path) -> None:
+    from rewardhub.models import embed, load_sentence_model
+
+    conf = {"model": str(tiny_st)}
+    samples = [
+        rh.Sample(prompt="q", completion="the cat sat", reference=["the cat sat", "a dog ran"]),
+        rh.Sample(prompt="q", completion="", reference="the cat sat"),
+        rh.Sample(prompt="q", completion="the cat sat"),
+    ]
+    spec = {"sources": [{"type": "embedding-similarity", "config": conf}]}
+    with rh.Pipeline(spec) as pipe:
+        b = pipe.vector(samples)
+    assert b.values[0, 0] == pytest.approx(1.0, abs=1e-5)  # max over the references
+    assert b.values[1, 0] == -1.0 and "failed: empty completion" in str(b.errors[1])
+    assert np.isnan(b.values[2, 0]) and "no reference and no exemplars" in str(b.errors[2])
+    spec["sources"][0]["config"] = {**conf, "exemplars": ["a dog ran"], "reduce": "mean"}
+    with rh.Pipeline(spec) as pipe:
+        b = pipe.vector(samples)
+    e = embed(load_sentence_model(str(tiny_st)), ["the cat sat", "a dog ran"])
+    cos = float(e[0] @ e[1])
+    assert b.values[0, 0] == pytest.approx((1 + cos + cos) / 3, abs=1e-5)
+    assert b.values[2, 0] == pytest.approx(cos, abs=1e-5)

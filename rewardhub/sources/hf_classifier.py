@@ -12,7 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rewardhub._optional import require
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
-from rewardhub.models import length_buckets, local_only, pad_batch, resolve_model, torch_device
+from rewardhub.models import (
+    check_deadline,
+    length_buckets,
+    local_only,
+    pad_batch,
+    resolve_model,
+    torch_device,
+)
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Fail, RewardSource, Scores
 from rewardhub.types import Sample
@@ -217,6 +224,7 @@ class HFClassifier(RewardSource):
         lengths = [len(ids[i]) for i in todo]
         with torch.inference_mode():
             for bucket in length_buckets(lengths, c.batch_size, c.max_tokens_per_batch):
+                check_deadline()
                 idx = [todo[b] for b in bucket]
                 input_ids, mask = pad_batch([ids[i] for i in idx], pad)
                 logits = model(

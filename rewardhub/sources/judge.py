@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardhub._optional import require
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
-from rewardhub.models import length_buckets, load_causal_lm, pad_batch, torch_device
+from rewardhub.models import check_deadline, length_buckets, load_causal_lm, pad_batch, torch_device
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Fail, RewardSource, Scores, ScoresWithStd
 from rewardhub.types import Sample
@@ -173,6 +173,7 @@ class LLMJudge(RewardSource):
             for bucket in length_buckets(
                 [len(ids[i]) for i in todo], c.batch_size, c.max_tokens_per_batch
             ):
+                check_deadline()
                 idx = [todo[b] for b in bucket]
                 input_ids, mask = pad_batch([ids[i] for i in idx], tok.pad_token_id)
                 logits = model(
