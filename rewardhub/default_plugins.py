@@ -9,6 +9,11 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.policy",
     "rewardhub.sources.math",
     "rewardhub.sources.code",
+    "rewardhub.sources.hf_classifier",
+    "rewardhub.sources.embedding",
+    "rewardhub.sources.judge",
+    "rewardhub.sources.openai_judge",
+    "rewardhub.sources.ensemble",
     "rewardhub.aggregate.scalarize",
     "rewardhub.aggregate.normalize",
     "rewardhub.aggregate.lexicographic",
@@ -20,4 +25,5 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.commands.new_plugin",
     "rewardhub.commands.serve",
     "rewardhub.sources.remote",
+    "rewardhub.commands.train",
 )

@@ -1,0 +1,247 @@
+"""``hf-classifier``: a Hugging Face sequence-classification reward model (one or more heads)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rewardhub._optional import require
+from rewardhub.errors import SourceError
+from rewardhub.hookspecs import hookimpl
+from rewardhub.models import (
+    check_deadline,
+    length_buckets,
+    local_only,
+    pad_batch,
+    resolve_model,
+    torch_device,
+)
+from rewardhub.registry import SourceRegistry
+from rewardhub.source import Fail, RewardSource, Scores
+from rewardhub.types import Sample
+
+log = logging.getLogger(__name__)
+
+
+class Transform(BaseModel):
+    """``scale · logit + shift``, then the sigmoid when ``sigmoid`` is true."""
+
+    model_config = ConfigDict(extra="forbid")
+    scale: float = 1.0
+    shift: float = 0.0
+    sigmoid: bool = False
+
+    def __call__(self, x: float) -> float:
+        y = self.scale * x + self.shift
+        if self.sigmoid:
+            y = 1.0 / (1.0 + math.exp(-y)) if y >= 0 else math.exp(y) / (1.0 + math.exp(y))
+        return y
+
+
+def chat_messages(sample: Sample) -> list[dict[str, Any]]:
+    """The sample as a conversation: the prompt's messages (or one user turn), then the answer."""
+    prompt = (
+        list(sample.prompt)
+        if isinstance(sample.prompt, list)
+        else [{"role": "user", "content": sample.prompt}]
+    )
+    return [*prompt, {"role": "assistant", "content": sample.completion}]
+
+
+class HFClassifierConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(description="local directory of an AutoModelForSequenceClassification")
+    heads: dict[int, str] = Field(
+        default_factory=lambda: {0: "reward"},
+        description="output index → objective name, e.g. {0: helpful, 1: harmless}",
+    )
+    transform: dict[str, Transform | Literal["sigmoid"]] = Field(
+        default_factory=dict, description="objective → {scale, shift, sigmoid} or 'sigmoid'"
+    )
+    chat_template: bool = Field(True, description="use the tokenizer's chat template if it has one")
+    join: str = Field(
+        "{prompt}\n\n{completion}", description="text of a sample without a chat template"
+    )
+    max_length: int | None = Field(
+        None, gt=1, description="tokens per text (default: the model's context); longer is cut"
+    )
+    overflow: Literal["truncate", "fail"] = Field(
+        "truncate", description="a text over max_length: cut its end, or fail the check"
+    )
+    batch_size: int = Field(32, gt=0, description="rows per forward pass")
+    max_tokens_per_batch: int = Field(
+        16384, gt=0, description="padded tokens per forward pass (bounds memory)"
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = Field("cpu", description="cpu, cuda, cuda:1, ... or auto")
+    fail_value: float = Field(
+        0.0, description="score of a failed check (empty answer, overflow: fail); set ≤ the worst"
+    )
+
+    @field_validator("heads")
+    @classmethod
+    def _heads(cls, v: dict[int, str]) -> dict[int, str]:
+        if not v:
+            raise ValueError("heads is empty; map at least one output index to an objective")
+        if len(set(v.values())) != len(v):
+            raise ValueError(f"heads map two outputs to the same objective: {v}")
+        if min(v) < 0:
+            raise ValueError(f"head indices must be ≥ 0, got {sorted(v)}")
+        return v
+
+    @field_validator("join")
+    @classmethod
+    def _join(cls, v: str) -> str:
+        try:
+            v.format(prompt="", completion="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"join may only use {{prompt}} and {{completion}} (double other braces): {exc}"
+            ) from None
+        return v
+
+
+class HFClassifier(RewardSource):
+    """A sequence-classification reward model from a local directory; heads → objectives."""
+
+    type = "hf-classifier"
+    Config = HFClassifierConfig
+    summary = "Hugging Face sequence-classification reward model (heads → objectives)"
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        c = self.config
+        self.path = resolve_model(c.model)
+        transformers = require("transformers", "models", "hf-classifier")
+        mconf = transformers.AutoConfig.from_pretrained(
+            self.path, local_files_only=local_only(self.path)
+        )
+        n = int(getattr(mconf, "num_labels", 0))
+        bad = sorted(h for h in c.heads if h >= n)
+        if bad:
+            raise SourceError(
+                f"heads {bad} do not exist: model {c.model!r} has {n} output(s) "
+                f"(indices 0..{n - 1}); fix `heads`"
+            )
+        unknown = sorted(set(c.transform) - set(c.heads.values()))
+        if unknown:
+            raise SourceError(
+                f"transform names unknown objective(s) {unknown}; heads give {list(c.heads.values())}"
+            )
+        self._context = int(getattr(mconf, "max_position_embeddings", 0) or 0)
+        #: texts cut at max_length so far (truncation is also logged per batch)
+        self.truncated = 0
+
+    @classmethod
+    def objectives_for(cls, config: Any) -> tuple[str, ...]:
+        return tuple(config.heads[h] for h in sorted(config.heads))
+
+    def fail_values(self) -> tuple[float, ...]:
+        return (float(self.config.fail_value),) * len(self.config.heads)
+
+    @cached_property
+    def _tokenizer(self) -> Any:
+        transformers = require("transformers", "models", "hf-classifier")
+        tok = transformers.AutoTokenizer.from_pretrained(
+            self.path, local_files_only=local_only(self.path)
+        )
+        if tok.pad_token_id is None:
+            if tok.eos_token_id is None:
+                raise SourceError(
+                    f"the tokenizer of {self.config.model!r} has neither a pad token nor an eos "
+                    "token to pad with; set tokenizer.pad_token and save it again"
+                )
+            tok.pad_token = tok.eos_token
+        return tok
+
+    @cached_property
+    def _model(self) -> Any:
+        transformers = require("transformers", "models", "hf-classifier")
+        torch = require("torch", "models", "hf-classifier")
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            self.path,
+            local_files_only=local_only(self.path),
+            dtype=getattr(torch, self.config.dtype),
+        )
+        if model.config.pad_token_id is None:  # models that pool at the last non-pad token
+            model.config.pad_token_id = self._tokenizer.pad_token_id
+        return model.to(torch_device(self.config.device)).eval()
+
+    def _max_length(self) -> int:
+        tok_max = int(getattr(self._tokenizer, "model_max_length", 0) or 0)
+        limits = [x for x in (self.config.max_length, self._context, tok_max) if x and x < 10**8]
+        return min(limits) if limits else 512
+
+    def text(self, sample: Sample) -> str:
+        """What the model reads: the chat template's conversation, or the ``join`` template."""
+        tok = self._tokenizer
+        if self.config.chat_template and getattr(tok, "chat_template", None):
+            out: str = tok.apply_chat_template(chat_messages(sample), tokenize=False)
+            return out
+        return str(self.config.join.format(prompt=sample.prompt_text, completion=sample.completion))
+
+    def encode(self, samples: list[Sample]) -> tuple[list[list[int]], list[bool]]:
+        """Token ids per sample (cut at max_length) and whether each was cut."""
+        tok = self._tokenizer
+        texts = [self.text(s) for s in samples]
+        templated = self.config.chat_template and bool(getattr(tok, "chat_template", None))
+        # a chat template writes its own special tokens; a plain join gets the tokenizer's
+        ids = tok(texts, add_special_tokens=not templated)["input_ids"]
+        limit = self._max_length()
+        cut = [len(r) > limit for r in ids]
+        return [list(r[:limit]) for r in ids], cut
+
+    def score(self, samples: list[Sample]) -> Scores:
+        torch = require("torch", "models", "hf-classifier")
+        ids, cut = self.encode(samples)
+        heads = sorted(self.config.heads)
+        transforms = [self.config.transform.get(self.config.heads[h]) for h in heads]
+        fns = [Transform(sigmoid=True) if t == "sigmoid" else t for t in transforms]
+        rows: list[Any] = [None] * len(samples)
+        todo: list[int] = []
+        for i, s in enumerate(samples):
+            if not s.completion.strip():
+                rows[i] = Fail("empty completion")
+            elif cut[i] and self.config.overflow == "fail":
+                rows[i] = Fail(f"longer than max_length {self._max_length()} tokens")
+            else:
+                todo.append(i)
+        if any(cut[i] for i in todo):
+            self.truncated += sum(cut[i] for i in todo)
+            log.info(
+                "hf-classifier: %d text(s) cut at %d tokens",
+                sum(cut[i] for i in todo),
+                self._max_length(),
+            )
+        model = self._model
+        device = next(model.parameters()).device
+        pad = self._tokenizer.pad_token_id
+        c = self.config
+        lengths = [len(ids[i]) for i in todo]
+        with torch.inference_mode():
+            for bucket in length_buckets(lengths, c.batch_size, c.max_tokens_per_batch):
+                check_deadline()
+                idx = [todo[b] for b in bucket]
+                input_ids, mask = pad_batch([ids[i] for i in idx], pad)
+                logits = model(
+                    input_ids=input_ids.to(device), attention_mask=mask.to(device)
+                ).logits
+                out = logits.float()[:, heads].cpu().tolist()
+                for i, row in zip(idx, out):
+                    rows[i] = [f(x) if f is not None else x for f, x in zip(fns, row)]
+        return rows
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_model", None)  # reloaded lazily in the worker
+        state.pop("_tokenizer", None)
+        return state
+
+
+@hookimpl
+def register_sources(registry: SourceRegistry) -> None:
+    registry.add(HFClassifier)
