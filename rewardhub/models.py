@@ -73,7 +73,7 @@ def smollm2_gguf() -> Path:
 
 def local_path(path: str | Path) -> Path:
     """``path``, relative to the spec file's directory while a spec file is being loaded."""
-    from rewardhub.sources.python import base_dir
+    from rewardhub.spec import base_dir
 
     p = Path(path).expanduser()
     base = base_dir.get()
