@@ -17,4 +17,5 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.aggregate.uncertainty",
     "rewardhub.aggregate.gates",
     "rewardhub.commands.pareto",
+    "rewardhub.commands.steer",
 )

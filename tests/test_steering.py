@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,9 +24,8 @@ from rewardhub.steering import (
     weight_policy,
 )
 from rewardhub.testing import plugin_with
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _tiny_lm import tiny_lm
+from tests._tiny_lm import tiny_lm
+from tests.conftest import doc_example
 
 
 @rh.reward_source("count-a", objectives=["a"])
@@ -343,3 +340,8 @@ def test_weight_policies() -> None:
 def test_weight_policy_bad_config(config: dict[str, Any], match: str) -> None:
     with pytest.raises(rh.InputError, match=match):
         weight_policy(config)
+
+
+@pytest.mark.parametrize("name", ["bon", "weights"])
+def test_docs_examples_run(name: str) -> None:
+    doc_example("steering.md", name)

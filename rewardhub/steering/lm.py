@@ -15,7 +15,8 @@ from typing import Any, Literal
 import numpy as np
 
 from rewardhub.aggregate.robust import robust_weights
-from rewardhub.errors import InputError, MissingExtraError
+from rewardhub._optional import require
+from rewardhub.errors import InputError
 from rewardhub.steering.bon import SteerResult, _per_prompt_weights
 from rewardhub.types import FloatArray, Sample, json_row
 
