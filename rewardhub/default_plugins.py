@@ -26,4 +26,5 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.commands.serve",
     "rewardhub.sources.remote",
     "rewardhub.commands.train",
+    "rewardhub.commands.steer",
 )
