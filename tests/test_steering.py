@@ -4,7 +4,9 @@ policies. Models are tiny, random and built in the test (tests/_tiny_lm.py)."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -345,3 +347,54 @@ def test_weight_policy_bad_config(config: dict[str, Any], match: str) -> None:
 @pytest.mark.parametrize("name", ["bon", "weights"])
 def test_docs_examples_run(name: str) -> None:
     doc_example("steering.md", name)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_steer_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rewardhub.cli import build_app
+
+    model, tok = tiny_lm()
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    (tmp_path / "spec.yaml").write_text(
+        "sources:\n  - {type: length, config: {target: 8}}\n"
+        "  - {type: keywords, config: {required: [a]}}\nnormalize: none\n"
+    )
+    (tmp_path / "prompts.jsonl").write_text('{"prompt": "say a"}\nplain prompt\n')
+    app, run = build_app(), CliRunner()
+    base = ["steer", str(tmp_path / "spec.yaml"), "--model", str(tmp_path / "lm")]
+    for method in ("bon", "soft-bon", "cd", "rmod"):
+        res = run.invoke(
+            app,
+            [
+                *base,
+                "--prompts",
+                str(tmp_path / "prompts.jsonl"),
+                "--method",
+                method,
+                "--n",
+                "2",
+                "--block",
+                "4",
+                "--max-new-tokens",
+                "8",
+                "--json",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+        assert [x["prompt"] for x in lines] == ["say a", "plain prompt"]
+        assert all(set(x["rewards"]) == {"brevity", "keywords"} for x in lines)
+    table = run.invoke(app, [*base, "--prompt", "[bold]hi", "--n", "2", "--max-new-tokens", "4"])
+    assert table.exit_code == 0 and "[bold]hi" in table.stdout  # shown as written, not markup
+    for extra, message in [
+        (["--prompt", "x", "--method", "best"], "unknown"),
+        (["--prompt", "x", "--prompts", str(tmp_path / "prompts.jsonl")], "not both"),
+        (["--prompt", "x", "--weights", "brevity"], "NAME=NUMBER"),
+    ]:
+        res = run.invoke(app, [*base, *extra])
+        assert res.exit_code == 2 and message in res.output, res.output

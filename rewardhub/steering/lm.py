@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rewardhub.aggregate.robust import robust_weights
 from rewardhub._optional import require
+from rewardhub.aggregate.robust import robust_weights
 from rewardhub.errors import InputError
 from rewardhub.steering.bon import SteerResult, _per_prompt_weights
 from rewardhub.types import FloatArray, Sample, json_row
@@ -25,13 +25,7 @@ RULES: tuple[str, ...] = ("weighted", "maxmin", "robust", "total")
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise MissingExtraError(
-            "steering with a model needs torch and transformers", "models"
-        ) from None
-    return torch
+    return require("torch", "models", "steering with a model")
 
 
 def format_prompt(tokenizer: Any, prompt: str) -> str:
