@@ -45,8 +45,9 @@ sandbox:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap; }
 
+# -n auto: one pytest worker per core (2 in CI); slow tests run too
 pytest: $(VENV)/.dev sandbox
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 	for p in plugins/*/tests; do (cd $$(dirname $$p) && ../../$(BIN)/python -m pytest -q -p no:cacheprovider) || exit 1; done
 
 test: lint typecheck pytest
