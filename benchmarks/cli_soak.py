@@ -150,7 +150,8 @@ def exit_delay(folder: Path, lines: int = 200) -> tuple[float, float]:
 
 def check_output(out: Path, rejected: list[bool]) -> dict[str, int]:
     """Every line accounted for, in order: scored lines carry their ``i``, rejected lines
-    their line number. Returns counts of scored, rejected, abstained and timed-out lines."""
+    their line number. Returns counts of scored, rejected, abstained (could not score) and
+    timed-out lines (a hang is a failed check: the failing value with its reason)."""
     counts = {"scored": 0, "rejected": 0, "abstained": 0, "timeout": 0}
     with out.open(encoding="utf-8") as fh:
         rows = (json.loads(line) for line in fh)
@@ -162,10 +163,11 @@ def check_output(out: Path, rejected: list[bool]) -> dict[str, int]:
             assert "rejected" not in row, (number, row)
             assert row.get("i", number) == number, (number, row)
             counts["scored"] += 1
+            reason = row.get("errors", {}).get("soak", "")
             if row["rewards"]["soak"] is None:
                 counts["abstained"] += 1
-                if "timeout" in row["errors"]["soak"]:
-                    counts["timeout"] += 1
+            elif reason.startswith("failed: timeout"):
+                counts["timeout"] += 1
     return counts
 
 

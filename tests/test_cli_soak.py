@@ -19,6 +19,8 @@ def test_soak_100k_lines_finishes_in_order_with_flat_memory(tmp_path: Path) -> N
     counts = check_output(out, rejected)
     assert counts["rejected"] == sum(rejected) > 400
     assert counts["scored"] + counts["rejected"] == 100_000
-    assert counts["timeout"] > 0 and counts["abstained"] > counts["timeout"]
+    # the hanging completions fail their check alone (the engine re-runs a timed-out batch
+    # one sample at a time); crashes and abstentions could not be scored
+    assert counts["timeout"] == 2 and counts["abstained"] > 0
     # the 10× longer run may not need much more memory (the old CLI: 4.2× from 20k to 200k)
     assert big_rss <= 1.5 * small_rss, (small_rss, big_rss)
