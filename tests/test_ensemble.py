@@ -84,8 +84,14 @@ def test_keep_members_feeds_uwo_wco_and_lcb(members: Path) -> None:
     }
     groups = {"helpful": ["helpful_x", "helpful_y"], "fun": ["fun_x", "fun_y"]}
     samples = SAMPLES[:3]
-    with rh.Pipeline({"sources": [ens], "aggregate": {"method": "uwo", "lam": 0.5}}) as pipe:
+    with rh.Pipeline({"sources": [ens], "aggregate": "weighted"}) as pipe:
         res = pipe.score(samples)
+    # the member columns carry no std of their own: uwo over them is an error, never "certain"
+    with (
+        rh.Pipeline({"sources": [ens], "aggregate": {"method": "uwo", "lam": 0.5}}) as pipe,
+        pytest.raises(rh.AggregationError, match="members:"),
+    ):
+        pipe.score(samples)
     assert res.vector.objectives == ("helpful", "fun", "helpful_x", "fun_x", "helpful_y", "fun_y")
     v = res.vector.values
     mean, var = ensemble_stats(np.stack([v[:, [2, 3]], v[:, [4, 5]]]))
