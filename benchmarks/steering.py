@@ -88,7 +88,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 prompts, small budgets (CI)")
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on a shared 2-core box, 2 threads per process spin against "
+        "other work and ran a forward pass 50x slower)",
+    )
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     n_prompts, n, k, block, max_new = (3, 4, 4, 8, 16) if args.quick else (30, 8, 8, 8, 48)
     prompts = [f"Explain {t} in one or two sentences." for t in TOPICS[:n_prompts]]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +169,7 @@ def main() -> None:
         "",
         f"Made by `python benchmarks/steering.py{' --quick' if args.quick else ''}` on "
         f"{platform.machine()} with {os.cpu_count()} CPUs (torch threads: "
-        f"{__import__('torch').get_num_threads()}), model `{args.model}` "
+        f"{torch.get_num_threads()}), model `{args.model}` "
         f"(load {load_s:.1f} s), {len(prompts)} prompts, {max_new} new tokens at most, "
         "seeds 1000 + prompt index. Objectives (benchmarks/steering_rewards.py): brevity "
         "(1 at 100 characters, 0 at 0 or 200) against coverage (fraction of 8 explanation "

@@ -11,6 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# One intra-op thread per test process (and the processes they start): with pytest-xdist one
+# worker per core already fills the machine, and two torch/BLAS threads per worker spin
+# against each other (a forward pass of SmolLM2 ran 50x slower on a loaded 2-core box).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 
 def doc_example(doc: str, name: str) -> types.ModuleType:
     """Execute the code block after ``<!-- example: name -->`` in docs/<doc> as a module."""
