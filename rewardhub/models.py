@@ -217,7 +217,9 @@ def embed(model: Any, texts: Sequence[str], batch_size: int = 64) -> Any:
     import numpy as np
 
     if not texts:
-        dim = model.get_sentence_embedding_dimension()
+        # sentence-transformers 6 renamed the method and warns on the old name
+        get_dim = getattr(model, "get_embedding_dimension", None)
+        dim = get_dim() if get_dim is not None else model.get_sentence_embedding_dimension()
         return np.zeros((0, int(dim)), dtype=np.float32)
     out = model.encode(
         list(texts),

@@ -143,8 +143,8 @@ def _same(a: FloatArray, b: FloatArray, tol: float = 0.0) -> bool:
     return bool(np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True))
 
 
-def _first_diff(a: FloatArray, b: FloatArray) -> str:
-    bad = np.argwhere(~np.isclose(a, b, equal_nan=True, rtol=0, atol=0))
+def _first_diff(a: FloatArray, b: FloatArray, tol: float = 0.0) -> str:
+    bad = np.argwhere(~np.isclose(a, b, equal_nan=True, rtol=tol, atol=tol))
     if not bad.size:
         return ""
     i = tuple(bad[0].tolist())
@@ -168,6 +168,13 @@ class SourceCheck:
         self._shared: RewardSource | None = None
 
     # helpers
+
+    @property
+    def tolerance(self) -> float:
+        """How far two scorings of one sample may differ (the source's ``tolerance`` class
+        attribute, default 0: exactly equal). Batched float32 models round differently with
+        the batch's padding and shape, so they declare a small relative tolerance."""
+        return float(getattr(self.cls, "tolerance", 0.0))
 
     def new(self, config: Mapping[str, Any] | None = None) -> RewardSource:
         try:
@@ -360,20 +367,21 @@ class SourceCheck:
         """A sample scores the same alone, in a batch, and in any order."""
         main = self.main.values
         alone = self.run(self.samples, batch_size=1).values
-        if not _same(main, alone):
+        if not _same(main, alone, self.tolerance):
             raise _fail(
                 self.name,
                 "scores depend on the batch: samples scored one at a time differ from the "
-                f"same samples scored together{_first_diff(main, alone)}",
+                f"same samples scored together{_first_diff(main, alone, self.tolerance)}",
                 "make each sample's reward depend on that sample only (batch invariance): the "
-                "engine splits, merges, deduplicates and caches batches freely",
+                "engine splits, merges, deduplicates and caches batches freely; a batched "
+                "model that differs only by float rounding declares `tolerance = 1e-5`",
             )
         order = list(range(len(self.samples)))[::-1]
         back = self.run([self.samples[i] for i in order]).values[np.argsort(order)]
-        if not _same(main, back):
+        if not _same(main, back, self.tolerance):
             raise _fail(
                 self.name,
-                f"scores depend on the order of the batch{_first_diff(main, back)}",
+                f"scores depend on the order of the batch{_first_diff(main, back, self.tolerance)}",
                 "make each sample's reward depend on that sample only (batch invariance)",
             )
 
@@ -386,11 +394,11 @@ class SourceCheck:
         elif not getattr(self.cls, "deterministic", True):
             pytest.skip(f"{self.name} declares deterministic = False and has no seed")
         first, second = (self._fresh_run(config) for _ in range(2))
-        if not _same(first, second):
+        if not _same(first, second, self.tolerance):
             raise _fail(
                 self.name,
                 f"two runs{' with the same seed' if seeded else ''} scored differently"
-                f"{_first_diff(first, second)}",
+                f"{_first_diff(first, second, self.tolerance)}",
                 "seed every random generator from the config's `seed` field, or set the class "
                 "attribute `deterministic = False`",
             )
@@ -413,10 +421,10 @@ class SourceCheck:
             self.raw(source, self.samples, use_async=False), len(self.samples), k, fails
         )
         asy = _to_rows(self.raw(source, self.samples, use_async=True), len(self.samples), k, fails)
-        if not _same(sync[0], asy[0]):
+        if not _same(sync[0], asy[0], self.tolerance):
             raise _fail(
                 self.name,
-                f"score and ascore disagree{_first_diff(sync[0], asy[0])}",
+                f"score and ascore disagree{_first_diff(sync[0], asy[0], self.tolerance)}",
                 "share one implementation (e.g. ascore awaits the same helper score runs)",
             )
 
@@ -437,10 +445,10 @@ class SourceCheck:
             again = self.run(self.samples, source=clone).values
         finally:
             clone.close()
-        if not _same(first, again):
+        if not _same(first, again, self.tolerance):
             raise _fail(
                 self.name,
-                f"a pickled copy scores differently{_first_diff(first, again)}",
+                f"a pickled copy scores differently{_first_diff(first, again, self.tolerance)}",
                 "keep all scoring state in the config or rebuild it identically",
             )
 

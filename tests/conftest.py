@@ -18,12 +18,13 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 
-def doc_example(doc: str, name: str) -> types.ModuleType:
-    """Execute the code block after ``<!-- example: name -->`` in docs/<doc> as a module."""
+def doc_example(doc: str, name: str, into: types.ModuleType | None = None) -> types.ModuleType:
+    """Execute the code block after ``<!-- example: name -->`` in docs/<doc> as a module, or
+    inside ``into`` (an earlier block's module) for a block that continues it."""
     text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
     m = re.search(rf"<!-- example: {re.escape(name)} -->\s*```python\n(.*?)```", text, re.S)
     assert m, f"docs/{doc} has no example block named {name!r}"
-    module = types.ModuleType(f"doc_example_{name}")
+    module = into or types.ModuleType(f"doc_example_{name}")
     exec(compile(m.group(1), f"docs/{doc}:{name}", "exec"), module.__dict__)
     return module
 

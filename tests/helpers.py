@@ -15,3 +15,10 @@ def two_values(sample: rh.Sample, scale: float = 1.0) -> list[float]:
 
 def batched_len(samples: list[rh.Sample]) -> list[list[float]]:
     return [[float(len(s.completion))] for s in samples]
+
+
+def word_count_or_abstain(sample: rh.Sample) -> rh.Abstain | float:
+    """Words in the completion; abstains on a blank one (an ensemble member that abstains)."""
+    if not sample.completion.strip():
+        return rh.Abstain("nothing to count")
+    return float(len(sample.completion.split()))

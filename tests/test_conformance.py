@@ -7,8 +7,12 @@ that needs a config fails until it gets an entry below.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import shutil
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,7 +45,123 @@ SOURCE_CONFIGS: dict[str, dict[str, Any]] = {
 }
 # sources that start worker processes or sandboxes: slower, still run in CI
 SLOW = {"math-verify", "code-exec"}
-NEEDS = {
+
+
+class TinyModels:
+    """Tiny random-weight models (tests/tiny_models.py) in one temp dir, each built on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @cached_property
+    def classifier(self) -> Path:
+        from tests import tiny_models
+
+        return tiny_models.bert_classifier(self.root / "rm", num_labels=3, chat=True)
+
+    @cached_property
+    def causal_lm(self) -> Path:
+        from tests import tiny_models
+
+        return tiny_models.llama_causal_lm(self.root / "lm")
+
+    @cached_property
+    def sentence(self) -> Path:
+        from tests import tiny_models
+
+        return tiny_models.sentence_model(self.root / "st")
+
+    @cached_property
+    def head(self) -> Path:
+        """A preference head trained for a few steps on the shipped pairs over ``sentence``."""
+        from rewardhub.models import embed, load_sentence_model
+        from rewardhub.preference import read_pairs, train
+
+        model = load_sentence_model(str(self.sentence))
+        pairs = read_pairs(ROOT / "tests" / "data" / "preferences.jsonl")
+        head = train(
+            pairs,
+            lambda texts: embed(model, texts),
+            embedder=str(self.sentence),
+            mixture=2,
+            epochs=20,
+            holdout=0.0,
+        )
+        return head.save(self.root / "head")
+
+
+def _judge_reply(n: int, body: dict[str, Any], headers: dict[str, str]) -> Any:
+    """A fake judge: a rating that depends on the request only (not on batch or order); an
+    empty answer gets prose, which the source must score as a failed check."""
+    from tests.openai_support import chat
+
+    prompt = body["messages"][-1]["content"]
+    if "<answer>\n\n</answer>" in prompt:
+        return chat("I cannot rate an empty answer.")
+    rating = 1 + hashlib.sha256(prompt.encode()).digest()[0] % 5
+    return chat(f"{rating}", [{"token": str(rating), "logprob": -0.1}])
+
+
+def _model_config(
+    name: str, models: TinyModels, stack: contextlib.ExitStack
+) -> dict[str, Any] | None:
+    """Configs of the model sources, over tiny models made here and a loopback fake judge."""
+    if name == "hf-classifier":
+        return {
+            "model": str(models.classifier),
+            "heads": {0: "helpful", 2: "harmless"},
+            "transform": {"harmless": "sigmoid"},
+            "batch_size": 3,
+        }
+    if name == "embedding-similarity":
+        return {"model": str(models.sentence), "exemplars": ["the answer is 4", "hello"]}
+    if name == "preference-head":
+        return {"path": str(models.head)}
+    if name == "llm-judge":
+        return {"model": str(models.causal_lm), "rubric": "be right", "min_mass": 0.0}
+    if name == "openai-judge":
+        from tests.openai_support import FakeServer
+
+        server = stack.enter_context(FakeServer(_judge_reply))
+        return {"base_url": server.url, "model": "fake", "rubric": "be right", "backoff_s": 0}
+    if name == "ensemble":  # two cheap members, one of which abstains on empty answers
+        return {
+            "members": [
+                {"type": "length", "config": {"target": 10}},
+                {
+                    "type": "python",
+                    "config": {
+                        "function": "tests.helpers:word_count_or_abstain",
+                        "objectives": ["brevity"],
+                    },
+                },
+            ],
+            "keep_members": True,
+        }
+    return None
+
+
+MODEL_SOURCES = {
+    "hf-classifier",
+    "embedding-similarity",
+    "preference-head",
+    "llm-judge",
+    "openai-judge",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyModels]:
+    """Built once per module (per xdist worker); tiny models run fastest on one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield TinyModels(tmp_path_factory.mktemp("tiny-models"))
+    torch.set_num_threads(threads)
+
+
+NEEDS: dict[str, tuple[Callable[[], bool], str]] = {
     "code-exec": (lambda: shutil.which("bwrap") is not None, "bubblewrap (make sandbox)"),
     "math-verify": (
         lambda: importlib.util.find_spec("math_verify") is not None,
@@ -49,6 +169,11 @@ NEEDS = {
     ),
     "rego": (lambda: importlib.util.find_spec("regorus") is not None, "rewardhub[policy]"),
     "cel": (lambda: importlib.util.find_spec("cel") is not None, "rewardhub[policy]"),
+    **{
+        name: (lambda: importlib.util.find_spec("transformers") is not None, "rewardhub[models]")
+        for name in MODEL_SOURCES - {"openai-judge"}
+    },
+    "openai-judge": (lambda: importlib.util.find_spec("httpx") is not None, "rewardhub[models]"),
 }
 CODE = "```python\nprint(sum([2, 2]))\n```"
 
@@ -82,9 +207,12 @@ def _source_params() -> list[Any]:
 
 
 @pytest.mark.parametrize("name", _source_params())
-def test_builtin_source_passes_the_kit(name: str) -> None:
+def test_builtin_source_passes_the_kit(name: str, request: pytest.FixtureRequest) -> None:
     with contextlib.ExitStack() as stack:
         config = SOURCE_CONFIGS.get(name)
+        if name in MODEL_SOURCES or name == "ensemble":
+            models = request.getfixturevalue("tiny_models") if name in MODEL_SOURCES else None
+            config = _model_config(name, models, stack)  # type: ignore[arg-type]
         if name == "remote":  # against a live loopback server scoring a rule
             from tests.server_support import live
 

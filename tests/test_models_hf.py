@@ -325,3 +325,9 @@ def test_model_sources_stop_at_the_batch_deadline(rm: Path, lm: Path) -> None:
                 src.score(_samples(3))
     finally:
         _DEADLINE.reset(token)
+
+
+def test_an_empty_batch_gives_no_rows(rm: Path, lm: Path) -> None:
+    # the tokenizers cannot encode an empty list: both used to raise IndexError here
+    assert _hf(rm).score([]) == []
+    assert _judge(lm).score([]) == []

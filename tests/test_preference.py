@@ -213,3 +213,17 @@ def test_embedding_similarity_outcomes(tiny_st: Path) -> None:
     cos = float(e[0] @ e[1])
     assert b.values[0, 0] == pytest.approx((1 + cos + cos) / 3, abs=1e-5)
     assert b.values[2, 0] == pytest.approx(cos, abs=1e-5)
+
+
+def test_embedding_sources_score_an_empty_batch(tiny_st: Path, tmp_path: Path) -> None:
+    # embed() of no texts used the renamed sentence-transformers method (a FutureWarning, an
+    # error under the test suite's filterwarnings) and the head stacked an empty list
+    from rewardhub.models import embed, load_sentence_model
+
+    model = load_sentence_model(str(tiny_st))
+    head = train(read_pairs(DATA), lambda t: embed(model, t), embedder=str(tiny_st), epochs=2)
+    hub = rh.Hub(entry_points=False)
+    source = hub.sources.get("preference-head")({"path": str(head.save(tmp_path / "head"))})
+    assert source.score([]) == []
+    similarity = hub.sources.get("embedding-similarity")({"model": str(tiny_st)})
+    assert similarity.score([]) == []

@@ -88,6 +88,34 @@ def test_batch_dependence_is_reported_as_batch_invariance() -> None:
     _fails(BatchMean, "batch invariance")
 
 
+class Rounding(Good):
+    """A batched model's float noise: each score moves by ``eps`` relative per batch row."""
+
+    type = "kit-rounding"
+    eps = 1e-9
+
+    def score(self, samples: list[rh.Sample]) -> rh.Scores:
+        wobble = 1 + self.eps * len(samples)
+        return [[(1 + len(s.completion)) * wobble] for s in samples]
+
+
+class RoundingDeclared(Rounding):
+    type = "kit-rounding-declared"
+    tolerance = 1e-6
+
+
+class DriftBeyondTolerance(RoundingDeclared):
+    type = "kit-drift"
+    eps = 1e-4
+
+
+def test_declared_tolerance_admits_float_rounding_but_not_batch_dependence() -> None:
+    _fails(Rounding, "batch")  # exact by default
+    check_source(RoundingDeclared)
+    msg = _fails(DriftBeyondTolerance, "batch")
+    assert "tolerance = 1e-5" in msg
+
+
 def test_wrong_shape_names_expected_and_actual_shapes_and_objectives() -> None:
     class TwoCols(Good):
         type = "kit-two"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,10 @@ from rewardhub.types import Sample
 
 class _Embedding(RewardSource):
     """Shared: a lazily loaded sentence-transformers model, dropped when pickled."""
+
+    #: scores of one sample may differ by this (relative) across batchings: float32 forward
+    #: passes round differently with the batch's padding and shape (the conformance kit)
+    tolerance: ClassVar[float] = 1e-5
 
     def _model_name(self) -> str:
         return str(self.config.model)
@@ -119,6 +123,8 @@ class PreferenceHeadSource(_Embedding):
     def score(self, samples: list[Sample]) -> Scores:
         from rewardhub.preference import features
 
+        if not samples:
+            return []
         texts = sorted({s.prompt_text for s in samples} | {s.completion for s in samples})
         vec = dict(zip(texts, self.embed(texts)))
         pe = np.stack([vec[s.prompt_text] for s in samples])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -111,6 +111,9 @@ class HFClassifier(RewardSource):
     type = "hf-classifier"
     Config = HFClassifierConfig
     summary = "Hugging Face sequence-classification reward model (heads → objectives)"
+    #: scores of one sample may differ by this (relative) across batchings: float32 forward
+    #: passes round differently with the batch's padding and shape (the conformance kit)
+    tolerance: ClassVar[float] = 1e-5
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -197,6 +200,8 @@ class HFClassifier(RewardSource):
 
     def score(self, samples: list[Sample]) -> Scores:
         torch = require("torch", "models", "hf-classifier")
+        if not samples:  # the tokenizer cannot encode an empty list
+            return []
         ids, cut = self.encode(samples)
         heads = sorted(self.config.heads)
         transforms = [self.config.transform.get(self.config.heads[h]) for h in heads]
