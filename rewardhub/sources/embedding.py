@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -106,9 +108,14 @@ class PreferenceHeadSource(_Embedding):
         from rewardhub.models import local_path
         from rewardhub.preference import PreferenceHead
 
-        self.head = PreferenceHead.load(local_path(self.config.path))
+        self._head_dir = local_path(self.config.path)
+        self.head = PreferenceHead.load(self._head_dir)
         # a relative embedder path saved with the head is relative to where it was trained
         self._embedder = self.config.embedder or self.head.embedder
+
+    def cache_files(self) -> Sequence[Path]:
+        """The head's files: a head retrained into the same folder is a new cache key."""
+        return tuple(sorted(p for p in Path(self._head_dir).iterdir() if p.is_file()))
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:

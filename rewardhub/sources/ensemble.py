@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +77,12 @@ class Ensemble(RewardSource):
                     f"{list(objs[0])}, members[{i}] gives {list(o)}"
                 )
         self._base = objs[0]
+        # float rounding the members allow (model members differ by ~1e-8 across batches)
+        self.tolerance = max(float(getattr(m, "tolerance", 0.0)) for m in self.members)
+
+    def cache_files(self) -> Sequence[Path]:
+        """Every file a member reads: editing one re-keys the ensemble's results too."""
+        return tuple(f for m in self.members for f in m.cache_files())
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
