@@ -179,7 +179,7 @@ def test_bad_completions(source: MathVerify) -> None:
 
 
 @pytest.mark.slow
-def test_timeout_abstains_and_other_samples_survive() -> None:
+def test_a_timeout_fails_the_check_and_other_samples_survive() -> None:
     src = MathVerify({"workers": 2, "timeout_s": 1})
     try:
         t0 = time.monotonic()
@@ -190,7 +190,33 @@ def test_timeout_abstains_and_other_samples_survive() -> None:
         assert time.monotonic() - t0 < 10
     finally:
         src.close()
-    assert got[0] == rh.Abstain("timeout") and got[1] == [1.0]
+    # the completion made the verifier time out: a failed check, never an abstention that a
+    # renormalising aggregate would turn into credit
+    assert got[0] == rh.Fail("timeout") and got[1] == [1.0]
+
+
+def test_a_tower_of_powers_never_earns_more_than_a_wrong_answer() -> None:
+    """The review's exploit: the tower times the verifier out; with the cell abstained and the
+    other objectives renormalised it scored as much as a right answer."""
+    spec = {
+        "sources": [
+            {"type": "math-verify", "config": {"workers": 1, "timeout_s": 1}},
+            {"type": "keywords", "config": {"required": ["boxed"]}},
+        ],
+        "normalize": "none",
+        "on_abstain": "renormalize",  # the most permissive policy: still no credit
+    }
+    tower, wrong, right = (
+        S(prompt="", completion=c, reference="4")
+        for c in ("\\boxed{9^{9^{9^{9^9}}}}", "\\boxed{5}", "\\boxed{4}")
+    )
+    for method in ("weighted", "maxmin", "tchebycheff"):
+        with rh.Pipeline.from_spec({**spec, "aggregate": method}) as pipe:
+            res = pipe.score([tower, wrong, right])
+        assert res.vector.errors[0]["math-verify"] == "failed: timeout"
+        assert res.vector.values[0, 0] == 0.0
+        t, w, r = res.total.tolist()
+        assert t == w < r, method
 
 
 def test_a_hung_worker_is_killed_and_replaced() -> None:
@@ -203,7 +229,7 @@ def test_a_hung_worker_is_killed_and_replaced() -> None:
         os.kill(pid, signal.SIGSTOP)  # hangs where no alarm can reach it
         got = rows(src, [S(prompt="", completion="\\boxed{1}", reference="1"),
                          S(prompt="", completion="\\boxed{2}", reference="2")])  # fmt: skip
-        assert got[0] == rh.Abstain("timeout") and got[1] == [1.0]
+        assert got[0] == rh.Fail("timeout") and got[1] == [1.0]
         assert pool.pids != [pid]
     finally:
         src.close()

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardhub.errors import MissingExtraError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import Abstain, RewardSource, Row, Scores
+from rewardhub.source import Abstain, Fail, RewardSource, Row, Scores
 from rewardhub.types import Sample
-from rewardhub.workers import Failure, WorkerPool
+from rewardhub.workers import TIMEOUT, Failure, WorkerPool
 
 WORKER_MODULE = "rewardhub.sources._math_worker"
 
@@ -181,14 +181,19 @@ class MathVerify(RewardSource):
         return self._pool
 
     def _row(self, ans: dict[str, Any] | Failure) -> Row:
+        """The outcome of one answer. The completion is to blame for a verification that runs
+        out of time (``\\boxed{9^{9^{9^{9^9}}}}``: the worker's own limit, or the hard kill
+        when sympy is stuck in C) or crashes on it: a failed check, never more than a wrong
+        answer. The machinery is to blame for a dead worker, a request never started, or a
+        reference that does not parse: could not score."""
         if isinstance(ans, Failure):
-            return Abstain(ans.reason)
+            return Fail("timeout") if ans.reason == TIMEOUT else Abstain(ans.reason)
         if ans.get("timeout"):
-            return Abstain("timeout")
+            return Fail("timeout")
         if ans.get("gold_error"):
             return Abstain(f"malformed reference: {ans['gold_error']}")
         if ans.get("error"):
-            return Abstain(f"error: {ans['error']}")
+            return Fail(f"error: {ans['error']}")
         row = [1.0 if ans.get("correct") else 0.0]
         if self.config.format:
             row.append(1.0 if ans.get("found") else 0.0)
