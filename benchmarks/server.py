@@ -1,0 +1,301 @@
+"""The reward server and Ray scale-out, on loopback, each part bounded in count and time.
+
+    python benchmarks/server.py            # all three parts
+    python benchmarks/server.py http rm    # some of them (http, rm, ray)
+
+1. ``http``: a rule-only spec (length + regex) behind ``POST /v1/score``, 32 concurrent
+   clients (httpx.AsyncClient) sending a fixed number of one-sample requests, vs a uvicorn
+   "hello world" FastAPI app on the same box driven by the same client. Both servers run in
+   their own process with the same uvicorn settings. Goals: ≥ 50% of hello-world's
+   requests/s, p99 < 100 ms.
+2. ``rm``: OpenRLHF-style one-sample requests (``{"query", "prompts", "labels"}``) at 64 in
+   flight against the OpenRLHF route, on a tiny random-weight transformer classifier
+   (benchmarks/_tiny_rm.py), with micro-batching (``window_ms=5``) vs without
+   (``window_ms=0``). Goal: ≥ 3× the throughput.
+3. ``ray``: ``rewardhub.distributed.score_dataset`` on 10k rows vs the local pipeline, for the
+   rule spec and for the tiny classifier, with Ray's start-up timed apart.
+
+Every server is started on 127.0.0.1 at a free port in a subprocess and stopped at the end.
+The figures are only as good as the machine is quiet: run it on an idle box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NO_CACHE = {"memory_items": 0}  # every request brings a new completion
+RULES: dict[str, Any] = {
+    "objectives": ["brevity", "format"],
+    "sources": [
+        {"id": "brevity", "type": "length", "config": {"target": 200, "tolerance": 50}},
+        {
+            "id": "format",
+            "type": "regex",
+            "config": {"patterns": [{"pattern": "\\\\boxed\\{[^}]+\\}", "objective": "format"}]},
+        },
+    ],
+    "normalize": "none",
+    "aggregate": {"method": "weighted"},
+    "cache": NO_CACHE,
+}
+TINY_RM: dict[str, Any] = {
+    "sources": [
+        {
+            "id": "rm",
+            "type": "python",
+            "config": {
+                "function": "benchmarks._tiny_rm:score_batch",
+                "batched": True,
+                "objectives": ["rm"],
+            },
+        }
+    ],
+    "normalize": "none",
+    "cache": NO_CACHE,
+}
+PART_LIMIT_S = 60.0  # no part runs longer; a part that hits it reports what it measured
+
+
+# --- the servers (run as `python benchmarks/server.py --serve KIND PORT`) ---
+
+
+def _hello_app() -> Any:
+    from fastapi import FastAPI, Request
+
+    app = FastAPI()
+
+    @app.post("/v1/score")
+    async def hello(request: Request) -> dict[str, str]:
+        await request.body()  # read the same body the reward server parses
+        return {"hello": "world"}
+
+    return app
+
+
+def _serve(kind: str, port: int) -> None:
+    """Serve one app on 127.0.0.1:port until SIGTERM (the same uvicorn settings for all)."""
+    import uvicorn
+
+    import rewardhub as rh
+    from rewardhub.server.app import create_app
+    from rewardhub.server.run import make_server
+    from rewardhub.server.settings import ServerSettings
+
+    settings = ServerSettings(
+        port=port, window_ms=0 if kind.endswith("-single") else 5, max_inflight=4096
+    )
+    if kind == "hello":
+        config = uvicorn.Config(
+            _hello_app(), host="127.0.0.1", port=port, log_level="warning", server_header=False
+        )
+        uvicorn.Server(config).run()
+        return
+    spec = RULES if kind == "rules" else TINY_RM
+    with rh.Pipeline.from_spec(spec, hub=rh.Hub(entry_points=False)) as pipe:
+        if spec is TINY_RM:
+            pipe.score([rh.Sample("", "warm up")])  # build the model before the clock starts
+        make_server(create_app(pipe, settings), settings, log_level="warning").run()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(kind: str) -> Iterator[str]:
+    """A server of ``kind`` in a subprocess on a free loopback port; yields its base URL."""
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path[1:]])},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the {kind} server exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {kind} server did not start within 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- the load generator ---
+
+
+async def _load(
+    url: str, bodies: list[dict[str, Any]], concurrency: int
+) -> tuple[float, list[float], int]:
+    """Send ``bodies`` with ``concurrency`` requests in flight: (seconds, latencies, errors)."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    todo = iter(bodies)
+    deadline = time.monotonic() + PART_LIMIT_S / 2
+
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            for body in todo:
+                if time.monotonic() > deadline:
+                    return
+                t0 = time.perf_counter()
+                r = await client.post(url, json=body)
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    errors += 1
+
+        # one request per connection first, so connection set-up stays out of the figures
+        await asyncio.gather(*(client.post(url, json=bodies[0]) for _ in range(concurrency)))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - t0, latencies, errors
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def _line(name: str, seconds: float, lat: list[float], errors: int) -> float:
+    rps = len(lat) / seconds if seconds else float("nan")
+    print(
+        f"  {name:34} {len(lat):5d} req {rps:8.0f} req/s   p50 {_pct(lat, 0.5) * 1e3:7.1f} ms"
+        f"   p99 {_pct(lat, 0.99) * 1e3:7.1f} ms   errors {errors}"
+    )
+    return rps
+
+
+def bench_http(requests: int = 2000, concurrency: int = 32) -> None:
+    print(f"1. rule-only /v1/score vs hello world: {concurrency} clients, {requests} requests")
+    bodies = [
+        {"samples": [{"prompt": f"q{i}", "completion": f"step {i} " * (i % 30) + "\\boxed{4}"}]}
+        for i in range(requests)
+    ]
+    figures: dict[str, list[tuple[float, list[float]]]] = {"hello": [], "rules": []}
+    with server("hello") as hello, server("rules") as rules:
+        for _ in range(2):  # alternate, so drift on a shared machine hits both alike
+            for kind, url in (("hello", hello), ("rules", rules)):
+                seconds, lat, errors = asyncio.run(_load(f"{url}/v1/score", bodies, concurrency))
+                _line(kind, seconds, lat, errors)
+                figures[kind].append((len(lat) / seconds, lat))
+    base_rps, _ = max(figures["hello"], key=lambda f: f[0])
+    rps, lat = max(figures["rules"], key=lambda f: f[0])
+    p99 = _pct(lat, 0.99)
+    ratio = rps / base_rps
+    print(
+        f"  best: {rps:.0f} vs {base_rps:.0f} req/s = {ratio:.2f} of hello world "
+        f"(goal ≥ 0.5: {'ok' if ratio >= 0.5 else 'MISSED'}); p99 {p99 * 1e3:.1f} ms "
+        f"(goal < 100 ms: {'ok' if p99 < 0.1 else 'MISSED'})"
+    )
+
+
+def bench_rm(requests: int = 1280, concurrency: int = 64) -> None:
+    print(f"2. OpenRLHF route, tiny classifier: {concurrency} in flight, {requests} requests")
+    bodies = [
+        {
+            "query": [f"Q{i}: 2+2? response {i} " + "x" * (i % 40)],
+            "prompts": [f"Q{i}: 2+2?"],
+            "labels": ["4"],
+        }
+        for i in range(requests)
+    ]
+    rps = {}
+    for kind in ("rm-batched", "rm-single"):
+        with server(kind) as url:
+            seconds, lat, errors = asyncio.run(_load(f"{url}/openrlhf", bodies, concurrency))
+            rps[kind] = _line(kind, seconds, lat, errors)
+    gain = rps["rm-batched"] / rps["rm-single"]
+    print(f"  micro-batching gain: {gain:.1f}× (goal ≥ 3×: {'ok' if gain >= 3 else 'MISSED'})")
+
+
+def bench_ray(rows: int = 10_000) -> None:
+    import ray
+
+    import rewardhub as rh
+    from rewardhub.distributed import score_dataset
+
+    print(f"3. Ray Data score_dataset vs the local pipeline, {rows} rows")
+    items = [
+        {"prompt": f"q{i}", "completion": f"step {i} " * (i % 30) + "\\boxed{4}"}
+        for i in range(rows)
+    ]
+    samples = [rh.Sample(r["prompt"], r["completion"]) for r in items]
+    t0 = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    start = time.perf_counter() - t0
+    print(f"  ray.init (local, {os.cpu_count()} CPUs): {start:.1f} s")
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        for name, spec in (("rules", RULES), ("tiny classifier", TINY_RM)):
+            hub = rh.Hub(entry_points=False)
+            with rh.Pipeline.from_spec(spec, hub=hub) as pipe:
+                if spec is TINY_RM:
+                    pipe.score(samples[:8])  # the model is built once in either case
+                t0 = time.perf_counter()
+                local = pipe.score(samples)
+                local_s = time.perf_counter() - t0
+            times = []
+            for _ in range(2):  # the first run pays for the actors and their pipelines
+                t0 = time.perf_counter()
+                out = score_dataset(
+                    ray.data.from_items(items), spec, hub=hub, batch_size=1000
+                ).take_all()
+                times.append(time.perf_counter() - t0)
+            got = [o["total"] for o in out]
+            assert json.dumps(got) == json.dumps(local.total.tolist()), "Ray and local differ"
+            print(
+                f"  {name:16} local {local_s:6.2f} s ({local_s / rows * 1e6:6.1f} µs/row)   "
+                f"Ray first run {times[0]:6.2f} s, second {times[1]:6.2f} s "
+                f"({times[1] / rows * 1e6:6.1f} µs/row)   local/Ray {local_s / times[1]:.2f}"
+            )
+    finally:
+        ray.shutdown()
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--serve"]:
+        _serve(argv[1], int(argv[2]))
+        return
+    parts = argv or ["http", "rm", "ray"]
+    print(f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    for part in parts:
+        {"http": bench_http, "rm": bench_rm, "ray": bench_ray}[part]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
