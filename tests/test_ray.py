@@ -4,12 +4,16 @@ server. A local Ray with 2 CPUs, shut down after."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import rewardhub as rh
+
+from .server_support import HERE, live
 
 ray = pytest.importorskip("ray")
 
@@ -58,3 +62,136 @@ def test_score_dataset_refuses_batch_relative_specs() -> None:
 
     with pytest.raises(SpecError, match="zscore"):
         score_dataset(None, {**SPEC, "normalize": {"method": "zscore"}})
+
+
+# a spec with every outcome kind: values, a failed check, an abstention (unscorable total)
+OUTCOMES_SPEC = {
+    "sources": [
+        *SPEC["sources"],
+        {
+            "id": "chk",
+            "type": "python",
+            "config": {
+                "function": f"{HERE / 'server_support.py'}:checked",
+                "objectives": ["checked"],
+            },
+        },
+    ],
+    "aggregate": {"method": "weighted"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_score_cli_on_ray_equals_plain_score(local_ray: None, tmp_path: Path) -> None:
+    """`rewardhub score SPEC INPUT --ray -o OUT` writes the very bytes the plain command does
+    (same lines, same order, stale fields dropped, a bad line set aside) and the same summary."""
+    from typer.testing import CliRunner
+
+    from rewardhub.cli import build_app
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(OUTCOMES_SPEC))
+    lines = []
+    for i in range(400):
+        completion = ["crash", "down", "héllo ünïcode answer"][i % 3] if i % 7 == 0 else ""
+        row = {"prompt": f"q{i}", "completion": completion or "answer " * (i % 3) + "x" * i}
+        if i == 5:
+            row["total"] = 99.0  # a stale field from an earlier run: dropped, not kept
+        lines.append(json.dumps(row, ensure_ascii=False))
+        if i == 10:
+            lines += ["", '{"prompt": "no completion"}']  # a blank line, a rejected line
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    app = build_app(rh.Hub())
+    outputs, tables = {}, {}
+    for name, extra in (("plain", []), ("ray", ["--ray"])):
+        out = tmp_path / f"{name}.jsonl"
+        args = [
+            "score",
+            str(spec),
+            str(src),
+            "-o",
+            str(out),
+            "--skip-invalid",
+            "--chunk-size",
+            "64",
+        ]
+        res = runner.invoke(app, [*args, *extra])
+        assert res.exit_code == 0, res.output
+        outputs[name] = out.read_bytes()
+        tables[name] = res.output[res.output.index("rewards per objective") :].splitlines()[:-1]
+        assert "1 malformed line(s) set aside" in res.output
+    assert outputs["ray"] == outputs["plain"]
+    assert tables["ray"] == tables["plain"]
+    records = [json.loads(x) for x in outputs["ray"].decode().splitlines()]
+    assert len(records) == 401 and "total" in records[5] and records[5]["total"] != 99.0
+    assert {"failed", "unscorable"} <= {v for r in records for v in r.get("outcomes", {}).values()}
+
+
+def test_score_cli_refuses_options_ray_would_ignore(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rewardhub.cli import build_app
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"prompt": "q", "completion": "a"}\n')
+    args = ["score", str(spec), str(src), "-o", str(tmp_path / "o.jsonl"), "--ray"]
+    res = CliRunner().invoke(build_app(rh.Hub()), [*args, "--weights", "length=2"])
+    assert res.exit_code != 0 and "--weights" in res.output and "--ray" in res.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_serve_on_ray_answers_like_the_plain_server(local_ray: None, tmp_path: Path) -> None:
+    """`serve --ray` (serve_on_ray) answers /v1/score, /v1/aggregate and the OpenRLHF route
+    with what the plain server answers, auth included."""
+    import httpx
+    from ray import serve
+
+    from rewardhub.distributed import serve_on_ray
+    from rewardhub.server.settings import ServerSettings
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(OUTCOMES_SPEC))
+    samples = [{"prompt": "q", "completion": c} for c in ("answer xx", "crash", "down", "x" * 30)]
+    requests = [
+        ("/v1/score", {"samples": samples}),
+        ("/v1/score", {"samples": samples[:2], "weights": {"format": 3.0}}),
+        ("/v1/score", {"samples": [{"prompt": "q"}]}),  # 422 naming the field
+        ("/openrlhf", {"query": ["Q: hi answer yes"], "prompts": ["Q: hi"], "labels": [None]}),
+    ]
+    auth = {"Authorization": "Bearer tok-ray-1"}
+
+    def answers(url: str) -> list[tuple[int, object]]:
+        got = []
+        with httpx.Client(base_url=url, timeout=60) as c:
+            for path, body in requests:
+                r = c.post(path, json=body, headers=auth)
+                got.append((r.status_code, r.json()))
+            r = c.post("/v1/score", json=requests[0][1])  # no token
+            got.append((r.status_code, r.json()))
+        return got
+
+    settings = ServerSettings(port=_free_port(), token="tok-ray-1", window_ms=2)
+    with rh.Pipeline.from_spec(OUTCOMES_SPEC) as pipe, live(pipe, token="tok-ray-1") as url:
+        want = answers(url)
+    assert want[2][0] == 422 and want[-1][0] == 401
+    try:
+        serve_on_ray(spec, settings, replicas=1, blocking=False)
+        got = answers(f"http://127.0.0.1:{settings.port}")
+    finally:
+        serve.shutdown()
+    assert got == want
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
