@@ -298,6 +298,7 @@ def bench_rm(requests: int = 1280, concurrency: int = 64) -> None:
 
 
 def bench_ray(rows: int = 10_000) -> None:
+    import numpy as np
     import ray
 
     import rewardhub as rh
@@ -331,8 +332,9 @@ def bench_ray(rows: int = 10_000) -> None:
                     ray.data.from_items(items), spec, hub=hub, batch_size=1000
                 ).take_all()
                 times.append(time.perf_counter() - t0)
-            got = [o["total"] for o in out]
-            assert json.dumps(got) == json.dumps(local.total.tolist()), "Ray and local differ"
+            # the model's floats depend a little on each batch's padding, hence the tolerance
+            got = np.array([o["total"] for o in out])
+            np.testing.assert_allclose(got, local.total, rtol=1e-5, atol=1e-6)
             print(
                 f"  {name:16} local {local_s:6.2f} s ({local_s / rows * 1e6:6.1f} µs/row)   "
                 f"Ray first run {times[0]:6.2f} s, second {times[1]:6.2f} s "

@@ -80,6 +80,7 @@ def score_dataset(
     Returns the dataset with one float column per objective (NaN: no value), ``total``, and
     ``rewardhub`` (each row's JSON record, as ``rewardhub score`` writes it). Runs on a pool
     of ``actors`` actors, each building the pipeline once."""
+    ray = require("ray", "ray", "rewardhub.distributed")
     require("ray.data", "ray", "rewardhub.distributed")
     pipeline = load_pipeline(spec, hub)
     check_rowwise(pipeline, "score_dataset")
@@ -90,7 +91,7 @@ def score_dataset(
         batch_format="numpy",
         # an autoscaling pool (1..actors): a fixed pool holding every CPU would starve the
         # dataset's own read tasks (ReadText, ReadParquet), and the run would hang
-        concurrency=(1, actors),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
         num_cpus=num_cpus,
     )
 
