@@ -325,21 +325,31 @@ def bench_ray(rows: int = 10_000) -> None:
                 t0 = time.perf_counter()
                 local = pipe.score(samples)
                 local_s = time.perf_counter() - t0
-            times = []
-            for _ in range(2):  # the first run pays for the actors and their pipelines
+            times = {}
+            for n in (rows // 10, rows):  # two sizes: start-up and per-row cost apart
                 t0 = time.perf_counter()
                 out = score_dataset(
-                    ray.data.from_items(items), spec, hub=hub, batch_size=1000
+                    ray.data.from_items(items[:n]), spec, hub=hub, batch_size=1000
                 ).take_all()
-                times.append(time.perf_counter() - t0)
+                times[n] = time.perf_counter() - t0
             # the model's floats depend a little on each batch's padding, hence the tolerance
             got = np.array([o["total"] for o in out])
             np.testing.assert_allclose(got, local.total, rtol=1e-5, atol=1e-6)
+            per_row = (times[rows] - times[rows // 10]) / (rows - rows // 10)
+            startup = times[rows] - rows * per_row
+            local_row = local_s / rows
             print(
-                f"  {name:16} local {local_s:6.2f} s ({local_s / rows * 1e6:6.1f} µs/row)   "
-                f"Ray first run {times[0]:6.2f} s, second {times[1]:6.2f} s "
-                f"({times[1] / rows * 1e6:6.1f} µs/row)   local/Ray {local_s / times[1]:.2f}"
+                f"  {name:16} local {local_s:6.2f} s ({local_row * 1e6:6.1f} µs/row)   Ray "
+                f"{times[rows // 10]:6.2f} s for {rows // 10}, {times[rows]:6.2f} s for {rows}: "
+                f"start-up ≈ {startup:5.1f} s + {per_row * 1e6:6.1f} µs/row   "
+                f"local/Ray {local_s / times[rows]:.2f}"
             )
+            if per_row < local_row:
+                print(
+                    f"  {'':16} Ray pays off beyond ≈ {startup / (local_row - per_row):,.0f} rows"
+                )
+            else:
+                print(f"  {'':16} Ray does not pay off on this machine (per row ≥ local)")
     finally:
         ray.shutdown()
 
