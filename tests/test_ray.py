@@ -168,20 +168,28 @@ def test_serve_on_ray_answers_like_the_plain_server(local_ray: None, tmp_path: P
         ("/openrlhf", {"query": ["Q: hi answer yes"], "prompts": ["Q: hi"], "labels": [None]}),
     ]
     auth = {"Authorization": "Bearer tok-ray-1"}
+    secret = "orl-ray-secret-5d1e"
 
     def answers(url: str) -> list[tuple[int, object]]:
         got = []
         with httpx.Client(base_url=url, timeout=60) as c:
             for path, body in requests:
+                path = f"/openrlhf/{secret}" if path == "/openrlhf" else path
                 r = c.post(path, json=body, headers=auth)
                 got.append((r.status_code, r.json()))
             r = c.post("/v1/score", json=requests[0][1])  # no token
             got.append((r.status_code, r.json()))
         return got
 
-    settings = ServerSettings(port=_free_port(), token="tok-ray-1", window_ms=2)
-    with rh.Pipeline.from_spec(OUTCOMES_SPEC) as pipe, live(pipe, token="tok-ray-1") as url:
+    settings = ServerSettings(
+        port=_free_port(), token="tok-ray-1", openrlhf_token=secret, window_ms=2
+    )
+    with (
+        rh.Pipeline.from_spec(OUTCOMES_SPEC) as pipe,
+        live(pipe, token="tok-ray-1", openrlhf_token=secret) as url,
+    ):
         want = answers(url)
+    assert want[3][0] == 200 and want[3][1]["extra_logs"]["abstained"] == [0.0]
     assert want[2][0] == 422 and want[-1][0] == 401
     try:
         serve_on_ray(spec, settings, replicas=1, blocking=False)
@@ -189,6 +197,10 @@ def test_serve_on_ray_answers_like_the_plain_server(local_ray: None, tmp_path: P
     finally:
         serve.shutdown()
     assert got == want
+    # neither Ray Serve's proxy nor its replicas log the OpenRLHF route's secret path
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    leaked = [p.name for p in logs.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not leaked
 
 
 def _free_port() -> int:
