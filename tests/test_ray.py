@@ -1,5 +1,5 @@
-"""Ray scale-out: score_dataset equals the local pipeline; serve --ray answers like the plain
-server. A local Ray with 2 CPUs, shut down after."""
+"""Ray scale-out: score_dataset equals the local pipeline; `score --ray` writes what `score`
+writes; serve --ray answers like the plain server. A local Ray with 2 CPUs, shut down after."""
 
 from __future__ import annotations
 
@@ -54,6 +54,24 @@ def test_score_dataset_equals_the_local_pipeline(local_ray: None) -> None:
     np.testing.assert_allclose([o["total"] for o in out], want.total)
     np.testing.assert_allclose([o["format"] for o in out], want.vector["format"])
     assert [json.loads(o[RECORD]) for o in out] == want.to_records()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_score_dataset_over_a_read_task_does_not_hang(local_ray: None, tmp_path: Path) -> None:
+    """A dataset read from files needs CPUs for its read tasks: a fixed pool of 2 one-CPU
+    actors on a 2-CPU Ray took them all, and the run waited forever."""
+    from rewardhub.distributed import score_dataset
+
+    rows = [{"prompt": f"q{i}", "completion": "answer " * (i % 2) + "x" * i} for i in range(50)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    out = score_dataset(ray.data.read_json(str(src)), SPEC, actors=2).take_all()
+    with rh.Pipeline.from_spec(SPEC) as pipe:
+        want = pipe.score([rh.Sample(r["prompt"], r["completion"]) for r in rows])
+    np.testing.assert_allclose([o["total"] for o in out], want.total)
 
 
 def test_score_dataset_refuses_batch_relative_specs() -> None:
