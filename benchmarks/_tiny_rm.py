@@ -6,6 +6,7 @@ real transformer forward pass on CPU, small enough for 10k samples in a few seco
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -14,8 +15,19 @@ import rewardhub as rh
 MAX_LEN = 64
 
 
-@lru_cache(maxsize=1)
+_LOCK = threading.Lock()
+
+
 def _model() -> Any:
+    # the engine scores sub-batches in threads: without the lock two threads would build
+    # the model at once, drawing from one seeded RNG in turns (weights differing from run
+    # to run), and race transformers' lazy import (an ImportError for one of them)
+    with _LOCK:
+        return _build()
+
+
+@lru_cache(maxsize=1)
+def _build() -> Any:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 

@@ -62,6 +62,18 @@ class RunSummary:
             self._merge(name, vector.values[:, j])
         self._merge("total", np.asarray(result.total, dtype=np.float64))
 
+    def add_records(self, objectives: tuple[str, ...], records: list[dict[str, Any]]) -> None:
+        """Like :meth:`add`, from records as ``ScoreResult.to_records`` writes them."""
+        if not records:
+            return
+        if not self.objectives:
+            self.objectives = objectives
+        self.rows += len(records)
+        self.binding.update(_binding({"per_sample": [r.get("explain") for r in records]}))
+        for name in objectives:
+            self._merge(name, _column([r["rewards"].get(name) for r in records]))
+        self._merge("total", _column([r.get("total") for r in records]))
+
     def _merge(self, name: str, col: np.ndarray) -> None:
         present = col[~np.isnan(col)]
         if not present.size:
@@ -98,6 +110,11 @@ class RunSummary:
             label = "[bold]total[/]" if name == "total" else escape(name)
             table.add_row(label, *cells, f"{1 - n / rows:.1%}", bind)
         return table
+
+
+def _column(values: list[Any]) -> np.ndarray:
+    """JSON numbers as float64, null as NaN."""
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def _binding(diagnostics: dict[str, Any]) -> Counter[str]:
@@ -214,9 +231,60 @@ def _stream(
                 except RewardHubError as exc:
                     raise _Stop(str(exc)) from None
                 summary.add(result)
-            out.write(_encode_chunk(items, result, out, opts.explain), len(items))
+            records = result.to_records() if result is not None else []
+            out.write(_encode_chunk(items, records, out, opts.explain), len(items))
             out.flush()
             progress.update(task, advance=sum(used for _, _, used in chunk), lines=out.lines)
+
+
+def _score_on_ray(spec: Path, input: Path, output: Path, opts: _StreamOptions, hub: Hub) -> None:
+    """``score --ray``: the lines are read and checked here as without ``--ray`` (the same
+    rejections), scored on Ray Data actors, and written in input order, with the summary."""
+    from rewardhub.distributed import score_samples
+
+    out = LockedOutput(output)
+    try:
+        out.open()
+    except OutputError as exc:
+        raise _fail(exc) from None
+    try:
+        items: list[tuple[int, dict[str, Any] | BadLine]] = []
+        samples: list[Sample] = []
+        with input.open("rb") as fh:
+            for number, raw, _ in read_lines(fh, opts.max_line_bytes):
+                if raw is not None and not raw.strip():
+                    continue
+                item = _sample_or_reject(parse_object(raw, opts.max_line_bytes), raw, samples)
+                if isinstance(item, BadLine) and not opts.skip_invalid:
+                    raise _fail(
+                        f"{input}: line {number}: {item.reason} "
+                        "(use --skip-invalid to set such lines aside)"
+                    )
+                items.append((number, item))
+        with _load_pipeline(spec, hub, None) as pipe:
+            objectives = pipe.objectives
+            records = score_samples(samples, pipe)
+            summary = RunSummary()
+            for start in range(0, len(items), opts.chunk_size):
+                chunk = items[start : start + opts.chunk_size]
+                recs = list(itertools.islice(records, sum(isinstance(i, dict) for _, i in chunk)))
+                summary.add_records(objectives, recs)
+                out.write(_encode_chunk(chunk, recs, out, opts.explain), len(chunk))
+                out.flush()
+    except RewardHubError as exc:
+        out.release()
+        raise _spec_fail(spec, exc) from None
+    except BaseException:
+        out.flush()
+        out.release()
+        raise
+    out.commit()
+    out.release()
+    if out.side_lines:
+        _say("[yellow]note:[/]", f"{out.side_lines} malformed line(s) set aside in {out.side}")
+    if summary.rows:
+        Console().print(summary.table())
+    _say("", f"{summary.rows} scored on Ray → {output}")
 
 
 def _sample_or_reject(
@@ -235,16 +303,17 @@ def _sample_or_reject(
 
 def _encode_chunk(
     items: list[tuple[int, dict[str, Any] | BadLine]],
-    result: ScoreResult | None,
+    records: list[dict[str, Any]],
     out: LockedOutput,
     explain: bool,
 ) -> bytes:
-    """The chunk's output lines, in input order; rejects also go to the side file."""
-    records = iter(result.to_records() if result is not None else ())
+    """The chunk's output lines, in input order (``records``: one per sample, in order);
+    rejects also go to the side file."""
+    recs = iter(records)
     buf = bytearray()
     for number, item in items:
         if isinstance(item, dict):
-            rec = next(records)
+            rec = next(recs)
             if not explain:
                 rec.pop("explain", None)
             try:
@@ -415,13 +484,12 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         if resume and fresh_cache:
             raise _fail("--resume reuses the cache and --fresh-cache empties it: choose one")
         if ray:  # the whole run on Ray Data (see rewardhub.distributed); no cache or resume
-            from rewardhub.distributed import score_file
-
-            try:
-                written = list(score_file(spec, input, output, hub=get_hub()))[-1]
-            except RewardHubError as exc:
-                raise _spec_fail(spec, exc) from None
-            _say("", f"{written} scored on Ray → {output}")
+            given: dict[str, object] = {"--resume": resume, "--weights": weights}
+            given |= {"--aggregate": aggregate, "--cache": cache, "--fresh-cache": fresh_cache}
+            if clash := [name for name, value in given.items() if value]:
+                raise _fail(f"{', '.join(clash)}: not available with --ray (drop it, or --ray)")
+            opts = _StreamOptions(None, chunk_size, explain, skip_invalid, max_line_bytes)
+            _score_on_ray(spec, input, output, opts, get_hub())
             return
         w = _parse_weights(weights)
         # everything that can fail before the work fails here: paths, lock, cache, spec

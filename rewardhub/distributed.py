@@ -9,7 +9,7 @@ micro-batcher.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ def score_dataset(
     Returns the dataset with one float column per objective (NaN: no value), ``total``, and
     ``rewardhub`` (each row's JSON record, as ``rewardhub score`` writes it). Runs on a pool
     of ``actors`` actors, each building the pipeline once."""
+    ray = require("ray", "ray", "rewardhub.distributed")
     require("ray.data", "ray", "rewardhub.distributed")
     pipeline = load_pipeline(spec, hub)
     check_rowwise(pipeline, "score_dataset")
@@ -88,34 +89,40 @@ def score_dataset(
         fn_constructor_kwargs={"pipeline": pipeline},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=actors,
+        # an autoscaling pool (1..actors): a fixed pool holding every CPU would starve the
+        # dataset's own read tasks (ReadText, ReadParquet), and the run would hang
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
         num_cpus=num_cpus,
     )
 
 
-def score_file(
-    spec: Path, input: Path, output: Path, *, hub: Hub | None = None, actors: int = 2
-) -> Iterator[int]:
-    """Score a JSONL file on Ray, writing ``output`` in input order (each line's fields plus
-    its record, like ``rewardhub score``). Yields the running count of lines written."""
+def score_samples(
+    samples: Sequence[Sample],
+    spec: SpecLike,
+    *,
+    hub: Hub | None = None,
+    actors: int = 2,
+    batch_size: int = 256,
+) -> Iterator[dict[str, Any]]:
+    """Score ``samples`` on Ray (a local Ray unless ``RAY_ADDRESS`` names a cluster), yielding
+    each sample's record (as ``ScoreResult.to_records``) in input order.
+
+    The samples travel from this process (as JSON text, so no column needs one type), so
+    input that only this machine can read is fine on a multi-node cluster."""
     ray = require("ray", "ray", "rewardhub score --ray")
     if not ray.is_initialized():
         ray.init(address=None, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
-    ds = ray.data.read_text(str(input)).filter(lambda row: bool(row["text"].strip()))
-    scored = score_dataset(ds, spec, hub=hub, actors=actors)
-    written = 0
-    with output.open("w", encoding="utf-8") as fh:
-        for row in scored.iter_rows():
-            line = json.loads(row["text"])
-            rec = json.loads(row[RECORD])
-            rec.pop("explain", None)
-            fh.write(json.dumps({**line, **rec}, ensure_ascii=False) + "\n")
-            written += 1
-            if written % 1000 == 0:
-                yield written
-    yield written
+    ctx.enable_progress_bars = False
+    rows = [{"text": json.dumps(s.to_dict(), ensure_ascii=False)} for s in samples]
+    if not rows:
+        return
+    ds = score_dataset(
+        ray.data.from_items(rows), spec, hub=hub, actors=actors, batch_size=batch_size
+    )
+    for row in ds.iter_rows():
+        yield json.loads(row[RECORD])
 
 
 def serve_on_ray(spec: Path, settings: Any, *, replicas: int = 2, blocking: bool = True) -> Any:
