@@ -43,36 +43,40 @@ def test_scaffold_layout_and_no_overwrite(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_scaffold_installs_passes_its_tests_and_is_listed(tmp_path: Path) -> None:
+    """pip builds and installs the scaffold (into its own target folder, not the shared venv:
+    pytest-xdist workers building a Hub meanwhile would find its entry point half-installed),
+    its own tests pass, and ``rewardhub plugins`` lists it."""
     name = f"scaffold{uuid.uuid4().hex[:8]}"
     assert _cli("new-plugin", name, "--dir", str(tmp_path))[0] == 0
-    pkg = tmp_path / f"rewardhub-{name}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "REWARDHUB_LOAD_PLUGINS": f"rewardhub-{name}"}
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    pkg, site = tmp_path / f"rewardhub-{name}", tmp_path / "site"
     subprocess.run(
-        [*pip, "install", "--no-deps", "--no-build-isolation", "-e", str(pkg)],
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", "install",
+         "--no-deps", "--no-build-isolation", "--target", str(site), str(pkg)],
         check=True,
         timeout=180,
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)]),
+        "REWARDHUB_LOAD_PLUGINS": f"rewardhub-{name}",
+    }
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
+        cwd=tmp_path,  # not the package folder: the tests import the installed package
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
-    try:
-        tests = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
-            cwd=pkg,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert tests.returncode == 0, tests.stdout + tests.stderr
-        assert "passed" in tests.stdout and "failed" not in tests.stdout
-        listed = subprocess.run(
-            [str(Path(sys.executable).parent / "rewardhub"), "plugins", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        info = {p["name"]: p for p in json.loads(listed.stdout)}
-        assert info[name]["distribution"] == f"rewardhub-{name}"
-        assert info[name]["sources"] == [name]
-    finally:
-        subprocess.run([*pip, "uninstall", "-y", f"rewardhub-{name}"], check=True, timeout=120)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "passed" in tests.stdout and "failed" not in tests.stdout
+    listed = subprocess.run(
+        [sys.executable, "-c", "from rewardhub.cli import main; main()", "plugins", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    info = {p["name"]: p for p in json.loads(listed.stdout)}
+    assert info[name]["distribution"] == f"rewardhub-{name}"
+    assert info[name]["sources"] == [name]
