@@ -59,3 +59,21 @@ def score_batch(samples: list[rh.Sample]) -> list[list[float]]:
     with torch.inference_mode():
         logits = _model()(input_ids=batch, attention_mask=mask).logits
     return logits.tolist()  # type: ignore[no-any-return]
+
+
+#: a pipeline spec scoring with the tiny model, uncached (each call brings new completions)
+SPEC: dict[str, Any] = {
+    "sources": [
+        {
+            "id": "rm",
+            "type": "python",
+            "config": {
+                "function": "benchmarks._tiny_rm:score_batch",
+                "batched": True,
+                "objectives": ["rm"],
+            },
+        }
+    ],
+    "normalize": "none",
+    "cache": {"memory_items": 0},
+}

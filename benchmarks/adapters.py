@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rewardhub as rh
+from benchmarks import _tiny_rm as tiny_rm
 from benchmarks._common import interleaved, report
 from rewardhub.adapters.trl import reward_funcs
 from rewardhub.adapters.verl import make_compute_score
@@ -120,22 +121,7 @@ def bench_trl() -> tuple[float, float]:
 
 
 def bench_verl(n: int = 64) -> tuple[float, float]:
-    spec = {
-        "sources": [
-            {
-                "id": "rm",
-                "type": "python",
-                "config": {
-                    "function": "benchmarks._tiny_rm:score_batch",
-                    "batched": True,
-                    "objectives": ["rm"],
-                },
-            }
-        ],
-        "normalize": "none",
-        "cache": NO_CACHE,
-    }
-    pipe = rh.Pipeline(spec, hub=rh.Hub(entry_points=False))
+    pipe = rh.Pipeline(tiny_rm.SPEC, hub=rh.Hub(entry_points=False))
     compute_score = make_compute_score(pipe, window_ms=5, max_batch=64)
     counter = itertools.count()
 

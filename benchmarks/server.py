@@ -40,6 +40,8 @@ from fastapi import FastAPI, Request  # module level: the routes' annotations ar
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import _tiny_rm as tiny_rm  # noqa: E402  (after the path set-up above)
+
 NO_CACHE = {"memory_items": 0}  # every request brings a new completion
 RULES: dict[str, Any] = {
     "objectives": ["brevity", "format"],
@@ -55,21 +57,7 @@ RULES: dict[str, Any] = {
     "aggregate": {"method": "weighted"},
     "cache": NO_CACHE,
 }
-TINY_RM: dict[str, Any] = {
-    "sources": [
-        {
-            "id": "rm",
-            "type": "python",
-            "config": {
-                "function": "benchmarks._tiny_rm:score_batch",
-                "batched": True,
-                "objectives": ["rm"],
-            },
-        }
-    ],
-    "normalize": "none",
-    "cache": NO_CACHE,
-}
+TINY_RM: dict[str, Any] = tiny_rm.SPEC
 PART_LIMIT_S = 60.0  # no part runs longer; a part that hits it reports what it measured
 
 

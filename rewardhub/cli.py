@@ -278,13 +278,18 @@ def _score_on_ray(spec: Path, input: Path, output: Path, opts: _StreamOptions, h
         out.flush()
         out.release()
         raise
+    _finish_output(out, summary)
+    _say("", f"{summary.rows} scored on Ray → {output}")
+
+
+def _finish_output(out: LockedOutput, summary: RunSummary) -> None:
+    """Put the finished output in place, then report what was set aside and the summary."""
     out.commit()
     out.release()
     if out.side_lines:
         _say("[yellow]note:[/]", f"{out.side_lines} malformed line(s) set aside in {out.side}")
     if summary.rows:
         Console().print(summary.table())
-    _say("", f"{summary.rows} scored on Ray → {output}")
 
 
 def _sample_or_reject(
@@ -547,12 +552,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             out.flush()
             out.release()
             raise
-        out.commit()
-        out.release()
-        if out.side_lines:
-            _say("[yellow]note:[/]", f"{out.side_lines} malformed line(s) set aside in {out.side}")
-        if summary.rows:
-            Console().print(summary.table())
+        _finish_output(out, summary)
         cached = stats.memory_hits + stats.disk_hits
         _say(
             "",
