@@ -16,7 +16,9 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from rewardhub.adapters._common import NOT_APPLICABLE, SpecLike, load_pipeline
+import numpy as np
+
+from rewardhub.adapters._common import SpecLike, load_pipeline
 from rewardhub.errors import SpecError
 from rewardhub.hub import Hub
 from rewardhub.pipeline import Pipeline
@@ -121,20 +123,15 @@ class _Shared:
         log_metric, log_extra = kwargs.get("log_metric"), kwargs.get("log_extra")
         v = result.vector
         n = max(v.n, 1)
-        if callable(log_metric):
-            for j, name in enumerate(v.objectives):
-                src = v.sources[j]
-                count = sum(
-                    1
-                    for i in range(v.n)
-                    if math.isnan(v.values[i, j]) and v.errors[i].get(src) != NOT_APPLICABLE
-                )
+        if callable(log_metric):  # could not score (not applicable and failed cells are not)
+            counts = v.unscorable.sum(axis=0).tolist()
+            for name, count in zip(v.objectives, counts):
                 log_metric(f"rewardhub/abstained/{name}", count / n)
-            unscorable = sum(1 for t in result.total.tolist() if math.isnan(t))
-            log_metric("rewardhub/unscorable", unscorable / n)
+            log_metric("rewardhub/unscorable", int(np.isnan(result.total).sum()) / n)
         if callable(log_extra):
             reasons = [
-                "; ".join(f"{src}: {why}" for src, why in sorted(err.items())) for err in v.errors
+                "; ".join(f"{src}: {why}" for src, why in sorted(err.items())) if err else ""
+                for err in v.errors
             ]
             log_extra("rewardhub_reasons", reasons)
 
