@@ -7,6 +7,8 @@ torch and transformers are imported only here, when a model is used.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +50,17 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
 
 
+@functools.cache
+def _cache_arg() -> str:
+    """transformers 5 names the KV cache ``cache`` (in generate and its output); 4.x names it
+    ``past_key_values``."""
+    from transformers.generation.utils import GenerateDecoderOnlyOutput
+
+    return (
+        "cache" if "cache" in GenerateDecoderOnlyOutput.__dataclass_fields__ else "past_key_values"
+    )
+
+
 class _LM:
     """A causal LM and its tokenizer with the few operations steering needs."""
 
@@ -69,10 +82,19 @@ class _LM:
         ids = self.tokenizer(format_prompt(self.tokenizer, prompt), add_special_tokens=False)
         return list(ids["input_ids"])
 
-    def sample(self, prefix: Sequence[int], k: int, max_new: int) -> list[tuple[list[int], bool]]:
-        """``k`` continuations of at most ``max_new`` tokens: (tokens, ended with EOS)."""
+    def sample(
+        self, prefix: Sequence[int], k: int, max_new: int, cache: Any = None
+    ) -> tuple[list[tuple[list[int], bool]], Any]:
+        """``k`` continuations of at most ``max_new`` tokens: (tokens, ended with EOS), and the
+        K-row KV cache generation left (``cache``, a batch-1 cache of ``prefix[:-1]``, spares
+        re-encoding the prefix: it is copied to the K rows)."""
         torch = self.torch
         inp = torch.tensor([list(prefix)], dtype=torch.long).expand(k, -1)
+        kw: dict[str, Any] = {}
+        if cache is not None:
+            rows_cache = copy.deepcopy(cache)
+            rows_cache.batch_repeat_interleave(k)
+            kw[_cache_arg()] = rows_cache
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=inp,
@@ -84,16 +106,30 @@ class _LM:
                 max_new_tokens=max_new,
                 pad_token_id=self.pad,
                 eos_token_id=sorted(self.eos) or None,
+                return_dict_in_generate=True,
+                **kw,
             )
+        seqs = getattr(out, "sequences", out)  # a model may hand back the bare tensor
         rows = []
-        for row in out[:, inp.shape[1] :].tolist():
+        for row in seqs[:, inp.shape[1] :].tolist():
             for j, tok in enumerate(row):
                 if tok in self.eos:
                     rows.append((row[:j], True))
                     break
             else:
                 rows.append((row, False))
-        return rows
+        return rows, getattr(out, _cache_arg(), None)
+
+    def keep_row(self, cache: Any, j: int, length: int) -> Any:
+        """Row ``j`` of a K-row cache, if it covers exactly ``length`` tokens (the kept text
+        minus its last token, which the next block feeds); else None (re-encode instead)."""
+        if cache is None or not hasattr(cache, "batch_select_indices"):
+            return None
+        try:
+            cache.batch_select_indices(self.torch.tensor([j]))
+            return cache if cache.get_seq_length() == length else None
+        except (AttributeError, RuntimeError, TypeError, ValueError):
+            return None
 
     def decode(self, tokens: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(tokens), skip_special_tokens=True))
@@ -119,13 +155,11 @@ class LMGenerator:
     def __call__(self, prompts: Sequence[str], n: int) -> list[list[str]]:
         if self.seed is not None:
             self.lm.torch.manual_seed(self.seed)
-        return [
-            [
-                self.lm.decode(t)
-                for t, _ in self.lm.sample(self.lm.encode(p), n, self.max_new_tokens)
-            ]
-            for p in prompts
-        ]
+        out = []
+        for p in prompts:
+            rows, _ = self.lm.sample(self.lm.encode(p), n, self.max_new_tokens)
+            out.append([self.lm.decode(t) for t, _ in rows])
+        return out
 
 
 def _rule_scores(
@@ -163,6 +197,7 @@ def controlled_decode(
     top_p: float = 1.0,
     seed: int | None = None,
     on_block: Callable[[], None] | None = None,
+    reuse: bool = True,
 ) -> list[SteerResult]:
     """Blockwise controlled decoding: per block, sample ``k`` continuations of ``block``
     tokens, score each partial text with the pipeline, keep one, repeat until EOS or
@@ -179,6 +214,10 @@ def controlled_decode(
 
     Candidates the pipeline could not score are never kept while another can be; if none can,
     the first (a plain sample) is kept and the block is counted in ``info["abstained_blocks"]``.
+
+    With ``reuse`` (default) the KV cache of the kept candidate carries over to the next block
+    and is copied to its K candidates, so the prefix is encoded once, not once per block;
+    models whose cache cannot be split fall back to re-encoding.
     """
     if rule not in RULES:
         raise InputError(f"unknown rule {rule!r}; choose one of {list(RULES)}")
@@ -204,8 +243,14 @@ def controlled_decode(
         rewards: dict[str, float | None] = dict.fromkeys(objectives)
         total = math.nan
         score_s = 0.0
+        cache: Any = None
         while len(tokens) < max_new_tokens:
-            cands = lm.sample(prefix + tokens, k, min(block, max_new_tokens - len(tokens)))
+            cands, kv = lm.sample(
+                prefix + tokens,
+                k,
+                min(block, max_new_tokens - len(tokens)),
+                cache if reuse else None,
+            )
             texts = [lm.decode(tokens + c) for c, _ in cands]
             t0 = time.perf_counter()
             res = pipeline.score(
@@ -223,6 +268,7 @@ def controlled_decode(
             if used is not None and rule == "robust":
                 chosen_weights.append([float(x) for x in used])
             tokens += cands[j][0]
+            cache = lm.keep_row(kv, j, len(prefix) + len(tokens) - 1)
             rewards = json_row(objectives, res.vector.values[j])
             total = float(res.total[j])
             if on_block is not None:
