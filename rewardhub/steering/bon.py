@@ -160,11 +160,7 @@ def _select(
         raise InputError(f"n must be at least 1, got {n}")
     if beta is not None and not (beta > 0 and math.isfinite(beta)):
         raise InputError(f"beta must be a positive number, got {beta}")
-    prompts = list(prompts)
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str) or not p.strip():
-            raise InputError(f"prompts[{i}] is empty: give each prompt some text")
-    per_prompt = _per_prompt_weights(weights, len(prompts))
+    prompts, per_prompt = _checked_prompts(prompts, weights)
     completions = [list(c) for c in generator(prompts, n)]
     if len(completions) != len(prompts) or any(len(c) != n for c in completions):
         raise InputError(
@@ -202,15 +198,23 @@ def _select(
     return out
 
 
-def _per_prompt_weights(
-    weights: Mapping[str, float] | Sequence[Mapping[str, float] | None] | None, n: int
-) -> list[Mapping[str, float] | None]:
+def _checked_prompts(
+    prompts: Sequence[str],
+    weights: Mapping[str, float] | Sequence[Mapping[str, float] | None] | None,
+) -> tuple[list[str], list[Mapping[str, float] | None]]:
+    """The prompts (each with some text) and one weight mapping (or None) per prompt."""
+    prompts = list(prompts)
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or not p.strip():
+            raise InputError(f"prompts[{i}] is empty: give each prompt some text")
     if weights is None or isinstance(weights, Mapping):
-        return [weights] * n
+        return prompts, [weights] * len(prompts)
     per = list(weights)
-    if len(per) != n:
-        raise InputError(f"got {len(per)} weight sets for {n} prompts; give one per prompt")
-    return per
+    if len(per) != len(prompts):
+        raise InputError(
+            f"got {len(per)} weight sets for {len(prompts)} prompts; give one per prompt"
+        )
+    return prompts, per
 
 
 def best_of_n(

@@ -19,7 +19,7 @@ import numpy as np
 from rewardhub._optional import require
 from rewardhub.aggregate.robust import robust_weights
 from rewardhub.errors import InputError
-from rewardhub.steering.bon import SteerResult, _per_prompt_weights
+from rewardhub.steering.bon import SteerResult, _checked_prompts
 from rewardhub.types import FloatArray, Sample, json_row
 
 Rule = Literal["weighted", "maxmin", "robust", "total"]
@@ -224,11 +224,7 @@ def controlled_decode(
     for name, value in (("k", k), ("block", block), ("max_new_tokens", max_new_tokens)):
         if value < 1:
             raise InputError(f"{name} must be at least 1, got {value}")
-    prompts = list(prompts)
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str) or not p.strip():
-            raise InputError(f"prompts[{i}] is empty: give each prompt some text")
-    per_prompt = _per_prompt_weights(weights, len(prompts))
+    prompts, per_prompt = _checked_prompts(prompts, weights)
     lm = _LM(model, tokenizer, temperature, top_p)
     if seed is not None:
         lm.torch.manual_seed(seed)
