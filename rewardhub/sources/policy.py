@@ -213,8 +213,26 @@ class RegoRule(BaseModel):
         return v
 
 
-class RegoConfig(BaseModel):
+class _PolicyLimits(BaseModel):
+    """The limits the rego and cel sources share (their engines run in worker processes)."""
+
     model_config = ConfigDict(extra="forbid")
+    max_chars: int | None = Field(
+        1_000_000, ge=1, description="longer completions fail the check without being evaluated"
+    )
+    workers: int = Field(
+        2, ge=1, le=64, description="worker processes evaluating the policies (see docs/specs.md)"
+    )
+    eval_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="the longest one sample's evaluation may run; one that runs longer is "
+        "killed and fails the check (the input made the engine hang)",
+    )
+
+
+class RegoConfig(_PolicyLimits):
     policies: list[str] = Field(
         min_length=1,
         description="policy files or folders (every *.rego inside, *_test.rego excluded), "
@@ -231,19 +249,6 @@ class RegoConfig(BaseModel):
     )
     data_files: list[str] = Field(default_factory=list, description="JSON files merged into data")
     rego_v0: bool = Field(False, description="parse policies as Rego v0 (default: v1)")
-    max_chars: int | None = Field(
-        1_000_000, ge=1, description="longer completions fail the check without being evaluated"
-    )
-    workers: int = Field(
-        2, ge=1, le=64, description="worker processes evaluating the policies (see docs/specs.md)"
-    )
-    eval_timeout_s: float = Field(
-        5.0,
-        gt=0,
-        le=3600,
-        description="the longest one sample's evaluation may run; one that runs longer is "
-        "killed and fails the check (the input made the engine hang)",
-    )
 
     @model_validator(mode="after")
     def _unique_objectives(self) -> RegoConfig:
@@ -452,25 +457,11 @@ def _display(path: Path, base: Path | None) -> str:
 # -- cel -----------------------------------------------------------------------------------
 
 
-class CelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CelConfig(_PolicyLimits):
     expressions: dict[str, str] = Field(
         min_length=1,
         description="objective → CEL expression over prompt, messages, completion, metadata, "
         "reference; a bool gives 1/0, a number itself",
-    )
-    max_chars: int | None = Field(
-        1_000_000, ge=1, description="longer completions fail the check without being evaluated"
-    )
-    workers: int = Field(
-        2, ge=1, le=64, description="worker processes evaluating the policies (see docs/specs.md)"
-    )
-    eval_timeout_s: float = Field(
-        5.0,
-        gt=0,
-        le=3600,
-        description="the longest one sample's evaluation may run; one that runs longer is "
-        "killed and fails the check (the input made the engine hang)",
     )
 
 
