@@ -12,6 +12,7 @@ import sys
 import threading
 import warnings
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -212,18 +213,8 @@ def _stream(
         task = progress.add_task("score", total=size, lines=0)
         lines = read_lines(fh, opts.max_line_bytes)
         while chunk := list(itertools.islice(lines, opts.chunk_size)):
-            items: list[tuple[int, dict[str, Any] | BadLine]] = []
             samples: list[Sample] = []
-            for number, raw, _ in chunk:
-                if raw is not None and not raw.strip():
-                    continue  # blank lines are not samples
-                item = _sample_or_reject(parse_object(raw, opts.max_line_bytes), raw, samples)
-                if isinstance(item, BadLine) and not opts.skip_invalid:
-                    raise _Stop(
-                        f"{input}: line {number}: {item.reason} "
-                        "(use --skip-invalid to set such lines aside)"
-                    )
-                items.append((number, item))
+            items = _checked_lines(chunk, input, opts, samples)
             result = None
             if samples:
                 try:
@@ -248,19 +239,9 @@ def _score_on_ray(spec: Path, input: Path, output: Path, opts: _StreamOptions, h
     except OutputError as exc:
         raise _fail(exc) from None
     try:
-        items: list[tuple[int, dict[str, Any] | BadLine]] = []
         samples: list[Sample] = []
         with input.open("rb") as fh:
-            for number, raw, _ in read_lines(fh, opts.max_line_bytes):
-                if raw is not None and not raw.strip():
-                    continue
-                item = _sample_or_reject(parse_object(raw, opts.max_line_bytes), raw, samples)
-                if isinstance(item, BadLine) and not opts.skip_invalid:
-                    raise _fail(
-                        f"{input}: line {number}: {item.reason} "
-                        "(use --skip-invalid to set such lines aside)"
-                    )
-                items.append((number, item))
+            items = _checked_lines(read_lines(fh, opts.max_line_bytes), input, opts, samples)
         with _load_pipeline(spec, hub, None) as pipe:
             objectives = pipe.objectives
             records = score_samples(samples, pipe)
@@ -274,12 +255,37 @@ def _score_on_ray(spec: Path, input: Path, output: Path, opts: _StreamOptions, h
     except RewardHubError as exc:
         out.release()
         raise _spec_fail(spec, exc) from None
+    except _Stop as stop:
+        out.release()
+        raise _fail(stop.message, stop.code) from None
     except BaseException:
         out.flush()
         out.release()
         raise
     _finish_output(out, summary)
     _say("", f"{summary.rows} scored on Ray → {output}")
+
+
+def _checked_lines(
+    lines: Iterable[tuple[int, bytes | None, int]],
+    input: Path,
+    opts: _StreamOptions,
+    samples: list[Sample],
+) -> list[tuple[int, dict[str, Any] | BadLine]]:
+    """``(line number, fields or why rejected)`` for the non-blank lines, their samples
+    appended to ``samples``; a rejected line stops the run unless ``--skip-invalid``."""
+    items: list[tuple[int, dict[str, Any] | BadLine]] = []
+    for number, raw, _ in lines:
+        if raw is not None and not raw.strip():
+            continue  # blank lines are not samples
+        item = _sample_or_reject(parse_object(raw, opts.max_line_bytes), raw, samples)
+        if isinstance(item, BadLine) and not opts.skip_invalid:
+            raise _Stop(
+                f"{input}: line {number}: {item.reason} "
+                "(use --skip-invalid to set such lines aside)"
+            )
+        items.append((number, item))
+    return items
 
 
 def _finish_output(out: LockedOutput, summary: RunSummary) -> None:
