@@ -3,6 +3,7 @@ policies. Models are tiny, random and built in the test (tests/_tiny_lm.py)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -432,7 +433,7 @@ def test_the_steering_experiment_runs_quick(tmp_path: Path) -> None:
 def test_controlled_decoding_reuses_the_kept_candidates_cache() -> None:
     """The prefix is encoded once: later blocks pass the kept row's KV cache to generate, and
     the text is what re-encoding the prefix at every block gives."""
-    from rewardhub.steering import controlled_decode
+    from rewardhub.steering import controlled_decode, format_prompt
 
     model, tok = tiny_lm()
     seen: list[int | None] = []
@@ -448,40 +449,17 @@ def test_controlled_decoding_reuses_the_kept_candidates_cache() -> None:
         try:
             for seed in (0, 1):
                 seen.clear()
-                fast = controlled_decode(
-                    ["say ab"],
-                    model,
-                    tok,
-                    pipe,
-                    rule="robust",
-                    k=4,
-                    block=3,
-                    max_new_tokens=12,
-                    seed=seed,
-                )[0]
+                decode = functools.partial(
+                    controlled_decode, ["say ab"], model, tok, pipe, rule="robust", k=4,
+                    block=3, max_new_tokens=12, seed=seed,
+                )  # fmt: skip
+                fast = decode()[0]
                 reused = list(seen)
-                slow = controlled_decode(
-                    ["say ab"],
-                    model,
-                    tok,
-                    pipe,
-                    rule="robust",
-                    k=4,
-                    block=3,
-                    max_new_tokens=12,
-                    seed=seed,
-                    reuse=False,
-                )[0]
+                slow = decode(reuse=False)[0]
                 assert fast.text == slow.text and fast.info["blocks"] == slow.info["blocks"]
                 if fast.info["blocks"] > 1:
                     assert reused[0] is None and all(x is not None for x in reused[1:])
-                    prefix = len(tok(format_prompt_(tok, "say ab"))["input_ids"])
+                    prefix = len(tok(format_prompt(tok, "say ab"))["input_ids"])
                     assert reused[1] == prefix + 3 - 1  # the prompt and one block, less 1
         finally:
             del model.generate
-
-
-def format_prompt_(tok: Any, prompt: str) -> str:
-    from rewardhub.steering import format_prompt
-
-    return format_prompt(tok, prompt)
