@@ -189,10 +189,10 @@ def test_aggregator_per_group_with_attribution_and_nan() -> None:
 def test_aggregator_makes_an_uncertified_group_unscorable(monkeypatch: pytest.MonkeyPatch) -> None:
     import rewardhub.aggregate.robust as robust
 
-    def refuse(values: object, lam: float, **kw: object) -> np.ndarray:
-        raise rh.AggregationError("robust_weights could not certify its optimum")
+    def refuse(blocks: list[np.ndarray], *args: object) -> list[rh.AggregationError]:
+        return [rh.AggregationError("robust_weights could not certify its optimum") for _ in blocks]
 
-    monkeypatch.setattr(robust, "robust_weights", refuse)
+    monkeypatch.setattr(robust, "_solve_many", refuse)
     names = ("a", "b")
     out = Robust({"scope": "batch"}, names).aggregate(
         np.array([[1.0, 2.0], [2.0, 1.0]]), rh.Context(objectives=names)
