@@ -154,6 +154,11 @@ def test_uncertifiable_answer_raises_instead_of_returning(monkeypatch: pytest.Mo
         robust, "_newton_simplex", lambda v, lam, gtol, it, w0=None: np.full(3, 1 / 3)
     )
     monkeypatch.setattr(robust, "_barrier", lambda v, lam, target: np.full(3, 1 / 3))
+    monkeypatch.setattr(
+        robust,
+        "solve_groups",
+        lambda v, mask, lam, target, accept: (np.full((1, 3), 1 / 3), accept * 2),
+    )
     v = [[0.4, -0.4, 1.9], [3.9, 2.8, -2.1], [-7.0, -0.7, -3.7]]
     with pytest.raises(rh.AggregationError, match="could not certify"):
         robust_weights(v, 0.005)

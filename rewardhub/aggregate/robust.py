@@ -312,7 +312,8 @@ def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: 
         np.array([gap_tol * scale]),
     )
     if batched_gap[0] <= gap_tol * scale:
-        return batched[0]
+        found: FloatArray = batched[0]
+        return found
     inner = _barrier(v, lam, target)
     # polish on the face the barrier found: its near-zero coordinates become exact zeros
     support = inner > 1e-9 * inner.max()
