@@ -35,6 +35,7 @@ from rewardhub._console import fail as _fail
 from rewardhub._console import say as _say
 from rewardhub._jsonl import MAX_LINE_BYTES, BadLine, encode_line, parse_object, read_lines
 from rewardhub._output import LockedOutput, OutputError, check_directory, prepare_cache
+from rewardhub.aggregate.attribution import binding_counts
 from rewardhub.errors import InputError, RewardHubError
 from rewardhub.hub import Hub, PluginInfo
 from rewardhub.pipeline import Pipeline
@@ -119,11 +120,12 @@ def _column(values: list[Any]) -> np.ndarray:
 
 
 def _binding(diagnostics: dict[str, Any]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for item in diagnostics.get("per_sample") or []:
-        if isinstance(item, dict) and item.get("binding"):
-            counts[str(item["binding"])] += 1
-    return counts
+    per = diagnostics.get("per_sample")
+    if per is None:
+        return Counter()
+    if isinstance(per, list):  # records read back: explanations may be missing or odd
+        per = [item for item in per if isinstance(item, dict)]
+    return Counter(binding_counts(per))
 
 
 def _parse_weights(text: str | None) -> dict[str, float] | None:
@@ -231,7 +233,7 @@ def _stream(
                 except RewardHubError as exc:
                     raise _Stop(str(exc)) from None
                 summary.add(result)
-            records = result.to_records() if result is not None else []
+            records = result.to_records(explain=opts.explain) if result is not None else []
             out.write(_encode_chunk(items, records, out, opts.explain), len(items))
             out.flush()
             progress.update(task, advance=sum(used for _, _, used in chunk), lines=out.lines)
