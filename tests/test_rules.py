@@ -474,7 +474,6 @@ def test_json_schema_rejects_non_json_that_passes_range_checks(doc: str) -> None
     ]
 
 
-
 def test_json_schema_rejects_numbers_that_overflow_a_float() -> None:
     """``-1e999`` read as ``-inf`` would pass ``maximum: 1``: it is not JSON a reader can use."""
     src = JsonSchema({"schema": {"type": "number", "maximum": 1}})
@@ -483,6 +482,7 @@ def test_json_schema_rejects_numbers_that_overflow_a_float() -> None:
         [1.0, 1.0],
         [1.0, 1.0],  # a big integer is exact in Python: compared as it is
     ]
+
 
 # -- format templates in linear time -------------------------------------------------------
 
