@@ -23,7 +23,7 @@ __all__ = [
 
 #: extractors that pick a substring before math-verify parses it (``math_verify`` searches the
 #: whole answer itself, with the library's own patterns and priorities)
-LENIENT = ("boxed", "answer_is", "last_number")
+LENIENT = ("boxed", "answer_is", "last_number", "whole")
 
 # a number standing as a token of its own: not inside a word (AZYUK2A), not a LaTeX argument
 # ({2} of \frac), not part of a longer number; digits grouped by commas, decimals, a/b, %
@@ -63,7 +63,8 @@ def extract_answer(
     """``(extractor, answer text)`` of the first extractor that finds an answer, else None.
 
     ``math_verify`` answers with the whole (tail of the) text: the worker lets math-verify
-    search it. ``last_number`` takes the last number that stands as a token of its own.
+    search it. ``last_number`` takes the last number that stands as a token of its own;
+    ``whole`` takes the whole text as the answer.
     """
     text = text[-max_chars:]
     for how in extractors:
@@ -75,6 +76,8 @@ def extract_answer(
         elif how == "last_number":
             nums = _NUMBER.findall(text)
             found = nums[-1].strip() if nums else None
+        elif how == "whole":  # the completion is the bare answer (verl's prime_math data)
+            found = text.strip() or None
         else:
             found = text if text.strip() else None
         if found:
@@ -94,7 +97,7 @@ def mark_hedges(text: str) -> str:
     """Plain numbers offered as alternatives (``3 or 4``) written as the LaTeX alternatives
     math-verify reads as one set answer (``$3$ or $4$``): a hedge then matches no single
     reference, as it does when written in LaTeX, instead of its last number being taken."""
-    return _HEDGE.sub(r"$\1$\2$\3$", text)
+    return _HEDGE.sub(r"$\1$ or $\3$", text)
 
 
 def _opening(delimiter: str) -> str | None:
@@ -129,7 +132,7 @@ def gold_text(reference: Any) -> str | None:
     return None
 
 
-_GSM8K = re.compile(r"####\s*(.+?)\s*\Z", re.S)
+_GSM8K = re.compile(r"####\s*(.*?)\s*\Z", re.S)
 _DELIMITED = re.compile(r"\$|\\\(|\\\[|\\boxed|\\fbox")
 _NUMBER_ONLY = re.compile(r"[-+]?[\d\s.,]*\d[\d\s.,]*%?")
 # words a reference may hold in its maths (names of functions, set words); anything else of

@@ -25,7 +25,7 @@ from rewardhub.workers import TIMEOUT, Failure, WorkerPool
 WORKER_MODULE = "rewardhub.sources._math_worker"
 __all__ = ["MathVerify", "MathVerifyConfig", "extract_answer", "gold_text"]
 
-Extractor = Literal["math_verify", "boxed", "answer_is", "last_number"]
+Extractor = Literal["math_verify", "boxed", "answer_is", "last_number", "whole"]
 Target = Literal["latex", "expr"]
 _DEFAULT_EXTRACT: tuple[Extractor, ...] = ("math_verify",)
 _DEFAULT_TARGETS: tuple[Target, ...] = ("latex", "expr")
@@ -43,7 +43,8 @@ class MathVerifyConfig(BaseModel):
         "math_verify (the default: math_verify.parse searches the answer with its own patterns "
         "and priorities, all \\boxed{} answers included); lenient, only on request: boxed (the "
         "last \\boxed{...}), answer_is ('the (final) answer is ...', 'Answer: ...'), "
-        "last_number (the last number standing as a token, GSM8K-style)",
+        "last_number (the last number standing as a token, GSM8K-style), whole (the completion "
+        "is the bare answer, as in verl's prime_math data)",
     )
     targets: list[Target] = Field(
         default_factory=lambda: list(_DEFAULT_TARGETS),
