@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rewardhub._jsonl import _finite_float, _no_constant
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
@@ -68,10 +68,6 @@ def _resolve(path: str, base: Path | None) -> Path:
     return p
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
@@ -81,19 +77,12 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:40]} overflows a float")
-    return value
-
-
 def strict_json(text: str) -> Any:
     """``text`` parsed as strict JSON: ``NaN`` and ``Infinity`` (which pass every range check),
     numbers that overflow a float (``-1e999`` would read as ``-inf``) and duplicate keys
     (readers disagree on which one counts) are errors (ValueError)."""
     return json.loads(
-        text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique_keys
+        text, parse_constant=_no_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
     )
 
 

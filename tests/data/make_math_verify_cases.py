@@ -26,13 +26,7 @@ COMPARE_DEFAULTS = {
     "boxed_match_priority": 0,
 }
 # parse()/verify() called with the library's defaults (tests/test_yujianll.py)
-LIBRARY_DEFAULTS = {
-    "targets": ["latex", "expr"],
-    "float_rounding": 6,
-    "strict": True,
-    "allow_set_relation_comp": False,
-    "boxed_match_priority": 55,
-}
+LIBRARY_DEFAULTS = {**COMPARE_DEFAULTS, "boxed_match_priority": 50}
 KWARG = {
     "match_types": "targets",
     "precision": "float_rounding",
