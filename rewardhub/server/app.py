@@ -46,7 +46,7 @@ BIG_BODY = 64 * 1024
 #: answers with more rows than this are built and encoded on a worker thread
 BIG_ANSWER = 64
 
-_REFUSALS = {
+_REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": codec.ErrorBody, "description": what}
     for status, what in {
         401: "missing or wrong token",
