@@ -31,6 +31,7 @@ class Scorer:
                 window_ms=settings.window_ms,
                 max_batch=settings.max_batch,
                 on_batch=metrics.batch_size.observe,
+                on_caller_loop=True,  # the server's loop: no thread hop per request
             )
 
     async def rows(
@@ -39,6 +40,8 @@ class Scorer:
         if not samples:
             return []
         if self.batcher is not None and weights is None:
+            if len(samples) == 1:  # the common case: no gather (a task per sample)
+                return [await self.batcher.submit(samples[0])]
             return list(await asyncio.gather(*(self.batcher.submit(s) for s in samples)))
         self.metrics.batch_size.observe(len(samples))
         result = await self.pipeline.ascore(samples, weights=weights)
