@@ -16,6 +16,8 @@ import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 from rewardhub._optional import require
 from rewardhub.adapters._common import AbstainFill
 from rewardhub.adapters.openrlhf import no_response, to_samples
@@ -209,7 +211,8 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             method = req.get("method")
             if method is not None:
                 pipe = pipe.with_aggregator(method, **req.get("params", {}))
-            result = pipe.aggregate(batch, weights=req.get("weights"))
+            with np.errstate(all="ignore"):  # a client's 1e300s overflow to a null total
+                result = pipe.aggregate(batch, weights=req.get("weights"))
         except SpecError as exc:
             raise RequestError(422, f"{exc.path or 'method'}: {exc.message}") from None
         except (RewardHubError, ValueError, TypeError, AttributeError) as exc:
