@@ -36,7 +36,7 @@ from rewardhub.types import RewardBatch, Sample, json_number, json_row, outcome_
 require("fastapi", "server", "the reward server")
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.responses import PlainTextResponse, Response  # noqa: E402
+from fastapi.responses import Response  # noqa: E402
 
 if TYPE_CHECKING:
     from rewardhub.pipeline import Pipeline
@@ -155,8 +155,10 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
     @app.get(
         "/metrics",
         tags=["ops"],
-        response_class=PlainTextResponse,
-        responses={401: _REFUSALS[401]},
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            401: _REFUSALS[401],
+        },
     )
     async def metrics_route() -> Any:
         """Prometheus metrics (text format)."""
@@ -288,8 +290,35 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             }
         )
 
+    _document_the_secret_path(app)
     app.add_middleware(Guard, state=state)
     return app
+
+
+def _document_the_secret_path(app: FastAPI) -> None:
+    """The OpenAPI schema names the OpenRLHF route as clients call it, ``/openrlhf/{secret}``
+    (the guard checks the secret and hands the app ``/openrlhf``)."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default()
+            route = schema["paths"].pop("/openrlhf")
+            for operation in route.values():
+                operation.setdefault("parameters", []).append(
+                    {
+                        "name": "secret",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "the server's REWARDHUB_OPENRLHF_TOKEN",
+                    }
+                )
+            schema["paths"]["/openrlhf/{secret}"] = route
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _sample(given: codec.SampleIn, i: int, max_depth: int) -> Sample:
