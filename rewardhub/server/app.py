@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -25,7 +25,7 @@ from rewardhub.batching import Row
 from rewardhub.errors import InputError, RewardHubError, SpecError
 from rewardhub.server import codec
 from rewardhub.server.codec import RequestError
-from rewardhub.server.guard import BODY, Guard
+from rewardhub.server.guard import Guard, Handler
 from rewardhub.server.metrics import Metrics
 from rewardhub.server.scorer import Scorer
 from rewardhub.server.settings import ServerSettings
@@ -106,13 +106,20 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
         is dropped (one already running finishes, its answer unused)."""
         return await asyncio.get_running_loop().run_in_executor(state.workers, fn, *args)
 
-    async def body_of(request: Any, adapter: Any) -> Any:
-        raw = request.scope.get(BODY)
-        if raw is None:  # the app without the guard in front (not how create_app serves)
-            raw = await request.body()
+    async def parsed(raw: bytes, adapter: Any) -> Any:
         if len(raw) > BIG_BODY:
             return await off_loop(codec.parse, adapter, raw)
         return codec.parse(adapter, raw)
+
+    def route(handler: Handler) -> Callable[..., Awaitable[Response]]:
+        """The FastAPI route over a scoring handler (the guard calls the handler itself; this
+        serves the schema, and the app when something else stands in front of it)."""
+
+        async def endpoint(request: Request) -> Response:
+            return Response(await handler(await request.body()), media_type="application/json")
+
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -180,26 +187,17 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             {"objectives": objectives, "results": [row_record(r, objectives) for r in rows]}
         )
 
-    @app.post(
-        "/v1/score",
-        tags=["scoring"],
-        response_model=codec.ScoreResponse,
-        responses=_REFUSALS,
-        openapi_extra=codec.openapi_body(codec.SCORE),
-    )
-    async def score(request: Request) -> Any:
+    async def score(body: bytes) -> bytes:
         """Samples in; per sample the reward vector, its outcomes and reasons, and the total
         (null when unscorable, with the reason)."""
-        req = await body_of(request, codec.SCORE)
+        req = await parsed(body, codec.SCORE)
         given = req["samples"]
         _check_count(len(given), settings.max_samples, "samples")
         samples = [_sample(s, i, settings.max_depth) for i, s in enumerate(given)]
         rows = await _scored(scorer, samples, req.get("weights"))
         if len(rows) > BIG_ANSWER:
-            raw = await off_loop(records, rows)
-        else:
-            raw = records(rows)
-        return Response(raw, media_type="application/json")
+            return await off_loop(records, rows)
+        return records(rows)
 
     def aggregated(req: codec.AggregateRequest) -> dict[str, Any]:
         _check_count(len(req["results"]), settings.max_samples, "results")
@@ -228,21 +226,13 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             out.append(rec)
         return {"method": pipe.aggregator.method, "results": out}
 
-    @app.post(
-        "/v1/aggregate",
-        tags=["scoring"],
-        response_model=codec.AggregateResponse,
-        responses=_REFUSALS,
-        openapi_extra=codec.openapi_body(codec.AGGREGATE),
-    )
-    async def aggregate(request: Request) -> Any:
+    async def aggregate(body: bytes) -> bytes:
         """Reward vectors in (records as /v1/score returns them), totals out, with the spec's
         aggregation or any registered ``method`` and its ``params``. Works on a copy of any
         stateful normaliser: only /v1/score traffic updates running statistics."""
-        req = await body_of(request, codec.AGGREGATE)
+        req = await parsed(body, codec.AGGREGATE)
         # any method, any solver, on up to --max-samples records: always off the loop
-        data = await off_loop(aggregated, req)
-        return Response(await off_loop(codec.encode, data), media_type="application/json")
+        return await off_loop(lambda: codec.encode(aggregated(req)))
 
     def openrlhf_samples(req: codec.OpenRLHFRequest) -> list[tuple[Sample, str | None]]:
         query = req["query"]
@@ -254,15 +244,7 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
         except ValueError as exc:
             raise RequestError(422, f"query: {exc}") from None
 
-    @app.post(
-        "/openrlhf",
-        tags=["scoring"],
-        summary="OpenRLHF remote reward",
-        response_model=codec.OpenRLHFResponse,
-        responses={**_REFUSALS, 404: {"model": codec.ErrorBody}, 409: {"model": codec.ErrorBody}},
-        openapi_extra=codec.openapi_body(codec.OPENRLHF),
-    )
-    async def openrlhf(request: Request) -> Any:
+    async def openrlhf(body: bytes) -> bytes:
         """OpenRLHF's remote reward protocol: ``{"query", "prompts", "labels"}`` in,
         ``{"rewards", "scores", "extra_logs"}`` out (every objective and abstain flag). The
         guard maps ``/openrlhf/<secret>`` here once the secret matches."""
@@ -272,8 +254,8 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
                 f"this spec uses {', '.join(scorer.batch_relative)}, which compares samples "
                 "within a batch; OpenRLHF sends one sample per request. Use a per-sample spec",
             )
-        req = await body_of(request, codec.OPENRLHF)
-        big = len(request.scope.get(BODY) or b"") > BIG_BODY
+        req = await parsed(body, codec.OPENRLHF)
+        big = len(body) > BIG_BODY
         pairs = await off_loop(openrlhf_samples, req) if big else openrlhf_samples(req)
         rows = iter(await _scored(scorer, [s for s, r in pairs if r is not None]))
         numbers = [
@@ -282,7 +264,7 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
         ]
         totals = [n["score"] for n in numbers]
         keys = filler.keys()[1:]  # "score" first, then the objectives and the flags
-        return answer(
+        return codec.encode(
             {
                 "rewards": totals,
                 "scores": list(totals),
@@ -290,8 +272,37 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             }
         )
 
+    scoring: dict[str, Handler] = {
+        "/v1/score": score,
+        "/v1/aggregate": aggregate,
+        "/openrlhf": openrlhf,
+    }
+    conflicts: dict[int | str, dict[str, Any]] = {
+        404: {"model": codec.ErrorBody, "description": "no OpenRLHF secret set on the server"},
+        409: {"model": codec.ErrorBody, "description": "the spec compares samples in a batch"},
+    }
+    for path, handler, model, request_type, extra in (
+        ("/v1/score", score, codec.ScoreResponse, codec.SCORE, {}),
+        ("/v1/aggregate", aggregate, codec.AggregateResponse, codec.AGGREGATE, {}),
+        (
+            "/openrlhf",
+            openrlhf,
+            codec.OpenRLHFResponse,
+            codec.OPENRLHF,
+            conflicts,
+        ),
+    ):
+        app.post(
+            path,
+            tags=["scoring"],
+            name=handler.__name__,
+            response_model=model,
+            responses={**_REFUSALS, **extra},
+            openapi_extra=codec.openapi_body(request_type),
+        )(route(handler))
+
     _document_the_secret_path(app)
-    app.add_middleware(Guard, state=state)
+    app.add_middleware(Guard, state=state, handlers=scoring)
     return app
 
 
