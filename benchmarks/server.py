@@ -140,7 +140,7 @@ def server(kind: str, env: dict[str, str] | None = None) -> Iterator[str]:
     server.pid = proc.pid  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # torch and the model load slowly on a busy box
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"the {kind} server exited with {proc.returncode}")
@@ -148,7 +148,7 @@ def server(kind: str, env: dict[str, str] | None = None) -> Iterator[str]:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the {kind} server did not start within 60 s")
+                raise RuntimeError(f"the {kind} server did not start within 180 s")
             time.sleep(0.1)
         yield url
     finally:
@@ -163,8 +163,10 @@ def server(kind: str, env: dict[str, str] | None = None) -> Iterator[str]:
 # --- the load generator ---
 
 
-async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
-    """One HTTP/1.1 keep-alive request on an open connection; returns the status code."""
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
+) -> tuple[int, bytes]:
+    """One HTTP/1.1 keep-alive request on an open connection: (status code, body)."""
     writer.write(raw)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
@@ -173,8 +175,11 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value)
-    await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length)
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    return (await exchange(reader, writer, raw))[0]
 
 
 async def _load(

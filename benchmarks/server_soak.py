@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.server import RULES, server  # noqa: E402
+from benchmarks.server import RULES, exchange, server  # noqa: E402
 
 TOKEN = "soak-bearer-1f4e"
 SECRET = "soak-path-8a2b"
@@ -163,7 +163,7 @@ async def _drive(url: str, pid: int, total: int, hostile_share: float, seed: int
                     figures.wrong.append(f"hostile {item}: {status}")
             else:
                 path, _, want = pool[item]
-                status, body = await _exchange(reader, writer, raws[item])
+                status, body = await exchange(reader, writer, raws[item])
                 problem = _check(path, status, body, want)
                 if problem:
                     figures.wrong.append(problem)
@@ -199,20 +199,6 @@ async def _settled_fds(pid: int, polls: int = 200) -> int:
             return now
         last = now
     return last
-
-
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
-) -> tuple[int, bytes]:
-    writer.write(raw)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    return status, await reader.readexactly(length)
 
 
 def soak(total: int = 50_000, hostile_share: float = 0.01, seed: int = 0) -> Figures:
