@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -123,6 +124,10 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        # what start-up built (modules, the app, the pipeline) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it mid-request
+        gc.collect()
+        gc.freeze()
         yield
         state.close()  # the batcher's and the workers' threads; the pipeline is the caller's
 
