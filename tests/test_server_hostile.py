@@ -282,3 +282,15 @@ def test_the_log_scrub_keeps_uvicorn_access_lines_whole() -> None:
     broken = logging.LogRecord("x", logging.INFO, __file__, 1, "%d %s", (SECRET,), None)
     assert scrub.filter(broken)  # a line that cannot be formatted is withheld, not raised
     assert SECRET not in logging.Formatter().format(broken)
+
+
+def test_detached_pipeline_keeps_the_state_but_never_writes_it() -> None:
+    running = {**RULES, "normalize": {"method": "running"}}
+    with rh.Pipeline.from_spec(running) as pipe:
+        pipe.score([rh.Sample("", "answer " * i) for i in range(1, 6)])
+        state = pipe.state_dict()
+        view = pipe.detached()
+        assert view.state_dict() == state  # it starts from the shared statistics
+        view.aggregate(rh.RewardBatch(np.full((3, 2), 7.0), pipe.objectives))
+        assert view.state_dict() != state and pipe.state_dict() == state
+        assert view.engine is pipe.engine  # the same sources and caches
