@@ -9,11 +9,11 @@
    number of one-sample requests, vs a uvicorn
    "hello world" FastAPI app on the same box driven by the same client. Both servers run in
    their own process with the same uvicorn settings. Goals: ≥ 50% of hello-world's
-   requests/s, p99 < 100 ms.
+   requests/s, p99 < 50 ms.
 2. ``rm``: OpenRLHF-style one-sample requests (``{"query", "prompts", "labels"}``) at 64 in
    flight against the OpenRLHF route, on a tiny random-weight transformer classifier
    (benchmarks/_tiny_rm.py), with micro-batching (``window_ms=5``) vs without
-   (``window_ms=0``). Goal: ≥ 3× the throughput.
+   (``window_ms=0``). Goal: ≥ 5× the throughput.
 3. ``ray``: ``rewardhub.distributed.score_dataset`` on 10k rows vs the local pipeline, for the
    rule spec and for the tiny classifier, with Ray's start-up timed apart.
 
@@ -88,8 +88,13 @@ def _serve(kind: str, port: int) -> None:
     from rewardhub.server.run import make_server
     from rewardhub.server.settings import ServerSettings
 
-    settings = ServerSettings(
-        port=port, window_ms=0 if kind.endswith("-single") else 5, max_inflight=4096
+    # tokens from $REWARDHUB_TOKEN / $REWARDHUB_OPENRLHF_TOKEN (the soak sets them), limits
+    # as JSON in $REWARDHUB_BENCH_SETTINGS
+    settings = ServerSettings.from_env(
+        port=port,
+        window_ms=0 if kind.endswith("-single") else 5,
+        max_inflight=4096,
+        **json.loads(os.environ.get("REWARDHUB_BENCH_SETTINGS", "{}")),
     )
     if kind == "hello":
         config = uvicorn.Config(
@@ -117,19 +122,25 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(kind: str) -> Iterator[str]:
-    """A server of ``kind`` in a subprocess on a free loopback port; yields its base URL."""
+def server(kind: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A server of ``kind`` in a subprocess on a free loopback port; yields its base URL
+    (``server.pid`` holds the process id while it runs)."""
     import httpx
 
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, str(port)],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path[1:]])},
+        env={
+            **os.environ,
+            **(env or {}),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path[1:]]),
+        },
     )
+    server.pid = proc.pid  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # torch and the model load slowly on a busy box
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"the {kind} server exited with {proc.returncode}")
@@ -137,7 +148,7 @@ def server(kind: str) -> Iterator[str]:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the {kind} server did not start within 60 s")
+                raise RuntimeError(f"the {kind} server did not start within 180 s")
             time.sleep(0.1)
         yield url
     finally:
@@ -152,8 +163,10 @@ def server(kind: str) -> Iterator[str]:
 # --- the load generator ---
 
 
-async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
-    """One HTTP/1.1 keep-alive request on an open connection; returns the status code."""
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
+) -> tuple[int, bytes]:
+    """One HTTP/1.1 keep-alive request on an open connection: (status code, body)."""
     writer.write(raw)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
@@ -162,8 +175,11 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value)
-    await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length)
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    return (await exchange(reader, writer, raw))[0]
 
 
 async def _load(
@@ -261,7 +277,7 @@ def bench_http(requests: int = 2000, concurrency: int = 32) -> None:
         print(
             f"  best {kind}: {rps:.0f} vs {base_rps:.0f} req/s = {ratio:.2f} of hello world "
             f"(goal ≥ 0.5: {'ok' if ratio >= 0.5 else 'MISSED'}); p99 {p99 * 1e3:.1f} ms "
-            f"(goal < 100 ms: {'ok' if p99 < 0.1 else 'MISSED'})"
+            f"(goal < 50 ms: {'ok' if p99 < 0.05 else 'MISSED'})"
         )
 
 
@@ -282,7 +298,7 @@ def bench_rm(requests: int = 1280, concurrency: int = 64) -> None:
             rps[kind] = _line(kind, seconds, lat, errors)
             print(f"  {'':34} mean pipeline batch {_mean_batch(url):.1f} samples")
     gain = rps["rm-batched"] / rps["rm-single"]
-    print(f"  micro-batching gain: {gain:.1f}× (goal ≥ 3×: {'ok' if gain >= 3 else 'MISSED'})")
+    print(f"  micro-batching gain: {gain:.1f}× (goal ≥ 5×: {'ok' if gain >= 5 else 'MISSED'})")
 
 
 def bench_ray(rows: int = 10_000) -> None:

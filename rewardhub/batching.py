@@ -101,6 +101,10 @@ class MicroBatcher:
     calls wait or ``window_ms`` after its first call; at most ``max_inflight`` batches run at
     once (later calls keep gathering meanwhile). If a batch raises, each of its samples is
     scored alone, so one caller's error never reaches the others.
+
+    With ``on_caller_loop=True`` it has no thread: it runs on the event loop of its first
+    ``submit`` and takes calls from that loop only (the server's, where a thread hop per call
+    would cost more than scoring a rule spec); ``close`` must then be called on that loop.
     """
 
     def __init__(
@@ -113,6 +117,7 @@ class MicroBatcher:
         weights: Mapping[str, float] | None = None,
         allow_batch_relative: bool = False,
         on_batch: Callable[[int], None] | None = None,
+        on_caller_loop: bool = False,
     ) -> None:
         if not window_ms >= 0:
             raise ValueError(f"window_ms must be >= 0, got {window_ms}")
@@ -128,6 +133,7 @@ class MicroBatcher:
         self.max_inflight = max_inflight
         self.weights = weights
         self.on_batch = on_batch
+        self.on_caller_loop = on_caller_loop
         self.batch_sizes: list[int] = []
         """The size of every batch sent to the pipeline (for tests and benchmarks; not kept
         when ``on_batch`` is given, so a long-running server does not grow it forever)."""
@@ -144,7 +150,19 @@ class MicroBatcher:
 
     async def submit(self, sample: Sample) -> Row:
         """Score one sample in the next batch (from any event loop)."""
-        return await asyncio.wrap_future(self._enqueue(sample))
+        if not self.on_caller_loop:
+            return await asyncio.wrap_future(self._enqueue(sample))
+        loop = self._bind(asyncio.get_running_loop())
+        future: cf.Future[Row] = cf.Future()
+        waiter: asyncio.Future[Row] = loop.create_future()
+        # the batch resolves ``future`` on this loop's thread: copy it over without a hop
+        future.add_done_callback(lambda done: _copy(done, waiter))
+        self._add(sample, future)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            future.cancel()  # dropped from its batch if the batch has not left yet
+            raise
 
     def submit_sync(self, sample: Sample, timeout: float | None = None) -> Row:
         """Score one sample in the next batch, blocking this thread until its row is ready."""
@@ -166,6 +184,9 @@ class MicroBatcher:
         with self._lock:
             self._closed = True
             loop, thread = self._loop, self._thread
+        if self.on_caller_loop and loop is not None:
+            self._shutdown()  # on the caller's loop, which keeps running
+            return
         if loop is None or thread is None:
             return
         loop.call_soon_threadsafe(self._shutdown)
@@ -186,7 +207,18 @@ class MicroBatcher:
         self._ensure_loop().call_soon_threadsafe(self._add, sample, future)
         return future
 
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+        if self._closed:
+            raise RewardHubError("this MicroBatcher is closed")
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("an on_caller_loop MicroBatcher takes calls from one loop only")
+        return loop
+
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self.on_caller_loop:
+            raise RuntimeError("an on_caller_loop MicroBatcher takes calls through submit only")
         with self._lock:
             if self._closed:
                 raise RewardHubError("this MicroBatcher is closed")
@@ -276,6 +308,8 @@ class MicroBatcher:
         self._pending = []
         for task in self._tasks:
             task.cancel()
+        if self.on_caller_loop:
+            return  # the loop is the caller's
         loop = self._loop
 
         async def stop() -> None:
@@ -283,6 +317,17 @@ class MicroBatcher:
             loop.stop()
 
         loop.create_task(stop())
+
+
+def _copy(done: cf.Future[Row], waiter: asyncio.Future[Row]) -> None:
+    if waiter.done():
+        return
+    if done.cancelled():
+        waiter.cancel()
+    elif (exc := done.exception()) is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(done.result())
 
 
 def _fail(future: cf.Future[Any], exc: BaseException) -> None:

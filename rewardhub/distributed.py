@@ -134,9 +134,14 @@ def serve_on_ray(spec: Path, settings: Any, *, replicas: int = 2, blocking: bool
 
     def build() -> Any:
         from rewardhub.server.app import create_app
+        from rewardhub.server.run import install_scrub
 
+        install_scrub(settings.secrets())  # in the replica: Ray Serve's loggers and ours
         return create_app(pipeline, settings)  # pipeline: unpickled in the replica
 
+    from rewardhub.server.run import install_scrub
+
+    install_scrub(settings.secrets())  # this process's lines too
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": settings.host, "port": settings.port})

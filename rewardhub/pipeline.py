@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import math
@@ -223,6 +224,17 @@ class Pipeline:
         other.__dict__.update(self.__dict__)
         other.aggregator = self._build_aggregator(method, params)
         self._check_std_units(other.aggregator)
+        return other
+
+    def detached(self) -> Pipeline:
+        """The same sources and caches with fresh copies of the normalisers and aggregator
+        (their state included): aggregating through it never changes this pipeline's running
+        statistics or duals, e.g. the server's /v1/aggregate next to its /v1/score."""
+        other = object.__new__(Pipeline)
+        other.__dict__.update(self.__dict__)
+        # deep copies, not rebuilt from the spec: a plugin's state need not be in state_dict
+        other.normalizers = copy.deepcopy(self.normalizers)
+        other.aggregator = copy.deepcopy(self.aggregator)
         return other
 
     # -- scoring -----------------------------------------------------------------------------

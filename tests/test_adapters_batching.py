@@ -165,3 +165,37 @@ def test_settings_and_batch_relative_specs_are_checked() -> None:
         assert batch_relative(pipe) == []
     with sup.pipeline(normalize={"method": "group"}) as pipe:
         assert batch_relative(pipe) == ["normalize method 'group'"]
+
+
+def test_on_caller_loop_batches_on_the_callers_loop_without_a_thread() -> None:
+    with sup.pipeline() as pipe:
+        b = MicroBatcher(pipe, window_ms=500, max_batch=16, on_caller_loop=True)
+        samples = [sample(i) for i in range(40)]
+
+        async def run() -> tuple[list[Any], list[Any]]:
+            rows = await gather(b, samples)
+            # a caller that gives up before its batch leaves is dropped from it
+            waiting = asyncio.ensure_future(b.submit(sample(99)))
+            await asyncio.sleep(0)
+            waiting.cancel()
+            late = await gather(b, [sample(100)])
+            b.close()  # on the caller's loop, which keeps running
+            after = await gather(b, [sample(101)])
+            return rows, [*late, *after]
+
+        rows, (late, after) = asyncio.run(run())
+    assert b._thread is None  # no thread of its own
+    assert [r.values["correct"] for r in rows] == [1.0] * 40
+    assert sum(b.batch_sizes) == 41 and max(b.batch_sizes) <= 16
+    assert late.values["correct"] == 1.0
+    assert isinstance(after, rh.RewardHubError) and "closed" in str(after)
+
+
+def test_on_caller_loop_takes_one_loop_only() -> None:
+    with sup.pipeline() as pipe:
+        b = MicroBatcher(pipe, window_ms=1, on_caller_loop=True)
+        asyncio.run(b.submit(sample(1)))
+        with pytest.raises(RuntimeError, match="one loop only"):
+            asyncio.run(b.submit(sample(2)))
+        with pytest.raises(RuntimeError, match="through submit only"):
+            b.submit_sync(sample(3))

@@ -212,12 +212,19 @@ def test_serve_on_ray_answers_like_the_plain_server(local_ray: None, tmp_path: P
     try:
         serve_on_ray(spec, settings, replicas=1, blocking=False)
         got = answers(f"http://127.0.0.1:{settings.port}")
+        for odd in (f"//openrlhf/{secret}", f"/OPENRLHF/{secret}"):  # paths no route takes
+            r = httpx.post(f"http://127.0.0.1:{settings.port}{odd}", json={}, timeout=60)
+            assert r.status_code >= 400 and secret not in r.text
     finally:
         serve.shutdown()
     assert got == want
-    # neither Ray Serve's proxy nor its replicas log the OpenRLHF route's secret path
+    # neither Ray Serve's proxy nor its replicas log either secret
     logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
-    leaked = [p.name for p in logs.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    leaked = [
+        p.name
+        for p in logs.rglob("*")
+        if p.is_file() and any(s in p.read_bytes() for s in (secret.encode(), b"tok-ray-1"))
+    ]
     assert not leaked
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,7 +18,7 @@ import pytest
 
 import rewardhub as rh
 
-from .server_support import HERE, live, spec
+from .server_support import live, serve_subprocess, spec
 
 SECRET = "orl-path-secret-7f3a"
 TOKEN = "bearer-secret-91c2"
@@ -87,51 +85,9 @@ def test_openrlhf_client_with_and_without_the_secret_path() -> None:
 
 
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
-    spec_file = tmp_path / "spec.yaml"
-    import json
-
-    spec_file.write_text(json.dumps(spec("slow", seconds=1.5)))
-    env = {
-        **os.environ,
-        "REWARDHUB_TOKEN": TOKEN,
-        "REWARDHUB_OPENRLHF_TOKEN": SECRET,
-        "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "rewardhub"),
-            "serve",
-            str(spec_file),
-            "--port",
-            "0",
-            "--window-ms",
-            "0",
-            "--drain-timeout",
-            "20",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
-        if m:
-            reader = threading.Thread(
-                target=lambda: lines.extend(iter(proc.stdout.readline, "")),
-                daemon=True,  # type: ignore[union-attr]
-            )
-            reader.start()
-            return proc, m.group(1), lines
-    proc.kill()
-    pytest.fail("the server did not start:\n" + "".join(lines))
+    env = {"REWARDHUB_TOKEN": TOKEN, "REWARDHUB_OPENRLHF_TOKEN": SECRET}
+    args = ("--window-ms", "0", "--drain-timeout", "20")
+    return serve_subprocess(tmp_path, spec("slow", seconds=1.5), env, *args)
 
 
 @pytest.mark.slow

@@ -30,15 +30,21 @@ def split_query(query: str, prompt: str, end_tokens: Sequence[str] = END_TOKENS)
     at = query.find(prompt) if prompt else 0
     if at < 0:
         return None
-    response = query[at + len(prompt) :]
-    stripped = True
-    while stripped:
-        stripped = False
-        for tok in end_tokens:
-            if tok and response.rstrip().endswith(tok):
-                response = response.rstrip()[: -len(tok)]
-                stripped = True
-    return response
+    start = at + len(prompt)
+    # one backwards pass over an end index (linear time): re-slicing the string once per
+    # token, as a plain loop would, is quadratic on a response of many repeated end tokens
+    end = len(query)
+    tokens = [t for t in end_tokens if t]
+    while True:
+        cut = end
+        while cut > start and query[cut - 1].isspace():  # rstrip without copying the string
+            cut -= 1
+        for tok in tokens:
+            if query.endswith(tok, start, cut):
+                end = cut - len(tok)
+                break
+        else:
+            return query[start:end]
 
 
 def make_reward_func(

@@ -37,6 +37,12 @@ def register_commands(cli: "typer.Typer") -> None:
         max_inflight: Annotated[
             int, typer.Option(min=1, help="scoring requests at once; more get 429")
         ] = 256,
+        body_timeout: Annotated[
+            float, typer.Option(min=0.001, help="seconds to receive a request body (408)")
+        ] = 10.0,
+        max_depth: Annotated[
+            int, typer.Option(min=1, help="deepest nesting in a request's values (422)")
+        ] = 32,
         request_timeout: Annotated[
             float, typer.Option(min=0.001, help="per-request deadline in seconds (504)")
         ] = 60.0,
@@ -68,6 +74,8 @@ def register_commands(cli: "typer.Typer") -> None:
                 max_samples=max_samples,
                 max_body_bytes=max_body_bytes,
                 max_inflight=max_inflight,
+                body_timeout_s=body_timeout,
+                max_depth=max_depth,
                 request_timeout_s=request_timeout,
                 drain_timeout_s=drain_timeout,
             )

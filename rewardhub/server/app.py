@@ -1,108 +1,66 @@
 """The FastAPI app: /v1/score, /v1/aggregate, the OpenRLHF route, health, readiness, metrics.
 
 Routes stay thin; :mod:`rewardhub.server.guard` does auth, limits, deadlines and metrics around
-them, and :class:`Scorer` decides how a request's samples reach the pipeline (micro-batched
-with other requests' when the spec allows it).
+them, :mod:`rewardhub.server.codec` parses bodies and encodes answers, and
+:class:`~rewardhub.server.scorer.Scorer` decides how a request's samples reach the pipeline.
+Every CPU-bound step whose size the client chooses (parsing a large body, splitting OpenRLHF
+queries, /v1/aggregate, encoding a large answer) runs on the server's worker threads, so the
+event loop keeps answering everyone else; all of it is under the request deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
 
+from rewardhub._optional import require
 from rewardhub.adapters._common import AbstainFill
 from rewardhub.adapters.openrlhf import no_response, to_samples
-from rewardhub.batching import MicroBatcher, Row, batch_relative
-from rewardhub.errors import RewardHubError, SpecError
+from rewardhub.batching import Row
+from rewardhub.errors import InputError, RewardHubError, SpecError
+from rewardhub.server import codec
+from rewardhub.server.codec import RequestError
+from rewardhub.server.guard import Guard, Handler
 from rewardhub.server.metrics import Metrics
+from rewardhub.server.scorer import Scorer
 from rewardhub.server.settings import ServerSettings
+from rewardhub.server.state import ServerState
 from rewardhub.types import RewardBatch, Sample, json_number, json_row, outcome_of
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
+# at import: FastAPI resolves the routes' ``Request`` annotation in this module's globals
+require("fastapi", "server", "the reward server")
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+from fastapi.responses import Response  # noqa: E402
 
+if TYPE_CHECKING:
     from rewardhub.pipeline import Pipeline
 
+T = TypeVar("T")
 
-class SampleIn(BaseModel):
-    """One sample: what ``rewardhub score`` reads from a JSONL line."""
+#: bodies above this many bytes are parsed on a worker thread (below, a thread hop costs more)
+BIG_BODY = 64 * 1024
+#: answers with more rows than this are built and encoded on a worker thread
+BIG_ANSWER = 64
 
-    model_config = ConfigDict(extra="forbid")
-    prompt: str | list[dict[str, Any]] = ""
-    completion: str
-    reference: Any = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class ScoreRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    samples: list[SampleIn]
-    weights: dict[str, float] | None = None
-    """per-call weights overriding the spec's (such a request is scored as its own batch)"""
-
-
-class AggregateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    results: list[dict[str, Any]]
-    """records as /v1/score returns them: ``{"rewards": {...}, "outcomes"?: {...}}``"""
-    method: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    weights: dict[str, float] | None = None
-
-
-class OpenRLHFRequest(BaseModel):
-    """OpenRLHF 0.11's remote reward request (``--reward.remote_url``)."""
-
-    query: list[str]
-    prompts: list[str]
-    labels: list[Any] = Field(default_factory=list)
-
-
-class RequestError(Exception):
-    """A request the server refuses: ``status`` and a message naming the field and the fix."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class Scorer:
-    """Scores requests: samples of concurrent requests share micro-batches when the spec is
-    per-sample and ``window_ms`` > 0; otherwise each request is one pipeline batch."""
-
-    def __init__(self, pipeline: Pipeline, settings: ServerSettings, metrics: Metrics) -> None:
-        self.pipeline = pipeline
-        self.metrics = metrics
-        self.batch_relative = batch_relative(pipeline)
-        self.batcher: MicroBatcher | None = None
-        if not self.batch_relative and settings.window_ms > 0:
-            self.batcher = MicroBatcher(
-                pipeline,
-                window_ms=settings.window_ms,
-                max_batch=settings.max_batch,
-                on_batch=metrics.batch_size.observe,
-            )
-
-    async def rows(
-        self, samples: Sequence[Sample], weights: dict[str, float] | None = None
-    ) -> list[Row]:
-        if not samples:
-            return []
-        if self.batcher is not None and weights is None:
-            return list(await asyncio.gather(*(self.batcher.submit(s) for s in samples)))
-        self.metrics.batch_size.observe(len(samples))
-        result = await self.pipeline.ascore(samples, weights=weights)
-        return [Row.of(result, i) for i in range(len(samples))]
-
-    def close(self) -> None:
-        if self.batcher is not None:
-            self.batcher.close()
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": codec.ErrorBody, "description": what}
+    for status, what in {
+        401: "missing or wrong token",
+        408: "the body did not arrive within the body deadline",
+        413: "body over the byte limit",
+        422: "invalid request (names the field)",
+        429: "too many requests in flight (Retry-After)",
+        503: "draining",
+        504: "past the request deadline",
+    }.items()
+}
 
 
 def row_record(row: Row, objectives: Sequence[str]) -> dict[str, Any]:
@@ -134,28 +92,46 @@ def row_record(row: Row, objectives: Sequence[str]) -> dict[str, Any]:
 
 def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> FastAPI:
     """The reward server's ASGI app over ``pipeline`` (the caller keeps ownership of it)."""
-    from rewardhub._optional import require
-
-    fastapi = require("fastapi", "server", "the reward server")
-    responses = require("fastapi.responses", "server", "the reward server")
-    from fastapi.exceptions import RequestValidationError
-
-    from rewardhub.server.guard import Guard, ServerState
-
     settings = settings or ServerSettings()
     metrics = Metrics(pipeline.engine)
     scorer = Scorer(pipeline, settings, metrics)
     filler = AbstainFill(pipeline)
     state = ServerState(settings=settings, metrics=metrics, scorer=scorer)
     objectives = list(pipeline.objectives)
-    JSONResponse = responses.JSONResponse
+
+    def answer(data: Any, status: int = 200) -> Response:
+        return Response(codec.encode(data), status, media_type="application/json")
+
+    async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a worker thread; a request past its deadline that is still queued
+        is dropped (one already running finishes, its answer unused)."""
+        return await asyncio.get_running_loop().run_in_executor(state.workers, fn, *args)
+
+    async def parsed(raw: bytes, adapter: Any) -> Any:
+        if len(raw) > BIG_BODY:
+            return await off_loop(codec.parse, adapter, raw)
+        return codec.parse(adapter, raw)
+
+    def route(handler: Handler) -> Callable[..., Awaitable[Response]]:
+        """The FastAPI route over a scoring handler (the guard calls the handler itself; this
+        serves the schema, and the app when something else stands in front of it)."""
+
+        async def endpoint(request: Request) -> Response:
+            return Response(await handler(await request.body()), media_type="application/json")
+
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        # what start-up built (modules, the app, the pipeline) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it mid-request
+        gc.collect()
+        gc.freeze()
         yield
-        scorer.close()  # the batcher's thread; the pipeline belongs to the caller
+        state.close()  # the batcher's and the workers' threads; the pipeline is the caller's
 
-    app: FastAPI = fastapi.FastAPI(
+    app = FastAPI(
         lifespan=lifespan,
         title="rewardhub",
         description="Vector rewards from a rewardhub pipeline (see docs/serving.md).",
@@ -166,37 +142,42 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Any, exc: RequestValidationError) -> Any:
         fields = [
-            {"field": _dotted(e.get("loc", ())), "message": str(e.get("msg", ""))}
+            {"field": codec.dotted(e.get("loc", ())), "message": str(e.get("msg", ""))}
             for e in exc.errors()
         ]
         first = fields[0] if fields else {"field": "body", "message": "invalid"}
-        return JSONResponse(
-            {"error": f"{first['field']}: {first['message']}", "fields": fields}, 422
-        )
+        return answer({"error": f"{first['field']}: {first['message']}", "fields": fields}, 422)
 
     @app.exception_handler(RequestError)
     async def refused(request: Any, exc: RequestError) -> Any:
-        return JSONResponse({"error": exc.message}, exc.status)
+        return answer(exc.body(), exc.status)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], responses={503: {"model": codec.ErrorBody}})
     async def readyz() -> Any:
         """Sources loaded and not draining."""
         if state.draining:
-            return JSONResponse({"status": "draining"}, 503)
+            return answer({"status": "draining"}, 503)
         return {"status": "ready", "sources": [b.id for b in pipeline.engine.sources]}
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            401: _REFUSALS[401],
+        },
+    )
     async def metrics_route() -> Any:
         """Prometheus metrics (text format)."""
         body, content_type = metrics.render()
-        return responses.Response(body, media_type=content_type)
+        return Response(body, media_type=content_type)
 
-    @app.get("/v1/spec", tags=["scoring"])
+    @app.get("/v1/spec", tags=["scoring"], responses={401: _REFUSALS[401]})
     async def spec() -> dict[str, Any]:
         """The pipeline spec and its objectives."""
         return {
@@ -206,31 +187,40 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             "spec": pipeline.spec.model_dump(mode="json", exclude_none=True),
         }
 
-    @app.post("/v1/score", tags=["scoring"])
-    async def score(req: ScoreRequest) -> Any:
-        """Samples in; per sample the reward vector, its outcomes and reasons, and the total
-        (null when unscorable, with the reason)."""
-        _check_count(len(req.samples), settings.max_samples, "samples")
-        samples = [Sample(s.prompt, s.completion, s.reference, s.metadata) for s in req.samples]
-        rows = await _scored(scorer, samples, req.weights)
-        return JSONResponse(
+    def records(rows: list[Row]) -> bytes:
+        return codec.encode(
             {"objectives": objectives, "results": [row_record(r, objectives) for r in rows]}
         )
 
-    @app.post("/v1/aggregate", tags=["scoring"])
-    async def aggregate(req: AggregateRequest) -> Any:
-        """Reward vectors in (records as /v1/score returns them), totals out, with the spec's
-        aggregation or any registered ``method`` and its ``params``."""
-        _check_count(len(req.results), settings.max_samples, "results")
+    async def score(body: bytes) -> bytes:
+        """Samples in; per sample the reward vector, its outcomes and reasons, and the total
+        (null when unscorable, with the reason)."""
+        req = await parsed(body, codec.SCORE)
+        given = req["samples"]
+        _check_count(len(given), settings.max_samples, "samples")
+        samples = [_sample(s, i, settings.max_depth) for i, s in enumerate(given)]
+        rows = await _scored(scorer, samples, req.get("weights"))
+        if len(rows) > BIG_ANSWER:
+            return await off_loop(records, rows)
+        return records(rows)
+
+    def aggregated(req: codec.AggregateRequest) -> dict[str, Any]:
+        _check_count(len(req["results"]), settings.max_samples, "results")
+        codec.check_depth(req["results"], settings.max_depth, "results")
+        codec.check_depth(req.get("params", {}), settings.max_depth, "params")
         try:
-            batch = RewardBatch.from_records(req.results, objectives)
-            pipe = pipeline
-            if req.method is not None:
-                pipe = pipeline.with_aggregator(req.method, **req.params)
-            result = pipe.aggregate(batch, weights=req.weights)
+            batch = RewardBatch.from_records(req["results"], objectives)
+            # a copy: a client's records never move the running statistics others are
+            # scored with (only /v1/score traffic does)
+            pipe = pipeline.detached()
+            method = req.get("method")
+            if method is not None:
+                pipe = pipe.with_aggregator(method, **req.get("params", {}))
+            with np.errstate(all="ignore"):  # a client's 1e300s overflow to a null total
+                result = pipe.aggregate(batch, weights=req.get("weights"))
         except SpecError as exc:
             raise RequestError(422, f"{exc.path or 'method'}: {exc.message}") from None
-        except (RewardHubError, ValueError, TypeError) as exc:
+        except (RewardHubError, ValueError, TypeError, AttributeError) as exc:
             raise RequestError(422, f"results: {exc}") from None
         unscorable = result.diagnostics.get("unscorable", {})
         out = []
@@ -239,23 +229,39 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             if i in unscorable:
                 rec["unscorable"] = unscorable[i]
             out.append(rec)
-        return JSONResponse({"method": pipe.aggregator.method, "results": out})
+        return {"method": pipe.aggregator.method, "results": out}
 
-    async def openrlhf(req: OpenRLHFRequest) -> Any:
+    async def aggregate(body: bytes) -> bytes:
+        """Reward vectors in (records as /v1/score returns them), totals out, with the spec's
+        aggregation or any registered ``method`` and its ``params``. Works on a copy of any
+        stateful normaliser: only /v1/score traffic updates running statistics."""
+        req = await parsed(body, codec.AGGREGATE)
+        # any method, any solver, on up to --max-samples records: always off the loop
+        return await off_loop(lambda: codec.encode(aggregated(req)))
+
+    def openrlhf_samples(req: codec.OpenRLHFRequest) -> list[tuple[Sample, str | None]]:
+        query = req["query"]
+        labels = req.get("labels") or [None] * len(query)
+        _check_count(len(query), settings.max_samples, "query")
+        codec.check_depth(labels, settings.max_depth, "labels")
+        try:
+            return to_samples(query, req["prompts"], labels)
+        except ValueError as exc:
+            raise RequestError(422, f"query: {exc}") from None
+
+    async def openrlhf(body: bytes) -> bytes:
         """OpenRLHF's remote reward protocol: ``{"query", "prompts", "labels"}`` in,
-        ``{"rewards", "scores", "extra_logs"}`` out (every objective and abstain flag)."""
+        ``{"rewards", "scores", "extra_logs"}`` out (every objective and abstain flag). The
+        guard maps ``/openrlhf/<secret>`` here once the secret matches."""
         if scorer.batch_relative:
             raise RequestError(
                 409,
                 f"this spec uses {', '.join(scorer.batch_relative)}, which compares samples "
                 "within a batch; OpenRLHF sends one sample per request. Use a per-sample spec",
             )
-        labels = req.labels or [None] * len(req.query)
-        _check_count(len(req.query), settings.max_samples, "query")
-        try:
-            pairs = to_samples(req.query, req.prompts, labels)
-        except ValueError as exc:
-            raise RequestError(422, f"query: {exc}") from None
+        req = await parsed(body, codec.OPENRLHF)
+        big = len(body) > BIG_BODY
+        pairs = await off_loop(openrlhf_samples, req) if big else openrlhf_samples(req)
         rows = iter(await _scored(scorer, [s for s, r in pairs if r is not None]))
         numbers = [
             filler.numbers(next(rows) if r is not None else no_response(filler), s)
@@ -263,7 +269,7 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
         ]
         totals = [n["score"] for n in numbers]
         keys = filler.keys()[1:]  # "score" first, then the objectives and the flags
-        return JSONResponse(
+        return codec.encode(
             {
                 "rewards": totals,
                 "scores": list(totals),
@@ -271,11 +277,77 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             }
         )
 
-    # the guard maps /openrlhf/<secret> here once the secret matches
-    app.post("/openrlhf", tags=["scoring"], summary="OpenRLHF remote reward")(openrlhf)
+    scoring: dict[str, Handler] = {
+        "/v1/score": score,
+        "/v1/aggregate": aggregate,
+        "/openrlhf": openrlhf,
+    }
+    conflicts: dict[int | str, dict[str, Any]] = {
+        404: {"model": codec.ErrorBody, "description": "no OpenRLHF secret set on the server"},
+        409: {"model": codec.ErrorBody, "description": "the spec compares samples in a batch"},
+    }
+    for path, handler, model, request_type, extra in (
+        ("/v1/score", score, codec.ScoreResponse, codec.SCORE, {}),
+        ("/v1/aggregate", aggregate, codec.AggregateResponse, codec.AGGREGATE, {}),
+        (
+            "/openrlhf",
+            openrlhf,
+            codec.OpenRLHFResponse,
+            codec.OPENRLHF,
+            conflicts,
+        ),
+    ):
+        app.post(
+            path,
+            tags=["scoring"],
+            name=handler.__name__,
+            response_model=model,
+            responses={**_REFUSALS, **extra},
+            openapi_extra=codec.openapi_body(request_type),
+        )(route(handler))
 
-    app.add_middleware(Guard, state=state)
+    _document_the_secret_path(app)
+    app.add_middleware(Guard, state=state, handlers=scoring)
     return app
+
+
+def _document_the_secret_path(app: FastAPI) -> None:
+    """The OpenAPI schema names the OpenRLHF route as clients call it, ``/openrlhf/{secret}``
+    (the guard checks the secret and hands the app ``/openrlhf``)."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default()
+            route = schema["paths"].pop("/openrlhf")
+            for operation in route.values():
+                operation.setdefault("parameters", []).append(
+                    {
+                        "name": "secret",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "the server's REWARDHUB_OPENRLHF_TOKEN",
+                    }
+                )
+            schema["paths"]["/openrlhf/{secret}"] = route
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _sample(given: codec.SampleIn, i: int, max_depth: int) -> Sample:
+    prompt = given.get("prompt", "")
+    reference = given.get("reference")
+    metadata = given.get("metadata") or {}
+    for name, value in (("prompt", prompt), ("reference", reference), ("metadata", metadata)):
+        if isinstance(value, (list, dict)):
+            codec.check_depth(value, max_depth, f"samples[{i}].{name}")
+    try:
+        return Sample(prompt, given["completion"], reference, metadata)
+    except InputError as exc:
+        raise RequestError(422, f"samples[{i}]: {exc}") from None
 
 
 async def _scored(
@@ -296,13 +368,3 @@ def _check_count(n: int, limit: int, field: str) -> None:
             f"{field}: {n} items, at most {limit} per request (split the request, or raise "
             "the server's --max-samples)",
         )
-
-
-def _dotted(loc: Sequence[Any]) -> str:
-    """``("body", "samples", 0, "completion")`` → ``samples[0].completion``."""
-    out = ""
-    for part in loc:
-        if part == "body" and not out:
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"

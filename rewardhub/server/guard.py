@@ -1,5 +1,6 @@
-"""The ASGI middleware in front of every route: drain, auth, the OpenRLHF secret path, the
-in-flight bound, the body limit, the per-request deadline, metrics, and no stack trace out.
+"""The ASGI middleware in front of every route: drain, auth, the OpenRLHF secret path, the body
+budget (its own deadline and byte limit, before the request takes an in-flight slot), the
+in-flight bound, the per-request deadline, metrics, and no stack trace out.
 
 One plain ASGI class (not Starlette's BaseHTTPMiddleware, which costs a task per request).
 """
@@ -8,55 +9,58 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from rewardhub.server.metrics import Metrics
-from rewardhub.server.settings import OPENRLHF_TOKEN_ENV, ServerSettings
-
-if TYPE_CHECKING:
-    from rewardhub.server.app import Scorer
+from rewardhub.server.codec import RequestError, encode
+from rewardhub.server.settings import OPENRLHF_TOKEN_ENV
+from rewardhub.server.state import ServerState
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+T = TypeVar("T")
 
 logger = logging.getLogger("rewardhub.server")
 
-#: routes that score (bounded in flight, under the request deadline)
+#: routes that score (body budget, bounded in flight, under the request deadline)
 SCORING = frozenset({"/v1/score", "/v1/aggregate", "/openrlhf"})
 #: routes open without the bearer token (probes and the API docs)
 OPEN = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 #: what the OpenRLHF route's path looks like in metrics and logs
 OPENRLHF = "/openrlhf"
+#: a scoring route's handler: the request body in, the JSON answer out (RequestError refuses)
+Handler = Callable[[bytes], Awaitable[bytes]]
 
 
-@dataclass
-class ServerState:
-    """What the guard and the routes share."""
+class _TooLarge(Exception):
+    pass
 
-    settings: ServerSettings
-    metrics: Metrics
-    scorer: Scorer
-    inflight: int = 0
-    draining: bool = False
+
+class _Gone(Exception):
+    pass
 
 
 class Guard:
     """Wraps the FastAPI app; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+    def __init__(
+        self, app: ASGIApp, state: ServerState, handlers: dict[str, Handler] | None = None
+    ) -> None:
         self.app = app
         self.state = state
+        # a scoring POST goes straight to its handler: FastAPI's routing, dependency solving
+        # and middleware stack cost more per request than scoring a rule spec
+        self.handlers = handlers or {}
         s = state.settings
         self._bearer = f"Bearer {s.token}".encode() if s.token else None
         self._secret = s.openrlhf_token.encode() if s.openrlhf_token else None
+        self._secrets = s.secrets()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,6 +92,8 @@ class Guard:
         """The route's label; the OpenRLHF secret is checked and removed from the scope here,
         so neither the app nor uvicorn's access log ever sees it."""
         path: str = scope["path"]
+        if any(secret in path for secret in self._secrets):
+            self._hide_secrets(scope)  # e.g. //openrlhf/<secret>: a 404, but never logged
         if path == OPENRLHF or path.startswith(OPENRLHF + "/"):
             scope["openrlhf_secret"] = path[len(OPENRLHF) + 1 :] if path != OPENRLHF else None
             scope["path"] = OPENRLHF
@@ -109,6 +115,10 @@ class Guard:
         if route not in SCORING:
             await self.app(scope, receive, send)
             return
+        body = await self._body(route, scope, receive, send)
+        if body is None:
+            return
+        # only a received body takes a slot: a client that trickles costs nobody else one
         if self.state.inflight >= s.max_inflight:
             await _reply(
                 send,
@@ -119,36 +129,69 @@ class Guard:
             return
         self.state.inflight += 1
         self.state.metrics.inflight.inc()
-        started = {"yes": False}
+        started = False
 
         async def marking(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                started["yes"] = True
+                started = True
             await send(message)
 
+        handler = self.handlers.get(route) if scope["method"] == "POST" else None
         try:
-            body = await _read_body(scope, receive, s.max_body_bytes)
-            if body is None:
+            if handler is not None:
+                await _within(_answer(handler, body, marking), s.request_timeout_s)
+            else:
+                await _within(self.app(scope, _replay(body), marking), s.request_timeout_s)
+        except TimeoutError:
+            if not started:
                 await _reply(
                     send,
-                    413,
-                    f"request body over {s.max_body_bytes} bytes; send fewer samples per request "
-                    "(or raise the server's --max-body-bytes)",
+                    504,
+                    f"scoring took longer than the server's {s.request_timeout_s:g}s "
+                    "request deadline",
                 )
-                return
-            try:
-                await asyncio.wait_for(self.app(scope, _replay(body), marking), s.request_timeout_s)
-            except (TimeoutError, asyncio.TimeoutError):
-                if not started["yes"]:
-                    await _reply(
-                        send,
-                        504,
-                        f"scoring took longer than the server's {s.request_timeout_s:g}s "
-                        "request deadline",
-                    )
         finally:
             self.state.inflight -= 1
             self.state.metrics.inflight.dec()
+
+    async def _body(self, route: str, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The request body, read under its own deadline and byte limit; None once a refusal
+        (413, 408) is sent or the client has gone."""
+        s = self.state.settings
+        m = self.state.metrics
+        m.body_reading.inc()
+        try:
+            return await _within(_read_body(scope, receive, s.max_body_bytes), s.body_timeout_s)
+        except _TooLarge:
+            await _reply(
+                send,
+                413,
+                f"request body over {s.max_body_bytes} bytes; send fewer samples per request "
+                "(or raise the server's --max-body-bytes)",
+                {"connection": "close"},
+            )
+        except TimeoutError:
+            m.body_timeouts.labels(route).inc()
+            await _reply(
+                send,
+                408,
+                f"the request body did not arrive within the server's {s.body_timeout_s:g}s "
+                "body deadline; send it at once (or raise the server's --body-timeout)",
+                {"connection": "close"},
+            )
+        except _Gone:
+            pass
+        finally:
+            m.body_reading.dec()
+        return None
+
+    def _hide_secrets(self, scope: Scope) -> None:
+        path: str = scope["path"]
+        for secret in self._secrets:
+            path = path.replace(secret, "***")
+        scope["path"] = path
+        scope["raw_path"] = path.encode()
 
     def _auth(self, route: str, scope: Scope) -> tuple[int, str, dict[str, str]] | None:
         if route == OPENRLHF:
@@ -177,29 +220,56 @@ class Guard:
         )
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None once it is over ``limit`` bytes."""
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body; raises _TooLarge past ``limit`` bytes, _Gone if the client
+    disconnects before the end."""
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
                 if int(value) > limit:
-                    return None
+                    raise _TooLarge
             except ValueError:
                 pass
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the common case: one message
+        if len(body) > limit:
+            raise _TooLarge
+        return body
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _Gone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None
+            raise _TooLarge
         chunks.append(chunk)
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
+        message = await receive()
+
+
+async def _within(aw: Awaitable[T], seconds: float) -> T:
+    """``await aw`` under a deadline (TimeoutError), without a task of its own on 3.11+."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await aw
+    try:  # pragma: no cover (3.10)
+        return await asyncio.wait_for(aw, seconds)
+    except asyncio.TimeoutError:  # pragma: no cover (3.10: not the builtin TimeoutError)
+        raise TimeoutError from None
+
+
+async def _answer(handler: Handler, body: bytes, send: Send) -> None:
+    try:
+        raw, status = await handler(body), 200
+    except RequestError as exc:
+        raw, status = encode(exc.body()), exc.status
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(raw))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": raw})
 
 
 def _replay(body: bytes) -> Receive:
@@ -219,7 +289,7 @@ def _replay(body: bytes) -> Receive:
 async def _reply(
     send: Send, status: int, message: str, headers: dict[str, str] | None = None
 ) -> None:
-    body = json.dumps({"error": message}).encode()
+    body = encode({"error": message})
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})

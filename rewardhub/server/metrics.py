@@ -43,6 +43,17 @@ class Metrics:
         self.inflight = pc.Gauge(
             "rewardhub_inflight_requests", "scoring requests being served", registry=self.registry
         )
+        self.body_reading = pc.Gauge(
+            "rewardhub_bodies_receiving",
+            "scoring requests whose body is still arriving (they hold no in-flight slot)",
+            registry=self.registry,
+        )
+        self.body_timeouts = pc.Counter(
+            "rewardhub_body_timeouts",
+            "request bodies not received within the body deadline (answered 408)",
+            ["route"],
+            registry=self.registry,
+        )
         self.registry.register(_EngineCollector(engine))
 
     def render(self) -> tuple[bytes, str]:

@@ -29,8 +29,13 @@ class ServerSettings(BaseModel):
     insecure: bool = False
     """allow a non-loopback bind without a token"""
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1)
+    body_timeout_s: float = Field(10.0, gt=0)
+    """time to receive a request body, before it takes an in-flight slot; slower gets 408"""
     max_samples: int = Field(1024, ge=1)
+    max_depth: int = Field(32, ge=1)
+    """deepest nesting of lists and objects in a request's values (reference, metadata)"""
     request_timeout_s: float = Field(60.0, gt=0)
+    """time from a received body to the response's first byte; longer gets 504"""
     max_inflight: int = Field(256, ge=1)
     """scoring requests held at once; more get 429 with Retry-After"""
     retry_after_s: int = Field(1, ge=0)
