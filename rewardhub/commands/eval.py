@@ -125,7 +125,8 @@ def tables(doc: dict[str, Any]) -> list["Table"]:
     from rich.table import Table
 
     out = []
-    acc = Table(title=f"pairwise accuracy % on {doc['pairs']} pairs (ties count ½; 'all' counts "
+    acc = Table(
+        title=f"pairwise accuracy % on {doc['pairs']} pairs (ties count ½; 'all' counts "
         "unscored pairs as wrong) and coverage %"
     )
     for col in (

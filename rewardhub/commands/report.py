@@ -30,9 +30,9 @@ def register_commands(cli: "typer.Typer") -> None:
             Path | None,
             typer.Option(help="best-of-n curves JSON (benchmarks/overoptimization.py)"),
         ] = None,
-        output: Annotated[Path, typer.Option("--output", "-o", help="the HTML file to write")] = Path(
-            "report.html"
-        ),
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="the HTML file to write")
+        ] = Path("report.html"),
         title: Annotated[str, typer.Option(help="the page title")] = "rewardhub report",
         x: Annotated[str | None, typer.Option(help="Pareto plot: x objective")] = None,
         y: Annotated[str | None, typer.Option(help="Pareto plot: y objective")] = None,

@@ -155,7 +155,9 @@ def win_probability(
     diff = np.asarray(mean_a, dtype=np.float64) - np.asarray(mean_b, dtype=np.float64)
     scale = np.sqrt(np.square(std_a) + np.square(std_b))
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(scale > 0, ndtr(diff / np.where(scale > 0, scale, 1.0)), 0.5 + 0.5 * np.sign(diff))
+        p = np.where(
+            scale > 0, ndtr(diff / np.where(scale > 0, scale, 1.0)), 0.5 + 0.5 * np.sign(diff)
+        )
     return np.asarray(p, dtype=np.float64)
 
 
@@ -187,4 +189,3 @@ def calibration(p_preferred: FloatArray, bins: int = 10) -> Calibration:
 
 def _num(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
-

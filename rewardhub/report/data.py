@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from rewardhub.errors import InputError
 from rewardhub.types import FloatArray
@@ -105,7 +106,10 @@ class ScoredData:
     def summary(self) -> list[dict[str, Any]]:
         """Per objective and the total: exact count, mean, std, min, max and outcome rates."""
         out = []
-        cols = [*((o, self.values[:, j]) for j, o in enumerate(self.objectives)), ("total", self.total)]
+        cols = [
+            *((o, self.values[:, j]) for j, o in enumerate(self.objectives)),
+            ("total", self.total),
+        ]
         for name, col in cols:
             v = col[np.isfinite(col)]
             counts = self.outcomes.get(name, Counter())
@@ -126,11 +130,12 @@ class ScoredData:
         m = spearman_matrix(np.column_stack([self.values, self.total]))
         return names, [[float(x) if math.isfinite(x) else None for x in r] for r in m.tolist()]
 
-    def sample_rows(self, limit: int = MAX_POINTS, seed: int = 0) -> FloatArray:
+    def sample_rows(self, limit: int = MAX_POINTS, seed: int = 0) -> npt.NDArray[np.intp]:
         """Row indices of at most ``limit`` samples, drawn without replacement (seeded)."""
         if self.n <= limit:
-            return np.arange(self.n)
-        return np.sort(np.random.default_rng(seed).choice(self.n, limit, replace=False))
+            return np.arange(self.n, dtype=np.intp)
+        rows = np.random.default_rng(seed).choice(self.n, limit, replace=False)
+        return np.sort(rows).astype(np.intp)
 
 
 def front_2d(x: FloatArray, y: FloatArray) -> FloatArray:

@@ -29,13 +29,13 @@ svg .ax{fill:none;stroke:#888}.note{color:#666}
 def _num(x: Any, pct: bool = False) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return '<td class="n" data-value="">–</td>'
+    if isinstance(x, int) and not pct:
+        return f'<td class="n" data-value="{x}">{x:,}</td>'
     shown = f"{100 * x:.1f}" if pct else f"{x:.4g}"
     return f'<td class="n" data-value="{float(x)!r}">{shown}</td>'
 
 
-def table(
-    key: str, head: Sequence[str], rows: Sequence[Sequence[str]], caption: str = ""
-) -> str:
+def table(key: str, head: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> str:
     """A table whose cells are already ``<td>`` markup (see :func:`_num`); ``key`` names it."""
     cap = f"<caption>{escape(caption)}</caption>" if caption else ""
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
@@ -69,7 +69,10 @@ def scored_section(data: ScoredData, x: str | None = None, y: str | None = None)
     if len(data.objectives) >= 2:
         xo = x or data.objectives[0]
         yo = y or data.objectives[1]
-        xs, ys = data.values[:, data.objectives.index(xo)], data.values[:, data.objectives.index(yo)]
+        xs, ys = (
+            data.values[:, data.objectives.index(xo)],
+            data.values[:, data.objectives.index(yo)],
+        )
         keep = data.sample_rows()
         charts.append(
             svg.scatter(
@@ -105,10 +108,10 @@ def _attribution(data: ScoredData) -> str:
         )
     if data.contribution:
         names = list(data.contribution)
-        total = sum(data.contribution.values())
+        share = sum(data.contribution.values())
         return svg.bars(
             names,
-            {"|contribution|": [100 * data.contribution[n] / total for n in names]},
+            {"|contribution|": [100 * data.contribution[n] / share for n in names]},
             "share of the total's |contributions| (%)",
         )
     return svg.bars([], {}, "attribution (score with --explain to see it)")
@@ -166,11 +169,11 @@ def eval_section(doc: Mapping[str, Any]) -> str:
             [_label(c), *(_num(v["all"].get(h), True) for h in heads)]
             for c, v in doc["sections"].items()
         ]
-        parts.append(table("sections", ["column", *heads], rows, "RewardBench sections (all pairs)"))
+        parts.append(
+            table("sections", ["column", *heads], rows, "RewardBench sections (all pairs)")
+        )
     if doc.get("calibration"):
-        rows = [
-            [_label(c), _num(v["n"]), _num(v["ece"])] for c, v in doc["calibration"].items()
-        ]
+        rows = [[_label(c), _num(v["n"]), _num(v["ece"])] for c, v in doc["calibration"].items()]
         parts.append(table("calibration", ["column", "pairs", "ECE"], rows, "calibration"))
     charts = [
         svg.heatmap(doc["spearman"]["names"], doc["spearman"]["matrix"], "Spearman (completions)"),
@@ -200,7 +203,9 @@ def curves_section(curves: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         [_label(c["proxy"]), _num(n), _num(kb), _num(ke), _num(g), _num(p)]
         for c in curves
-        for n, kb, ke, g, p in zip(c["n"], c["kl_bound"], c["kl_estimate"], c["gold"], c["proxy_reward"])
+        for n, kb, ke, g, p in zip(
+            c["n"], c["kl_bound"], c["kl_estimate"], c["gold"], c["proxy_reward"]
+        )
     ]
     return (
         "<h2>Over-optimisation: best-of-n</h2>"
@@ -242,4 +247,3 @@ def build_report(
     if curves:
         sections.append(curves_section(curves))
     return page(title, sections, note)
-

@@ -55,7 +55,9 @@ class _Axes:
         b, r = self.h - BOTTOM, self.w - RIGHT
         out = [f'<path d="M{LEFT},{TOP} V{b} H{r}" class="ax"/>']
         for v in np.linspace(self.x0, self.x1, 5):
-            out.append(f'<text x="{self.x(v):.1f}" y="{b + 14}" text-anchor="middle">{_g(v)}</text>')
+            out.append(
+                f'<text x="{self.x(v):.1f}" y="{b + 14}" text-anchor="middle">{_g(v)}</text>'
+            )
         for v in np.linspace(self.y0, self.y1, 5):
             out.append(
                 f'<text x="{LEFT - 4}" y="{self.y(v) + 4:.1f}" text-anchor="end">{_g(v)}</text>'
@@ -157,14 +159,20 @@ def scatter(
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.any():
         return _empty(title, "no sample has both values")
-    ax = _Axes(np.concatenate([x[ok], front[:, 0]]).tolist(), np.concatenate([y[ok], front[:, 1]]).tolist())
+    ax = _Axes(
+        np.concatenate([x[ok], front[:, 0]]).tolist(), np.concatenate([y[ok], front[:, 1]]).tolist()
+    )
     body = ax.draw(xlabel, ylabel)
     pts = "".join(f"M{ax.x(a):.1f},{ax.y(b):.1f}h0" for a, b in zip(x[ok], y[ok]))
-    body.append(f'<path d="{pts}" stroke="{PALETTE[0]}" stroke-opacity="0.5" stroke-width="4" '
-                'stroke-linecap="round" class="points"/>')
+    body.append(
+        f'<path d="{pts}" stroke="{PALETTE[0]}" stroke-opacity="0.5" stroke-width="4" '
+        'stroke-linecap="round" class="points"/>'
+    )
     if len(front):
         line = " ".join(f"{ax.x(a):.1f},{ax.y(b):.1f}" for a, b in front)
-        body.append(f'<polyline points="{line}" fill="none" stroke="{PALETTE[3]}" stroke-width="2"/>')
+        body.append(
+            f'<polyline points="{line}" fill="none" stroke="{PALETTE[3]}" stroke-width="2"/>'
+        )
         body += [
             f'<circle cx="{ax.x(a):.1f}" cy="{ax.y(b):.1f}" r="3.5" fill="{PALETTE[3]}"/>'
             for a, b in front
@@ -172,7 +180,9 @@ def scatter(
     return _frame(title, int(ok.sum()) + len(front), body)
 
 
-def bars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, unit: str = "%") -> str:
+def bars(
+    labels: Sequence[str], series: dict[str, Sequence[float]], title: str, unit: str = "%"
+) -> str:
     """Horizontal stacked bars: one row per label, one colour per series."""
     if not labels:
         return _empty(title, "nothing to show")
@@ -187,7 +197,9 @@ def bars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, 
     for i, lab in enumerate(labels):
         x = float(left)
         yy = top + i * row
-        body.append(f'<text x="{left - 4}" y="{yy + 15}" text-anchor="end">{escape(lab[:18])}</text>')
+        body.append(
+            f'<text x="{left - 4}" y="{yy + 15}" text-anchor="end">{escape(lab[:18])}</text>'
+        )
         for c, (name, vals) in enumerate(series.items()):
             v = float(vals[i])
             if v > 0:
@@ -232,7 +244,9 @@ def lines(
             f'<polyline points="{" ".join(f"{ax.x(a):.1f},{ax.y(b):.1f}" for a, b in pts)}" '
             f'fill="none" stroke="{color}" stroke-width="2"/>'
         )
-        body += [f'<circle cx="{ax.x(a):.1f}" cy="{ax.y(b):.1f}" r="3" fill="{color}"/>' for a, b in pts]
+        body += [
+            f'<circle cx="{ax.x(a):.1f}" cy="{ax.y(b):.1f}" r="3" fill="{color}"/>' for a, b in pts
+        ]
         body.append(
             f'<rect x="{LEFT}" y="{H + 16 * c - 9}" width="10" height="10" fill="{color}"/>'
             f'<text x="{LEFT + 14}" y="{H + 16 * c}">{escape(name)}</text>'
