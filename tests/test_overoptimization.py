@@ -1,0 +1,77 @@
+"""rewardhub.evaluate.overopt: best-of-n gold reward against KL, selecting by a proxy."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import rewardhub as rh
+from rewardhub.evaluate import bon_gold_curve, ensemble_proxies, overoptimization, selected_gold
+from rewardhub.steering import bon_curve, bon_kl_bound, bon_kl_estimate
+
+
+def brute(proxy: list[float], gold: list[float], n: int) -> float:
+    """Every n-subset, equally likely; the proxy's best, ties split evenly."""
+    vals = []
+    for sub in itertools.combinations(range(len(proxy)), n):
+        top = max(proxy[i] for i in sub)
+        best = [gold[i] for i in sub if proxy[i] == top]
+        vals.append(sum(best) / len(best))
+    return sum(vals) / len(vals)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 6])
+def test_selected_gold_is_exact_against_enumerating_subsets(n: int) -> None:
+    proxy = [0.3, 0.9, 0.1, 0.9, 0.5, 0.2]  # a tie at the top
+    gold = [1.0, -1.0, 0.0, 2.0, 0.5, 3.0]
+    assert selected_gold(proxy, gold, n) == pytest.approx(brute(proxy, gold, n))
+
+
+def test_selecting_by_gold_itself_is_bon_curve() -> None:
+    r = np.random.default_rng(0).normal(size=9)
+    assert [selected_gold(r, r, n) for n in (1, 4, 9)] == pytest.approx(
+        bon_curve(r, [1, 4, 9]).tolist()
+    )
+
+
+def test_nan_candidates_are_left_out() -> None:
+    assert selected_gold([1.0, np.nan, 2.0], [0.0, 5.0, 1.0], 2) == pytest.approx(1.0)
+    assert math.isnan(selected_gold([1.0, np.nan], [0.0, 5.0], 2))
+
+
+def test_a_misleading_proxy_overoptimises_and_the_ensemble_mitigates() -> None:
+    """Gold is u; each member is u plus its own error, and one candidate per prompt exploits
+    a single member. Picking by that member loses gold as n grows; WCO does not."""
+    rng = np.random.default_rng(3)
+    prompts, cands, members = 40, 16, 4
+    gold = rng.normal(size=(prompts, cands))
+    m = gold[None] + 0.3 * rng.normal(size=(members, prompts, cands))
+    m[0, :, 0] += 5.0  # member 0 loves candidate 0 ...
+    gold[:, 0] -= 2.0  # ... which is bad
+    proxies = {"member 0": m[0], **ensemble_proxies(m)}
+    curves = {c.proxy: c for c in overoptimization(proxies, gold, [1, 2, 4, 8, 16])}
+    single = curves["member 0"].gold
+    assert single[-1] < single[0]  # over-optimised: best-of-16 picks the exploit
+    assert curves["wco"].gold[-1] > curves["wco"].gold[0]
+    assert curves["wco"].gold[-1] > single[-1] and curves["uwo"].gold[-1] > single[-1]
+    c = curves["mean"]
+    assert c.kl_bound == pytest.approx([bon_kl_bound(n) for n in c.n])
+    assert c.kl_estimate[2] == pytest.approx(
+        np.mean([bon_kl_estimate(r, 4) for r in proxies["mean"]])
+    )
+    assert c.proxy_reward[-1] >= c.proxy_reward[0]
+    assert set(c.to_dict()) == {"proxy", "n", "kl_bound", "kl_estimate", "gold", "proxy_reward"}
+
+
+def test_bad_shapes_and_ns_are_refused() -> None:
+    with pytest.raises(rh.InputError, match="prompts × candidates"):
+        bon_gold_curve(np.ones(3), np.ones(3), [1])
+    with pytest.raises(rh.InputError, match=r"every n must be in 1\.\.3"):
+        bon_gold_curve(np.ones((2, 3)), np.ones((2, 3)), [4])
+    with pytest.raises(rh.InputError, match="shape"):
+        bon_gold_curve(np.ones((2, 3)), np.ones((2, 4)), [1])
+    with pytest.raises(rh.InputError, match="members × prompts × candidates"):
+        ensemble_proxies(np.ones((2, 3)))
