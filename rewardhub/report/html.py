@@ -26,7 +26,7 @@ svg .ax{fill:none;stroke:#888}.note{color:#666}
 """
 
 
-def _num(x: Any, pct: bool = False) -> str:
+def num_cell(x: Any, pct: bool = False) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return '<td class="n" data-value="">–</td>'
     if isinstance(x, int) and not pct:
@@ -43,7 +43,7 @@ def table(key: str, head: Sequence[str], rows: Sequence[Sequence[str]], caption:
     return f'<table data-key="{escape(key)}">{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _label(text: str) -> str:
+def text_cell(text: str) -> str:
     return f"<td>{escape(text)}</td>"
 
 
@@ -53,9 +53,9 @@ def scored_section(data: ScoredData, x: str | None = None, y: str | None = None)
     stats = data.summary()
     heads = ["objective", "count", "mean", "std", "min", "max", *(f"{o} %" for o in OUTCOMES)]
     rows = [
-        [_label(r["objective"]), _num(r["count"])]
-        + [_num(r[s]) for s in ("mean", "std", "min", "max")]
-        + [_num(r[o], pct=True) for o in OUTCOMES]
+        [text_cell(r["objective"]), num_cell(r["count"])]
+        + [num_cell(r[s]) for s in ("mean", "std", "min", "max")]
+        + [num_cell(r[o], pct=True) for o in OUTCOMES]
         for r in stats
     ]
     parts.append(table("summary", heads, rows, "exact, over every sample"))
@@ -139,18 +139,18 @@ def eval_section(doc: Mapping[str, Any]) -> str:
         cov = doc["coverage"][name]
         rows.append(
             [
-                _label(name),
-                _num(a["accuracy_scored"], True),
-                _num(a["ci_scored"][0], True),
-                _num(a["ci_scored"][1], True),
-                _num(a["accuracy_all"], True),
-                _num(a["ci_all"][0], True),
-                _num(a["ci_all"][1], True),
-                _num(a["n_scored"]),
-                _num(a["ties"]),
-                _num(cov["not_applicable"], True),
-                _num(cov["failed"], True),
-                _num(cov["unscorable"], True),
+                text_cell(name),
+                num_cell(a["accuracy_scored"], True),
+                num_cell(a["ci_scored"][0], True),
+                num_cell(a["ci_scored"][1], True),
+                num_cell(a["accuracy_all"], True),
+                num_cell(a["ci_all"][0], True),
+                num_cell(a["ci_all"][1], True),
+                num_cell(a["n_scored"]),
+                num_cell(a["ties"]),
+                num_cell(cov["not_applicable"], True),
+                num_cell(cov["failed"], True),
+                num_cell(cov["unscorable"], True),
             ]
         )
     parts.append(table("accuracy", heads, rows, "pairwise accuracy, ties count ½, 95% bootstrap"))
@@ -158,7 +158,7 @@ def eval_section(doc: Mapping[str, Any]) -> str:
         cols = list(doc["subsets"])
         subsets = list(next(iter(doc["subsets"].values())))
         rows = [
-            [_label(s), *(_num(doc["subsets"][c][s]["accuracy_scored"], True) for c in cols)]
+            [text_cell(s), *(num_cell(doc["subsets"][c][s]["accuracy_scored"], True) for c in cols)]
             for s in subsets
         ]
         parts.append(table("subsets", ["subset", *cols], rows, "accuracy % per subset (scored)"))
@@ -166,14 +166,17 @@ def eval_section(doc: Mapping[str, Any]) -> str:
         first = next(iter(doc["sections"].values()))["all"]
         heads = list(first)
         rows = [
-            [_label(c), *(_num(v["all"].get(h), True) for h in heads)]
+            [text_cell(c), *(num_cell(v["all"].get(h), True) for h in heads)]
             for c, v in doc["sections"].items()
         ]
         parts.append(
             table("sections", ["column", *heads], rows, "RewardBench sections (all pairs)")
         )
     if doc.get("calibration"):
-        rows = [[_label(c), _num(v["n"]), _num(v["ece"])] for c, v in doc["calibration"].items()]
+        rows = [
+            [text_cell(c), num_cell(v["n"]), num_cell(v["ece"])]
+            for c, v in doc["calibration"].items()
+        ]
         parts.append(table("calibration", ["column", "pairs", "ECE"], rows, "calibration"))
     charts = [
         svg.heatmap(doc["spearman"]["names"], doc["spearman"]["matrix"], "Spearman (completions)"),
@@ -201,7 +204,7 @@ def curves_section(curves: Sequence[Mapping[str, Any]]) -> str:
     series = [(c["proxy"], c["kl_bound"], c["gold"]) for c in curves]
     proxy = [(c["proxy"], c["kl_bound"], c["proxy_reward"]) for c in curves]
     rows = [
-        [_label(c["proxy"]), _num(n), _num(kb), _num(ke), _num(g), _num(p)]
+        [text_cell(c["proxy"]), num_cell(n), num_cell(kb), num_cell(ke), num_cell(g), num_cell(p)]
         for c in curves
         for n, kb, ke, g, p in zip(
             c["n"], c["kl_bound"], c["kl_estimate"], c["gold"], c["proxy_reward"]

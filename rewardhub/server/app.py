@@ -19,6 +19,7 @@ from rewardhub.adapters._common import AbstainFill
 from rewardhub.adapters.openrlhf import no_response, to_samples
 from rewardhub.batching import MicroBatcher, Row, batch_relative
 from rewardhub.errors import RewardHubError, SpecError
+from rewardhub.server.dashboard import install_dashboard
 from rewardhub.server.metrics import Metrics
 from rewardhub.server.settings import ServerSettings
 from rewardhub.types import RewardBatch, Sample, json_number, json_row, outcome_of
@@ -274,6 +275,7 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
     # the guard maps /openrlhf/<secret> here once the secret matches
     app.post("/openrlhf", tags=["scoring"], summary="OpenRLHF remote reward")(openrlhf)
 
+    install_dashboard(app, state)
     app.add_middleware(Guard, state=state)
     return app
 
