@@ -77,7 +77,9 @@ def test_report_is_self_contained_and_its_tables_hold_the_json(tmp_path: Path) -
     )
     assert code == 0, text
     html = out.read_text()
-    assert "<script" not in html and "<link" not in html
+    assert "<script" not in html and re.findall(r"<link[^>]*>", html) == [
+        '<link rel="icon" href="data:,">'
+    ]
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched
     acc = {r[0]: r[1:] for r in rows(html, "accuracy")}
     for name, a in doc["accuracy"].items():

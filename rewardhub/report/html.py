@@ -224,7 +224,8 @@ def page(title: str, sections: Sequence[str], note: str = "") -> str:
     """The whole document."""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+        f'<title>{escape(title)}</title><link rel="icon" href="data:,">'  # no favicon fetch
+        f"<style>{CSS}</style></head><body>"
         f"<h1>{escape(title)}</h1>"
         + (f'<p class="note">{escape(note)}</p>' if note else "")
         + "".join(sections)

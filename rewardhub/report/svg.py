@@ -189,7 +189,7 @@ def bars(
     row = 22
     left, top = 120, 30
     width = W
-    height = top + row * len(labels) + 30 + 16 * len(series)
+    height = max(H // 2, top + row * len(labels) + 30 + 16 * len(series))
     totals = [sum(s[i] for s in series.values()) for i in range(len(labels))]
     top_value = max([*totals, 1e-12])
     scale = (width - left - 20) / top_value

@@ -59,8 +59,8 @@ def install_dashboard(app: FastAPI, state: ServerState, refresh_s: int = 10) -> 
     vars(scorer)["rows"] = recording  # every route scores through scorer.rows
     router = APIRouter()
 
-    @router.get("/dashboard", response_class=HTMLResponse, tags=["ops"])
-    async def dashboard() -> HTMLResponse:
+    @router.get("/dashboard", response_class=HTMLResponse, response_model=None, tags=["ops"])
+    async def dashboard() -> Any:
         """The report's charts over the recent scored samples, and the server's counters."""
         return HTMLResponse(render(state, window, refresh_s))
 
