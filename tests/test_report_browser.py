@@ -73,8 +73,9 @@ def _table(page: Any, key: str) -> list[list[str]]:
 
 
 def test_the_report_renders_every_chart_and_the_json_numbers(browser: Any, tmp_path: Path) -> None:
-    from rewardhub.cli import build_app
     from typer.testing import CliRunner
+
+    from rewardhub.cli import build_app
 
     scored = write_scored(tmp_path / "scored.jsonl", 200)
     doc = write_eval(tmp_path / "eval.json")
