@@ -8,6 +8,7 @@ playwright (the dev extra); without them these tests skip, saying why.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,12 @@ import rewardhub as rh
 from tests.report_support import SPEC, write_eval, write_scored
 
 pytestmark = pytest.mark.slow
+
+
+def _shots(tmp_path: Path) -> Path:
+    """Where screenshots go: a temporary directory, or (REWARDHUB_SCREENSHOTS=docs/images)
+    the docs' images, which is how those are made."""
+    return Path(os.environ.get("REWARDHUB_SCREENSHOTS") or tmp_path)
 
 
 def _chromium() -> str:
@@ -73,21 +80,37 @@ def _table(page: Any, key: str) -> list[list[str]]:
 
 
 def test_the_report_renders_every_chart_and_the_json_numbers(browser: Any, tmp_path: Path) -> None:
+    import numpy as np
     from typer.testing import CliRunner
 
     from rewardhub.cli import build_app
+    from rewardhub.evaluate import ensemble_proxies, overoptimization
 
     scored = write_scored(tmp_path / "scored.jsonl", 200)
     doc = write_eval(tmp_path / "eval.json")
+    rng = np.random.default_rng(0)
+    gold = rng.normal(size=(20, 16))
+    members = gold + rng.normal(size=(4, 20, 16))
+    curves = overoptimization({"one": members[0], **ensemble_proxies(members)}, gold, [1, 4, 16])
+    (tmp_path / "curves.json").write_text(json.dumps({"curves": [c.to_dict() for c in curves]}))
     out = tmp_path / "report.html"
     res = CliRunner().invoke(
         build_app(rh.Hub(entry_points=False)),
-        ["report", str(scored), "--eval", str(tmp_path / "eval.json"), "-o", str(out)],
+        [
+            "report",
+            str(scored),
+            "--eval",
+            str(tmp_path / "eval.json"),
+            "--curves",
+            str(tmp_path / "curves.json"),
+            "-o",
+            str(out),
+        ],
     )
     assert res.exit_code == 0, res.output
     page, problems = _open(browser, out.as_uri())
     charts = _charts(page)
-    assert len(charts) >= 9
+    assert len(charts) >= 11
     for c in charts:  # every chart drew something and takes room on the page
         assert c["marks"] > 0 and c["drawn"] > 1 and c["w"] > 100 and c["h"] > 100, c
     assert problems == []
@@ -96,12 +119,13 @@ def test_the_report_renders_every_chart_and_the_json_numbers(browser: Any, tmp_p
         assert float(shown[name][0]) == a["accuracy_scored"]
         assert float(shown[name][3]) == a["accuracy_all"]
         assert [float(x) for x in shown[name][1:3]] == a["ci_scored"]
-    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-    assert (tmp_path / "report.png").stat().st_size > 20_000
+    shot = _shots(tmp_path) / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
     page.close()
 
 
-def test_the_dashboard_renders_behind_the_token(browser: Any) -> None:
+def test_the_dashboard_renders_behind_the_token(browser: Any, tmp_path: Path) -> None:
     pytest.importorskip("fastapi")
     import httpx
 
@@ -124,4 +148,5 @@ def test_the_dashboard_renders_behind_the_token(browser: Any) -> None:
         assert problems == []
         summary = {r[0]: r[1:] for r in _table(page, "summary")}
         assert json.loads(summary["words"][0]) == 4  # of 5: one unscorable
+        page.screenshot(path=str(_shots(tmp_path) / "dashboard.png"), full_page=True)
         page.close()

@@ -192,7 +192,7 @@ def bars(
     height = max(H // 2, top + row * len(labels) + 30 + 16 * len(series))
     totals = [sum(s[i] for s in series.values()) for i in range(len(labels))]
     top_value = max([*totals, 1e-12])
-    scale = (width - left - 20) / top_value
+    scale = (width - left - 50) / top_value  # room for the total after the bar
     body, marks = [], 0
     for i, lab in enumerate(labels):
         x = float(left)
