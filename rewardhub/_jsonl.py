@@ -13,10 +13,12 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from rewardhub.errors import InputError
 from rewardhub.types import json_number
 
 #: Deepest nesting of arrays and objects a line may have. Deeper lines are rejected before
@@ -135,3 +137,22 @@ def encode_line(obj: dict[str, Any]) -> bytes:
     """
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_default)
     return text.encode("utf-8") + b"\n"
+
+
+def read_objects(
+    path: Path, max_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) for each non-blank line of a JSONL file; an unreadable
+    file or a line that is not a JSON object is an :class:`InputError` naming it."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    with fh:
+        for lineno, raw, _ in read_lines(fh, max_bytes):
+            if raw is not None and not raw.strip():
+                continue
+            obj = parse_object(raw, max_bytes)
+            if isinstance(obj, BadLine):
+                raise InputError(f"{path}: {obj.reason}", lineno)
+            yield lineno, obj

@@ -388,8 +388,7 @@ def test_eval_command_refuses_bad_input(tmp_path: Path) -> None:
     bad.write_text('{"prompt": "q", "chosen": "a"}\n')
     app = build_app(rh.Hub(entry_points=False))
     res = runner.invoke(app, ["eval", str(spec), str(bad)])
-    assert res.exit_code == 2 and "line 1" not in res.output
-    assert "row 1: missing field 'rejected'" in res.output
+    assert res.exit_code == 2 and "bad.jsonl: line 1: missing field 'rejected'" in res.output
     res = runner.invoke(app, ["eval", str(spec), str(tmp_path / "none.jsonl")])
     assert res.exit_code == 2 and "cannot read" in res.output
 

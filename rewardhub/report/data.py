@@ -80,22 +80,9 @@ class ScoredData:
     @classmethod
     def read(cls, path: Path) -> ScoredData:
         """From a ``rewardhub score`` output file."""
-        from rewardhub._jsonl import BadLine, parse_object, read_lines
+        from rewardhub._jsonl import read_objects
 
-        def records() -> Iterable[Mapping[str, Any]]:
-            with path.open("rb") as fh:
-                for lineno, raw, _ in read_lines(fh):
-                    if raw is not None and not raw.strip():
-                        continue
-                    obj = parse_object(raw)
-                    if isinstance(obj, BadLine):
-                        raise InputError(f"{path}: line {lineno}: {obj.reason}")
-                    yield obj
-
-        try:
-            data = cls.from_records(records(), str(path))
-        except OSError as exc:
-            raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+        data = cls.from_records((obj for _, obj in read_objects(path)), str(path))
         if not data.n:
             raise InputError(
                 f"{path} has no scored lines (objects with a 'rewards' field); "

@@ -98,23 +98,19 @@ def scored_section(data: ScoredData, x: str | None = None, y: str | None = None)
 
 
 def _attribution(data: ScoredData) -> str:
-    if data.binding:
-        names = list(data.binding)
-        total = sum(data.binding.values())
-        return svg.bars(
-            names,
-            {"binding": [100 * data.binding[n] / total for n in names]},
-            "which objective set the total (binding, % of samples)",
-        )
-    if data.contribution:
-        names = list(data.contribution)
-        share = sum(data.contribution.values())
-        return svg.bars(
-            names,
-            {"|contribution|": [100 * data.contribution[n] / share for n in names]},
-            "share of the total's |contributions| (%)",
-        )
-    return svg.bars([], {}, "attribution (score with --explain to see it)")
+    """Which objective set the total: the binding one (max-min-like aggregators), else each
+    objective's share of the |contributions| (weighted ones)."""
+    counts: Mapping[str, float] = data.binding or data.contribution
+    if not counts:
+        return svg.bars([], {}, "attribution (score with --explain to see it)")
+    what = "binding" if data.binding else "|contribution|"
+    total = sum(counts.values())
+    names = list(counts)
+    return svg.bars(
+        names,
+        {what: [100 * counts[n] / total for n in names]},
+        f"which objective set the total ({what}, %)",
+    )
 
 
 def eval_section(doc: Mapping[str, Any]) -> str:
