@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,9 @@ def completions(pairs: Path, out: Path) -> None:
 
 
 def cli(*args: str) -> float:
+    """Wall seconds of one command in a fresh process (its CPU seconds are printed: on a
+    shared machine they show what the command costs when the wall time includes waiting)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-c", "from rewardhub.cli import main; main()", *args],
@@ -78,7 +82,11 @@ def cli(*args: str) -> float:
         capture_output=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    print(f"rewardhub {args[0]} {Path(args[2]).name}: {wall:.2f} s wall, {cpu:.2f} s CPU")
+    return wall
 
 
 def eval_vs_score(spec: Path, pairs: Path, tmp: Path) -> tuple[float, float]:
