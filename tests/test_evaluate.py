@@ -196,6 +196,8 @@ def test_pairs_from_a_saved_datasets_split(tmp_path: Path) -> None:
     assert len(read_pairs(tmp_path / "rb", split="filtered")) == 3
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "one"))
     assert read_pairs(tmp_path / "one")[0].subset == "hep-go"
+    with pytest.raises(rh.InputError, match="REWARDHUB_ALLOW_DOWNLOAD"):  # never downloads
+        read_pairs("hf:rewardhub-test/no-such-dataset")
 
 
 # -- evaluating a pipeline ---------------------------------------------------------------------

@@ -154,19 +154,29 @@ def _dataset_rows(source: str, split: str | None) -> Iterator[Mapping[str, Any]]
     from rewardhub._optional import require
 
     datasets = require("datasets", "trl", "reading a Hugging Face dataset")
+    from rewardhub.models import allow_download
+
+    offline = datasets.config.HF_HUB_OFFLINE
+    # nothing is downloaded at run time unless REWARDHUB_ALLOW_DOWNLOAD=1 (as for models)
+    datasets.config.HF_HUB_OFFLINE = offline or not allow_download()
     try:
         if source.startswith("hf:"):
             data = datasets.load_dataset(source[3:], split=split or None)
         else:
             data = datasets.load_from_disk(source)
-    except (OSError, ValueError, FileNotFoundError) as exc:
-        raise InputError(f"cannot load the dataset {source!r}: {exc}") from None
+    except (OSError, ValueError, ConnectionError) as exc:
+        raise InputError(
+            f"cannot load the dataset {source!r}: {exc} (hf:NAME reads the local Hugging Face "
+            "cache; REWARDHUB_ALLOW_DOWNLOAD=1 lets it download)"
+        ) from None
+    finally:
+        datasets.config.HF_HUB_OFFLINE = offline
     if isinstance(data, datasets.DatasetDict):
         names = list(data)
         name = split or ("train" if "train" in names else names[0] if len(names) == 1 else None)
         if name is None or name not in data:
             raise InputError(f"{source}: choose a split with --split; it has {names}")
         data = data[name]
-    elif split is not None and source.startswith("hf:") is False:
+    elif split is not None and not source.startswith("hf:"):
         raise InputError(f"--split {split!r}: {source} holds a single split")
     yield from data
