@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtr
-from scipy.stats import rankdata
 
 from rewardhub.types import FloatArray
 
@@ -106,12 +105,21 @@ def spearman_matrix(values: FloatArray) -> FloatArray:
             both = ok[:, a] & ok[:, b]
             if np.count_nonzero(both) < 3:
                 continue
-            ra = rankdata(v[both, a])
-            rb = rankdata(v[both, b])
+            ra = _ranks(v[both, a])
+            rb = _ranks(v[both, b])
             if ra.std() == 0 or rb.std() == 0:
                 continue
             out[a, b] = out[b, a] = float(np.corrcoef(ra, rb)[0, 1])
     return out
+
+
+def _ranks(x: FloatArray) -> FloatArray:
+    """Ranks 1..n, ties sharing their average rank (scipy's ``rankdata``, without loading
+    scipy.stats)."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    average: FloatArray = (ends - counts + 1 + ends) / 2.0
+    return average[inverse]
 
 
 def agreement_matrix(outcomes: FloatArray) -> FloatArray:
