@@ -65,7 +65,7 @@ def register_commands(cli: "typer.Typer") -> None:
             cache_path = cache or (
                 output.with_name(output.name + ".cache.sqlite") if output else None
             )
-            with _load_pipeline(spec, Hub(), cache_path) as pipe, _bar(len(data), err) as tick:
+            with _load_pipeline(spec, Hub(), cache_path) as pipe, _Bar(len(data), err) as tick:
                 result = evaluate(
                     pipe, data, chunk_size=chunk_size, resamples=resamples, seed=seed, on_chunk=tick
                 )
@@ -86,7 +86,7 @@ def register_commands(cli: "typer.Typer") -> None:
             console.print(table)
 
 
-class _bar:
+class _Bar:
     """A progress bar over pairs on stderr (hidden when it is not a terminal)."""
 
     def __init__(self, total: int, console: Any) -> None:
