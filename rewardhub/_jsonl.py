@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import orjson
 
 from rewardhub.errors import InputError
 from rewardhub.types import json_number
@@ -91,6 +92,19 @@ def parse_object(raw: bytes | None, max_bytes: int = MAX_LINE_BYTES) -> dict[str
     if raw is None:
         return BadLine(f"line longer than {max_bytes:,} bytes", None)
     try:
+        # the fast path: orjson is strict where we are (UTF-8 without lone surrogates, no
+        # NaN/Infinity, no float overflow); whatever it refuses (and integers beyond 64 bits,
+        # which JSON allows) goes through the standard library for the exact reason
+        fast = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if not isinstance(fast, dict):
+            return BadLine(f"expected a JSON object, got {type(fast).__name__}", raw.decode())
+        if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _too_deep(fast):
+            return BadLine(f"nested deeper than {MAX_DEPTH} levels", raw.decode())
+        return fast
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return BadLine(
@@ -135,8 +149,17 @@ def encode_line(obj: dict[str, Any]) -> bytes:
 
     Raises ``ValueError`` (or ``UnicodeEncodeError``) for what cannot be written that way.
     """
+    try:
+        return orjson.dumps(obj, default=_default, option=_ORJSON) + b"\n"
+    except orjson.JSONEncodeError:  # ints beyond 64 bits, odd keys: the standard library's rules
+        pass
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_default)
     return text.encode("utf-8") + b"\n"
+
+
+#: non-string keys become strings as ``json.dumps`` makes them; NaN and inf are written as
+#: null by orjson (the documented rule for output lines)
+_ORJSON = orjson.OPT_NON_STR_KEYS
 
 
 def read_objects(

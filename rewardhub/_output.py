@@ -51,13 +51,26 @@ class LockedOutput:
         self._side_fh: IO[bytes] | None = None
         self.lines = 0
         self.side_lines = 0
+        #: whole lines an interrupted run left in the partial file, kept by ``open(resume=True)``
+        self.kept = 0
 
-    def open(self) -> LockedOutput:
-        """Check the path, take the lock and create the partial file, or raise OutputError."""
+    def open(self, *, resume: bool = False) -> LockedOutput:
+        """Check the path, take the lock and create the partial file, or raise OutputError.
+
+        With ``resume`` an interrupted run's partial files are kept: their whole lines stay
+        (:attr:`kept` counts them; a last line cut off without its newline is dropped) and new
+        lines follow them."""
         check_directory(self.path, "output")
         self._lock = self._take_lock()
         try:
-            self._fh = self.partial.open("wb")
+            if resume and self.partial.is_file():
+                self._fh = self.partial.open("r+b")
+                self.kept = self.lines = _keep_whole_lines(self._fh)
+                if self.side_partial.is_file():
+                    self._side_fh = self.side_partial.open("r+b")
+                    self.side_lines = _keep_whole_lines(self._side_fh)
+            else:
+                self._fh = self.partial.open("wb")
         except OSError as exc:
             self.release()
             raise OutputError(f"cannot write {str(self.partial)!r}: {_os_reason(exc)}") from None
@@ -142,6 +155,24 @@ class LockedOutput:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _keep_whole_lines(fh: IO[bytes]) -> int:
+    """Cut a file open for update after its last newline, leave it positioned at the end, and
+    return how many lines it holds. Reads in bounded blocks (the file may be large)."""
+    count = 0
+    end = 0
+    fh.seek(0)
+    pos = 0
+    while block := fh.read(1 << 20):
+        n = block.count(b"\n")
+        if n:
+            count += n
+            end = pos + block.rfind(b"\n") + 1
+        pos += len(block)
+    fh.seek(end)
+    fh.truncate()
+    return count
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -12,7 +12,7 @@ import sys
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +35,7 @@ from rewardhub._console import fail as _fail
 from rewardhub._console import say as _say
 from rewardhub._jsonl import MAX_LINE_BYTES, BadLine, encode_line, parse_object, read_lines
 from rewardhub._output import LockedOutput, OutputError, check_directory, prepare_cache
+from rewardhub.aggregate.attribution import binding_counts
 from rewardhub.errors import InputError, RewardHubError
 from rewardhub.hub import Hub, PluginInfo
 from rewardhub.pipeline import Pipeline
@@ -119,11 +120,12 @@ def _column(values: list[Any]) -> np.ndarray:
 
 
 def _binding(diagnostics: dict[str, Any]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for item in diagnostics.get("per_sample") or []:
-        if isinstance(item, dict) and item.get("binding"):
-            counts[str(item["binding"])] += 1
-    return counts
+    per = diagnostics.get("per_sample")
+    if per is None:
+        return Counter()
+    if isinstance(per, list):  # records read back: explanations may be missing or odd
+        per = [item for item in per if isinstance(item, dict)]
+    return Counter(binding_counts(per))
 
 
 def _parse_weights(text: str | None) -> dict[str, float] | None:
@@ -148,12 +150,18 @@ def _parse_weights(text: str | None) -> dict[str, float] | None:
 
 
 def _load_pipeline(
-    spec: Path, hub: Hub, cache_path: Path | None, memory_items: int | None = None
+    spec: Path,
+    hub: Hub,
+    cache_path: Path | None,
+    memory_items: int | None = None,
+    cache_cheap: bool = False,
 ) -> Pipeline:
     data = read_spec_file(spec)
     cache_spec = data.get("cache", {})
     if cache_path is not None and isinstance(cache_spec, dict):  # else validation reports it
         cache_spec = {**cache_spec, "path": str(cache_path)}
+        if cache_cheap:
+            cache_spec["cheap_sources"] = True
         current = cache_spec.get("memory_items", memory_items)
         if memory_items is not None and isinstance(current, int):
             cache_spec["memory_items"] = min(current, memory_items)
@@ -212,6 +220,9 @@ def _stream(
     with progress, input.open("rb") as fh:
         task = progress.add_task("score", total=size, lines=0)
         lines = read_lines(fh, opts.max_line_bytes)
+        if out.kept:
+            done = _skip_written(lines, out, input, pipe.objectives, summary)
+            progress.update(task, advance=done, lines=out.lines)
         while chunk := list(itertools.islice(lines, opts.chunk_size)):
             samples: list[Sample] = []
             items = _checked_lines(chunk, input, opts, samples)
@@ -222,10 +233,66 @@ def _stream(
                 except RewardHubError as exc:
                     raise _Stop(str(exc)) from None
                 summary.add(result)
-            records = result.to_records() if result is not None else []
+            records = result.to_records(explain=opts.explain) if result is not None else []
             out.write(_encode_chunk(items, records, out, opts.explain), len(items))
             out.flush()
             progress.update(task, advance=sum(used for _, _, used in chunk), lines=out.lines)
+
+
+def _skip_written(
+    lines: Iterator[tuple[int, bytes | None, int]],
+    out: LockedOutput,
+    input: Path,
+    objectives: tuple[str, ...],
+    summary: RunSummary,
+) -> int:
+    """``--resume``: pass over the input lines an interrupted run already wrote (one output
+    line per non-blank input line), adding their records to the summary; never recompute
+    them. Returns the bytes passed over. The last kept line must describe the same input
+    line, or the run stops: the partial output then belongs to another input."""
+    used = 0
+    seen = 0
+    last: tuple[int, bytes | None] | None = None
+    for number, raw, size in lines:
+        used += size
+        if raw is not None and not raw.strip():
+            continue
+        seen += 1
+        last = (number, raw)
+        if seen == out.kept:
+            break
+    if seen < out.kept:
+        raise _Stop(
+            f"{out.partial} holds {out.kept} lines but {input} has only {seen}: it belongs to "
+            "another input; run without --resume to start afresh"
+        )
+    records: list[dict[str, Any]] = []
+    written: dict[str, Any] | BadLine = BadLine("", None)
+    with out.partial.open("rb") as fh:
+        for _, raw, _ in read_lines(fh):
+            written = parse_object(raw)
+            if isinstance(written, dict) and "rewards" in written:
+                records.append(written)
+            if len(records) >= 1000:
+                summary.add_records(objectives, records)
+                records = []
+    summary.add_records(objectives, records)
+    assert last is not None
+    given = parse_object(last[1])
+    if isinstance(written, dict) and "rejected" in written:
+        same = written.get("line") == last[0]
+    else:
+        same = (
+            isinstance(written, dict)
+            and isinstance(given, dict)
+            and given.get("completion") == written.get("completion")
+        )
+    if not same:
+        raise _Stop(
+            f"{out.partial}: its last line does not match line {last[0]} of {input}, so it "
+            "belongs to another input; run without --resume to start afresh"
+        )
+    return used
 
 
 def _score_on_ray(spec: Path, input: Path, output: Path, opts: _StreamOptions, hub: Hub) -> None:
@@ -451,7 +518,11 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             Path, typer.Option("--output", "-o", help="scored JSONL, one line per input line")
         ],
         resume: Annotated[
-            bool, typer.Option(help="reuse the default cache of an interrupted run")
+            bool,
+            typer.Option(
+                help="finish an interrupted run: keep the lines in OUTPUT.partial and reuse "
+                "the default cache"
+            ),
         ] = False,
         skip_invalid: Annotated[
             bool,
@@ -481,6 +552,13 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         max_line_bytes: Annotated[
             int, typer.Option(min=1, help="longer input lines are rejected")
         ] = MAX_LINE_BYTES,
+        cache_cheap: Annotated[
+            bool,
+            typer.Option(
+                help="keep cheap sources' results (rules) in the disk cache too; by default "
+                "they are recomputed, which is faster than a look-up"
+            ),
+        ] = False,
         ray: Annotated[
             bool, typer.Option("--ray", help="score on Ray Data actors (extra 'ray')")
         ] = False,
@@ -497,6 +575,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         if ray:  # the whole run on Ray Data (see rewardhub.distributed); no cache or resume
             given: dict[str, object] = {"--resume": resume, "--weights": weights}
             given |= {"--aggregate": aggregate, "--cache": cache, "--fresh-cache": fresh_cache}
+            given["--cache-cheap"] = cache_cheap
             if clash := [name for name, value in given.items() if value]:
                 raise _fail(f"{', '.join(clash)}: not available with --ray (drop it, or --ray)")
             opts = _StreamOptions(None, chunk_size, explain, skip_invalid, max_line_bytes)
@@ -507,7 +586,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         out = LockedOutput(output)
         cache_path = cache or output.with_name(output.name + ".cache.sqlite")
         try:
-            out.open()
+            out.open(resume=resume)
             # the default cache belongs to this output: a run without --resume starts it
             # afresh; a cache the user named is only emptied when asked (--fresh-cache)
             prepare_cache(cache_path, fresh=fresh_cache or (cache is None and not resume))
@@ -516,7 +595,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             raise _fail(exc) from None
         try:
             # the disk cache keeps every result; in memory a few chunks' worth is enough
-            pipe = _load_pipeline(spec, get_hub(), cache_path, memory_items=4 * chunk_size)
+            pipe = _load_pipeline(
+                spec, get_hub(), cache_path, memory_items=4 * chunk_size, cache_cheap=cache_cheap
+            )
             if aggregate:
                 pipe = pipe.with_aggregator(aggregate)
         except RewardHubError as exc:
@@ -560,9 +641,10 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             raise
         _finish_output(out, summary)
         cached = stats.memory_hits + stats.disk_hits
+        kept = f"{out.kept} lines kept from the interrupted run, " if out.kept else ""
         _say(
             "",
-            f"{summary.rows} scored → {output} ({cached} cached results reused, "
+            f"{summary.rows} scored → {output} ({kept}{cached} cached results reused, "
             f"{stats.computed} computed)",
         )
 

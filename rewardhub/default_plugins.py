@@ -5,7 +5,11 @@ from __future__ import annotations
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.basic",
     "rewardhub.sources.python",
-    "rewardhub.sources.rules",
+    "rewardhub.sources.json_schema",
+    "rewardhub.sources.keywords",
+    "rewardhub.sources.format",
+    "rewardhub.sources.repetition",
+    "rewardhub.sources.language",
     "rewardhub.sources.policy",
     "rewardhub.sources.math",
     "rewardhub.sources.code",

@@ -88,6 +88,9 @@ class BoundSource:
     concurrency: int = 4
     when: Condition | None = None
     cache: bool = True
+    #: keep results in the disk cache too (off for cheap sources, whose look-up costs more
+    #: than recomputing; ``cache.cheap_sources`` turns it back on)
+    disk: bool = True
     cache_key: str = ""
 
     def __post_init__(self) -> None:
@@ -459,7 +462,7 @@ class Engine:
                 found = [(i, e) for i, e in zip(todo, hits) if e is not None]
                 place([i for i, _ in found], [e for _, e in found])
             self.stats.memory_hits += len(todo) - len(missing)
-            if missing and self.disk is not None:
+            if missing and self.disk is not None and b.disk:
                 digests = [samples[i].digest for i in missing]
                 on_disk = {  # files written by older versions may hold abstentions
                     d: e
@@ -568,7 +571,7 @@ class Engine:
             chunk_keys = [chunk_keys[j] for j in ok]
             chunk = [chunk[j] for j in ok]
         self._memory[b.cache_key].put_many(chunk_keys, entries)
-        if self.disk is not None:
+        if self.disk is not None and b.disk:
             self.disk.put_many(b.cache_key, [samples[i].digest for i in chunk], entries)
 
     async def _run_chunk(

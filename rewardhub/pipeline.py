@@ -113,6 +113,7 @@ class Pipeline:
             concurrency=s.concurrency,
             when=Condition.parse(s.when) if s.when else None,
             cache=s.cache and self.spec.cache.memory_items + (1 if self.spec.cache.path else 0) > 0,
+            disk=not source.inline or self.spec.cache.cheap_sources,
         )
 
     def _check_objectives(self) -> tuple[str, ...]:

@@ -26,22 +26,17 @@ enforced for processes the kernel sees as root, so this is what makes ``Limits.p
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
-import selectors
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from rewardhub._sandbox_process import Pipe, spawn_and_wait
 from rewardhub._sandbox_setup import ARCH, STAGING, seccomp_filter, setup_argv
+from rewardhub._sandbox_types import Job, Limits, RunResult
 from rewardhub.errors import SourceError
 
 __all__ = [
@@ -60,62 +55,6 @@ _MB = 1024 * 1024
 
 class SandboxUnavailable(SourceError):
     """bubblewrap is missing or cannot create a sandbox on this machine."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits of one run."""
-
-    wall_s: float = 10.0
-    """wall-clock seconds, sandbox start included; then the whole sandbox is killed"""
-    cpu_s: int = 10
-    """CPU seconds per process (RLIMIT_CPU: SIGXCPU, then SIGKILL one second later)"""
-    memory_mb: int = 1024
-    """address space per process (RLIMIT_AS); allocations beyond it fail (MemoryError)"""
-    processes: int = 64
-    """processes and threads of the sandbox user (RLIMIT_NPROC); fork fails beyond it"""
-    file_size_mb: int = 16
-    """largest file the program may write (RLIMIT_FSIZE)"""
-    open_files: int = 256
-    """open file descriptors per process (RLIMIT_NOFILE)"""
-    tmpfs_mb: int = 64
-    """size of the private /tmp"""
-    output_bytes: int = 64 * 1024
-    """bytes of stdout and of stderr kept; the rest is dropped (``*_truncated``)"""
-    output_kill_bytes: int = 8 * _MB
-    """total bytes written to stdout + stderr after which the sandbox is killed"""
-    files: int = 4096
-    """files and directories the private /tmp may hold (its inodes; bubblewrap only)"""
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What happened to one program."""
-
-    exit_code: int | None
-    """exit status; None when the sandbox killed it (timeout or output limit)"""
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-    """the wall-clock limit was reached (``killed_by_limit == "wall"``)"""
-    killed_by_limit: str | None = None
-    """"wall", "cpu" or "output" when a limit killed the program, "stopped" when the caller's
-    ``stop_fd`` did, else None"""
-    signal: int | None = None
-    """the signal that ended the program, when one did (exit status 128 + n in bwrap)"""
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    duration_s: float = 0.0
-    sandboxed: bool = True
-    report: str = ""
-    """what the program wrote to its report descriptor (``run(report=True)``)"""
-    error: str | None = None
-    """set when the sandbox itself failed (not the program): the result says nothing"""
-
-    @property
-    def ok(self) -> bool:
-        """The program ran to the end and exited with status 0."""
-        return self.exit_code == 0 and self.killed_by_limit is None and self.error is None
 
 
 def bwrap_path() -> str | None:
@@ -153,43 +92,6 @@ def _prefix_of(python: str) -> Path:
     """The installation prefix of an interpreter (``.../bin/python3`` → ``...``)."""
     exe = Path(python).resolve()
     return exe.parent.parent if exe.parent.name == "bin" else exe.parent
-
-
-_TAIL = 2048
-
-
-@dataclass
-class _Stream:
-    """Keeps the first ``cap`` bytes and the last ``_TAIL`` bytes of a stream."""
-
-    cap: int
-    buf: bytearray = field(default_factory=bytearray)
-    tail: bytearray = field(default_factory=bytearray)
-    dropped: int = 0
-
-    @property
-    def truncated(self) -> bool:
-        return self.dropped > 0
-
-    def add(self, data: bytes) -> None:
-        room = self.cap - len(self.buf)
-        if room > 0:
-            self.buf += data[:room]
-            data = data[room:]
-        if data:
-            self.tail += data
-            if len(self.tail) > _TAIL:
-                self.dropped += len(self.tail) - _TAIL
-                del self.tail[:-_TAIL]
-
-    def text(self) -> str:
-        head = self.buf.decode("utf-8", errors="replace")
-        if not self.tail:
-            return head
-        tail = self.tail.decode("utf-8", errors="replace")
-        if not self.dropped:
-            return (self.buf + self.tail).decode("utf-8", errors="replace")
-        return f"{head}\n[... {self.dropped} bytes dropped ...]\n{tail}"
 
 
 class Sandbox:
@@ -268,7 +170,7 @@ class Sandbox:
         for name in files:
             if name.startswith("/") or ".." in Path(name).parts or not name:
                 raise ValueError(f"file name {name!r} must be relative, without '..'")
-        job = _Job(list(argv), files, lim, stdin, report, tuple(pass_fds), stop_fd)
+        job = Job(list(argv), files, lim, stdin, report, tuple(pass_fds), stop_fd)
         if self.sandboxed:
             return self._run_bwrap(job)
         return self._run_plain(job)
@@ -389,7 +291,7 @@ class Sandbox:
             args += ["--seccomp", str(seccomp_fd)]
         return args
 
-    def _run_bwrap(self, job: _Job) -> RunResult:
+    def _run_bwrap(self, job: Job) -> RunResult:
         fds: list[tuple[int, str]] = []
         status_r, status_w = os.pipe()
         report_r, report_w = os.pipe() if job.report else (None, None)
@@ -426,11 +328,11 @@ class Sandbox:
                 inherit.append(report_w)
             if seccomp_fd is not None:
                 inherit.append(seccomp_fd)
-            handed = True  # from here _spawn_and_wait closes the write ends
+            handed = True  # from here spawn_and_wait closes the write ends
             # env={}: bwrap's own environment is visible in /proc inside; no host secret in it
-            return self._spawn_and_wait(
-                cmd, job, pass_fds=inherit, cwd=None, env={},
-                pipes=[(status_r, status_w, 1 << 16), (report_r, report_w, 1 << 16)], **drop,
+            return spawn_and_wait(
+                cmd, job, sandboxed=True, pass_fds=inherit, cwd=None, env={},
+                status=Pipe(status_r, status_w), report=Pipe(report_r, report_w), **drop,
             )  # fmt: skip
         finally:
             ends: tuple[int | None, ...] = (status_r, report_r)
@@ -441,7 +343,7 @@ class Sandbox:
                 if fd is not None:
                     os.close(fd)
 
-    def _run_plain(self, job: _Job) -> RunResult:
+    def _run_plain(self, job: Job) -> RunResult:
         report_r, report_w = os.pipe() if job.report else (None, None)
         handed = False
         try:
@@ -458,153 +360,17 @@ class Sandbox:
                 if report_w is not None:
                     env["REWARDHUB_REPORT_FD"] = str(report_w)
                 handed = True
-                return self._spawn_and_wait(
-                    [*self._rlimit_argv(job.limits), *job.argv], job,
+                return spawn_and_wait(
+                    [*self._rlimit_argv(job.limits), *job.argv], job, sandboxed=False,
                     pass_fds=[*job.pass_fds, *([] if report_w is None else [report_w])],
                     cwd=work, env=env,
-                    pipes=[(None, None, 0), (report_r, report_w, 1 << 16)],
+                    status=Pipe(), report=Pipe(report_r, report_w),
                 )  # fmt: skip
         finally:
             ends = (report_r,) if handed else (report_r, report_w, *job.pass_fds)
             for fd in ends:
                 if fd is not None:
                     os.close(fd)
-
-    def _spawn_and_wait(
-        self,
-        cmd: list[str],
-        job: _Job,
-        *,
-        pass_fds: list[int],
-        cwd: str | None,
-        env: dict[str, str] | None,
-        pipes: list[tuple[int | None, int | None, int]],
-        **popen_kw: object,
-    ) -> RunResult:
-        """Start ``cmd``, collect its output under the caps, enforce the wall clock.
-
-        ``pipes`` are (read end, write end, cap) of bwrap's ``--json-status-fd`` pipe and of the
-        report pipe (None when unused). bwrap reports ``child-pid`` once the sandbox is set
-        up, which tells a sandbox that failed to start from a program that failed.
-        """
-        lim = job.limits
-        start = time.monotonic()
-        deadline = start + lim.wall_s
-        (status_r, status_w, _), (report_r, report_w, report_cap) = pipes
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE if job.stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=pass_fds,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-                **popen_kw,  # type: ignore[call-overload]
-            )
-        except OSError as exc:
-            return RunResult(None, "", "", error=f"sandbox failed to start: {exc}")
-        finally:  # our copies of the write ends (the caller closes the read ends)
-            for fd in (status_w, report_w):
-                if fd is not None:
-                    os.close(fd)
-            for fd in job.pass_fds:  # handed over: the program holds them now
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        status_buf, report_buf = _Stream(1 << 16), _Stream(report_cap)
-        out, err = _Stream(lim.output_bytes), _Stream(lim.output_bytes)
-        if proc.stdin is not None:
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.write(job.stdin)  # small (a pipe buffer holds it): no deadlock
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-        killed: str | None = None
-        total = 0
-        assert proc.stdout is not None and proc.stderr is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ, out)
-            sel.register(proc.stderr, selectors.EVENT_READ, err)
-            for fd, buf in ((status_r, status_buf), (report_r, report_buf)):
-                if fd is not None:
-                    sel.register(fd, selectors.EVENT_READ, buf)
-            if job.stop_fd is not None:
-                sel.register(job.stop_fd, selectors.EVENT_READ, None)
-            while len(sel.get_map()) > (job.stop_fd is not None) and killed is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    killed = "wall"
-                    break
-                for key, _ in sel.select(left):
-                    if key.data is None:  # stop_fd
-                        killed = "stopped"
-                        break
-                    chunk = os.read(key.fd, 65536)
-                    if not chunk:
-                        sel.unregister(key.fileobj)
-                        continue
-                    key.data.add(chunk)
-                    if key.data is out or key.data is err:
-                        total += len(chunk)
-                        if total > lim.output_kill_bytes:
-                            killed = "output"
-                            break
-        while killed is None:  # its output is closed; wait for the end (or the stop)
-            step = max(deadline - time.monotonic(), 0.0)
-            try:
-                proc.wait(step if job.stop_fd is None else min(step, 0.02))
-                break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() >= deadline:
-                    killed = "wall"
-                elif job.stop_fd is not None and select.select([job.stop_fd], [], [], 0)[0]:
-                    killed = "stopped"
-        if killed is not None:
-            _kill_group(proc)
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-        duration = time.monotonic() - start
-        code: int | None = proc.returncode
-        sig: int | None = None
-        if code is not None and code < 0:  # a plain subprocess killed by a signal
-            sig, code = -code, 128 - code
-        elif code is not None and code > 128 and self.sandboxed:  # bwrap: 128 + signal
-            sig = code - 128
-        if killed is None and sig in (signal.SIGXCPU, signal.SIGKILL) and _cpu_bound(duration, lim):
-            killed = "cpu"
-        if killed in ("wall", "output", "stopped"):
-            code, sig = None, None
-        error = None
-        if status_r is not None and killed is None and b"child-pid" not in status_buf.buf:
-            detail = err.text().strip().splitlines()[-1:] or [f"exit status {code}"]
-            error = f"sandbox failed to start: {detail[0]}"
-        return RunResult(
-            exit_code=code,
-            stdout=out.text(),
-            stderr=err.text(),
-            timed_out=killed == "wall",
-            killed_by_limit=killed,
-            signal=sig,
-            stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated,
-            duration_s=duration,
-            sandboxed=self.sandboxed,
-            report=report_buf.text(),
-            error=error,
-        )
-
-
-@dataclass(frozen=True)
-class _Job:
-    argv: list[str]
-    files: dict[str, str | bytes]
-    limits: Limits
-    stdin: bytes
-    report: bool
-    pass_fds: tuple[int, ...] = ()
-    stop_fd: int | None = None
 
 
 def _memfd(data: bytes) -> int:
@@ -615,19 +381,6 @@ def _memfd(data: bytes) -> int:
         view = view[os.write(fd, view) :]
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
-
-
-def _cpu_bound(duration: float, lim: Limits) -> bool:
-    """A SIGXCPU/SIGKILL after at least the CPU budget in wall time: the CPU limit hit."""
-    return duration >= lim.cpu_s * 0.9
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the sandbox's process group (bwrap's PID namespace takes everything with it)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
 
 
 _probe_lock = threading.Lock()

@@ -105,7 +105,9 @@ class RewardSource:
     #: cheap pure-Python scoring (rules, regexes): batches run in the engine's own thread
     #: instead of hopping to a worker thread, which only costs time when the GIL is held
     #: throughout. Leave False for anything that waits (I/O, subprocesses) or releases the GIL
-    #: (models). A spec ``timeout_s`` sends the source to a worker thread anyway.
+    #: (models). A spec ``timeout_s`` sends the source to a worker thread anyway. Inline
+    #: sources also skip the disk cache (a look-up costs more than scoring them again) unless
+    #: the spec's ``cache.cheap_sources`` asks for it.
     inline: bool = False
     #: the value a failed check (:class:`Fail`) scores on each objective: the worst score the
     #: source gives an honest completion, so that no failure earns more than failing

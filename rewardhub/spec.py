@@ -163,6 +163,11 @@ class FillPolicy(_Strict):
 class CacheSpec(_Strict):
     memory_items: int = Field(100_000, ge=0, description="LRU size per source (0: off)")
     path: str | None = Field(None, description="sqlite file for a persistent, resumable cache")
+    cheap_sources: bool = Field(
+        False,
+        description="also keep cheap sources' results (those marked `inline`: rules, regexes) "
+        "on disk; by default they are recomputed, which costs less than a disk look-up",
+    )
 
 
 class PipelineSpec(_Strict):

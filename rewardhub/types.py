@@ -179,7 +179,8 @@ class Sample:
             )
         if isinstance(self.prompt, list):
             _check_messages(self.prompt)
-        if not isinstance(self.metadata, Mapping):
+        # ``type(...) is dict`` first: an ABC isinstance check costs more than the rest
+        if type(self.metadata) is not dict and not isinstance(self.metadata, Mapping):
             raise InputError(
                 f"Sample.metadata must be a mapping, got {type(self.metadata).__name__}"
             )
@@ -227,7 +228,7 @@ class Sample:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, line: int | None = None) -> Sample:
         """Build a Sample from a JSON object; unknown top-level fields go to ``metadata``."""
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise InputError(f"expected a JSON object, got {type(data).__name__}", line)
         if "completion" not in data:
             raise InputError(
@@ -236,9 +237,9 @@ class Sample:
                 line,
             )
         metadata = data.get("metadata") or {}
-        if not isinstance(metadata, Mapping):
+        if type(metadata) is not dict and not isinstance(metadata, Mapping):
             raise InputError("field 'metadata' must be a JSON object", line)
-        extra = {k: v for k, v in data.items() if k not in _SAMPLE_FIELDS}
+        extra = {k: v for k, v in data.items() if k not in _SAMPLE_FIELDS} if len(data) > 2 else {}
         try:
             return cls(
                 prompt=data.get("prompt", ""),
@@ -468,10 +469,12 @@ class RewardBatch:
         out: list[dict[str, Any]] = []
         assert self.outcomes is not None
         odd_rows = np.any(self.outcomes != 0, axis=1).tolist()
+        rewards = json_rows(self.objectives, self.values)
+        stds = json_rows(self.objectives, self.std) if self.std is not None else None
         for i in range(self.n):
-            rec: dict[str, Any] = {"rewards": json_row(self.objectives, self.values[i].tolist())}
-            if self.std is not None:
-                rec["std"] = json_row(self.objectives, self.std[i].tolist())
+            rec: dict[str, Any] = {"rewards": rewards[i]}
+            if stds is not None:
+                rec["std"] = stds[i]
             if self.errors[i]:
                 rec["errors"] = dict(self.errors[i])
             if odd_rows[i]:
@@ -564,6 +567,16 @@ def json_row(names: Sequence[str], row: Iterable[float]) -> dict[str, float | No
     return {name: json_number(v) for name, v in zip(names, row)}
 
 
+def json_rows(names: Sequence[str], matrix: FloatArray) -> list[dict[str, float | None]]:
+    """:func:`json_row` for every row of a matrix (non-finite cells found in one numpy pass)."""
+    rows = matrix.tolist()
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        for i, j in zip(*np.nonzero(bad)):
+            rows[i][j] = None
+    return [dict(zip(names, row)) for row in rows]
+
+
 @dataclass(frozen=True, eq=False)
 class ScoreResult:
     """What a pipeline returns: the reward vector, the aggregated total and diagnostics.
@@ -576,10 +589,11 @@ class ScoreResult:
     total: FloatArray
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
-    def to_records(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per sample with rewards, total, errors and attribution."""
+    def to_records(self, *, explain: bool = True) -> list[dict[str, Any]]:
+        """One JSON-ready dict per sample with rewards, total, errors and (unless ``explain``
+        is False, which skips building it) the attribution."""
         recs = self.vector.to_records()
-        per_sample = self.diagnostics.get("per_sample")
+        per_sample = self.diagnostics.get("per_sample") if explain else None
         for i, rec in enumerate(recs):
             rec["total"] = json_number(float(self.total[i]))
             if per_sample is not None:

@@ -154,6 +154,11 @@ def test_uncertifiable_answer_raises_instead_of_returning(monkeypatch: pytest.Mo
         robust, "_newton_simplex", lambda v, lam, gtol, it, w0=None: np.full(3, 1 / 3)
     )
     monkeypatch.setattr(robust, "_barrier", lambda v, lam, target: np.full(3, 1 / 3))
+    monkeypatch.setattr(
+        robust,
+        "solve_groups",
+        lambda v, mask, lam, target, accept: (np.full((1, 3), 1 / 3), accept * 2),
+    )
     v = [[0.4, -0.4, 1.9], [3.9, 2.8, -2.1], [-7.0, -0.7, -3.7]]
     with pytest.raises(rh.AggregationError, match="could not certify"):
         robust_weights(v, 0.005)
@@ -189,10 +194,10 @@ def test_aggregator_per_group_with_attribution_and_nan() -> None:
 def test_aggregator_makes_an_uncertified_group_unscorable(monkeypatch: pytest.MonkeyPatch) -> None:
     import rewardhub.aggregate.robust as robust
 
-    def refuse(values: object, lam: float, **kw: object) -> np.ndarray:
-        raise rh.AggregationError("robust_weights could not certify its optimum")
+    def refuse(blocks: list[np.ndarray], *args: object) -> list[rh.AggregationError]:
+        return [rh.AggregationError("robust_weights could not certify its optimum") for _ in blocks]
 
-    monkeypatch.setattr(robust, "robust_weights", refuse)
+    monkeypatch.setattr(robust, "_solve_many", refuse)
     names = ("a", "b")
     out = Robust({"scope": "batch"}, names).aggregate(
         np.array([[1.0, 2.0], [2.0, 1.0]]), rh.Context(objectives=names)

@@ -107,8 +107,14 @@ def test_resume_reuses_the_disk_cache(tmp_path: Path) -> None:
     assert run("score", SPEC, inp, "-o", out)[0] == 0
     first = out.read_text()
     code, text = run("score", SPEC, inp, "-o", out, "--resume")
-    # the empty completion's politeness abstained: abstentions are never cached, so --resume
-    # computes it again (the other 8 cells come from the cache)
+    # the two rule sources are cheap: recomputed (6 cells) rather than looked up on disk; the
+    # empty completion's politeness abstained, and abstentions are never cached, so --resume
+    # computes it again; the other 2 politeness cells come from the cache
+    assert code == 0 and "2 cached results reused, 7 computed" in " ".join(text.split())
+    assert out.read_text() == first
+    # --cache-cheap keeps the rules on disk too: then all but the abstention is reused
+    assert run("score", SPEC, inp, "-o", out, "--cache-cheap")[0] == 0
+    code, text = run("score", SPEC, inp, "-o", out, "--resume", "--cache-cheap")
     assert code == 0 and "8 cached results reused, 1 computed" in " ".join(text.split())
     assert out.read_text() == first
     code, text = run("score", SPEC, inp, "-o", out)  # without --resume: a fresh run

@@ -59,7 +59,6 @@ EQUIVALENT = [
     ("There are 12 eggs.\nThe answer is: 12", 12),
     ("\\boxed{0.25}", 0.25),
     ("We get \\boxed{\\boxed{8}} here, so 9 is wrong", "8"),
-    ("\\boxed{\\text{(B)}} hmm no \\boxed{4}", "4"),
     ("\\boxed{e}", "e"),
     ("\\boxed{2\\pi}", "2\\pi"),
     ("\\boxed{\\sqrt{2}}", "\\sqrt2"),
@@ -84,6 +83,8 @@ NEAR_MISS = [
     ("\\boxed{y=2}", "x=3"),
     ("\\boxed{0.49}", "50\\%"),
     ("\\boxed{1001}", "1,000"),
+    # math-verify reads every \boxed{} of the answer: boxing several candidates earns nothing
+    ("\\boxed{\\text{(B)}} hmm no \\boxed{4}", "4"),
 ]
 
 S = rh.Sample

@@ -12,7 +12,11 @@ import pytest
 
 import rewardhub as rh
 from rewardhub.source import Abstain, Fail, RewardSource
-from rewardhub.sources.rules import Format, JsonSchema, Keywords, Language, Repetition
+from rewardhub.sources.format import Format
+from rewardhub.sources.json_schema import JsonSchema
+from rewardhub.sources.keywords import Keywords
+from rewardhub.sources.language import Language
+from rewardhub.sources.repetition import Repetition
 from rewardhub.testing import check_source
 
 HUGE = "word " * 1_000_000  # 5 MB
@@ -453,6 +457,8 @@ def test_json_schema_patterns_run_under_the_time_limit(short_match_limit: None) 
         '{"confidence": NaN}',
         '{"confidence": Infinity}',
         '{"confidence": -Infinity}',
+        '{"confidence": -1e999}',  # overflows a float: would read as -inf
+        '{"confidence": 1e400}',
         '{"confidence": 0.5, "confidence": 7}',  # readers disagree on which one counts
     ],
 )
@@ -468,6 +474,16 @@ def test_json_schema_rejects_non_json_that_passes_range_checks(doc: str) -> None
     ]
 
 
+def test_json_schema_rejects_numbers_that_overflow_a_float() -> None:
+    """``-1e999`` read as ``-inf`` would pass ``maximum: 1``: it is not JSON a reader can use."""
+    src = JsonSchema({"schema": {"type": "number", "maximum": 1}})
+    assert rows(src, "-1e999", "-1e300", "-123456789012345678901234567890") == [
+        [0.0, 0.0],
+        [1.0, 1.0],
+        [1.0, 1.0],  # a big integer is exact in Python: compared as it is
+    ]
+
+
 # -- format templates in linear time -------------------------------------------------------
 
 
@@ -476,7 +492,7 @@ def _reference_regex(template: str) -> Any:
     import re
 
     from rewardhub.sources._text import INVISIBLE
-    from rewardhub.sources.rules import _HOLE, _literal_regex
+    from rewardhub.sources.format import _HOLE, _literal_regex
 
     out, pos = [r"\s*"], 0
     for m in _HOLE.finditer(template):
@@ -491,7 +507,7 @@ def _reference_regex(template: str) -> Any:
 def test_format_template_matcher_agrees_with_the_backtracking_regex() -> None:
     import random
 
-    from rewardhub.sources.rules import _Template
+    from rewardhub.sources.format import _Template
 
     rng = random.Random(7)
     tpl_tokens = ["<a>", "</a>", "x", "ab", " ", "\n", "{*}", "{+}", "{+}", "{*}"]

@@ -524,7 +524,9 @@ def test_spec_timeout_leaves_no_sandbox_process(host: dict, reference: object) -
         took = time.monotonic() - t0
         assert took < 5.0
         assert _settled(host["baseline"], timeout=1.0) == set(), "sandbox processes run on"
-    assert all(e.get("code-exec") for e in res.vector.errors)  # abstained, with the reason
+    # the loop caused the time-out: a failed check (0), never could-not-score (NaN), which
+    # would beat answering wrong
+    assert res.vector.values[:, 0].tolist() == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("perl", [True, False], ids=["perl", "python"])

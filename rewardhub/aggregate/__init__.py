@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from rewardhub.aggregate.robust import (
         robust_objective,
         robust_weights,
+        robust_weights_batched,
     )
     from rewardhub.aggregate.scalarize import (
         directional,
@@ -80,6 +81,7 @@ _LAZY = {
     "pareto_scores": "rewardhub.aggregate.pareto",
     "robust_objective": "rewardhub.aggregate.robust",
     "robust_weights": "rewardhub.aggregate.robust",
+    "robust_weights_batched": "rewardhub.aggregate.robust",
     "directional": "rewardhub.aggregate.scalarize",
     "maxmin": "rewardhub.aggregate.scalarize",
     "smooth_tchebycheff": "rewardhub.aggregate.scalarize",
@@ -123,6 +125,7 @@ __all__ = [
     "rank",
     "robust_objective",
     "robust_weights",
+    "robust_weights_batched",
     "smooth_tchebycheff",
     "softmin",
     "tchebycheff",

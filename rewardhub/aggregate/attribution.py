@@ -16,6 +16,9 @@ def binding_counts(diagnostics: Mapping[str, Any] | Sequence[Mapping[str, Any]])
     per: Any = (
         diagnostics.get("per_sample", ()) if isinstance(diagnostics, Mapping) else diagnostics
     )
+    known = per.binding_counts() if hasattr(per, "binding_counts") else None
+    if known is not None:  # counted from the aggregator's arrays, no explanation built
+        return dict(Counter(known).most_common())
     counts: Counter[str] = Counter()
     for i in range(len(per)):
         name = per[i].get("binding")

@@ -132,9 +132,30 @@ class PerSample(Sequence[dict[str, Any]]):
     10k dicts per call would cost more than the aggregation itself.
     """
 
-    def __init__(self, n: int, build: Callable[[int], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        n: int,
+        build: Callable[[int], dict[str, Any]],
+        *,
+        binding: tuple[Sequence[str], IntArray] | None = None,
+        no_binding: bool = False,
+    ) -> None:
         self._n = n
         self._build = build
+        self._binding = binding
+        self._no_binding = no_binding
+
+    def binding_counts(self) -> dict[str, int] | None:
+        """How often each objective was binding, counted without building the explanations
+        when the aggregator said which it was (``binding``: the names and a column index per
+        sample, -1 for none) or that it has none; None when only the explanations know."""
+        if self._no_binding:
+            return {}
+        if self._binding is None:
+            return None
+        names, idx = self._binding
+        counts = np.bincount(idx[idx >= 0], minlength=len(names))
+        return {names[j]: int(c) for j, c in enumerate(counts.tolist()) if c}
 
     def __len__(self) -> int:
         return self._n

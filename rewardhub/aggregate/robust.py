@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy.typing as npt
 from pydantic import Field
 
 from rewardhub.aggregate._checks import check_positive, check_values
+from rewardhub.aggregate._robust_batched import solve_groups
 from rewardhub.aggregate.base import (
     Aggregation,
     Aggregator,
@@ -246,6 +248,13 @@ def _cvxpy_weights(v: FloatArray, lam: float) -> FloatArray:
     return out
 
 
+def _cvxpy_or_error(v: FloatArray, lam: float) -> FloatArray | AggregationError:
+    try:
+        return _cvxpy_weights(v, lam)
+    except AggregationError as exc:
+        return exc
+
+
 def robust_weights(
     values: npt.ArrayLike,
     lam: float = 1.0,
@@ -289,8 +298,22 @@ def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: 
     target = tol * scale
     w = _newton_simplex(v, lam, target, max_iter)
     gap = _fw_gap(w, _evaluate(v, lam, w)[1])
-    if gap <= target:
+    # Newton aims at ``tol``; where it stops short of it (floating point near a kink) its
+    # answer still stands when the certificate holds
+    if gap <= gap_tol * scale:
         return w
+    # the batched solver on this one group: a barrier that stops once it has found the face,
+    # then Newton on that face (much cheaper than following the barrier down to ``tol``)
+    batched, batched_gap = solve_groups(
+        v[None],
+        np.ones((1, v.shape[0]), dtype=bool),
+        lam,
+        np.array([target]),
+        np.array([gap_tol * scale]),
+    )
+    if batched_gap[0] <= gap_tol * scale:
+        found: FloatArray = batched[0]
+        return found
     inner = _barrier(v, lam, target)
     # polish on the face the barrier found: its near-zero coordinates become exact zeros
     support = inner > 1e-9 * inner.max()
@@ -307,6 +330,77 @@ def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: 
         f"robust_weights could not certify its optimum (duality gap {gap:.3g} > "
         f"{gap_tol * scale:.3g} = gap_tol·max|values|); raise gap_tol or use solver='cvxpy'"
     )
+
+
+def robust_weights_batched(
+    groups: npt.ArrayLike | Sequence[npt.ArrayLike],
+    lam: float = 1.0,
+    *,
+    tol: float = 1e-10,
+    gap_tol: float = 1e-7,
+    max_iter: int = 200,
+) -> FloatArray:
+    """:func:`robust_weights` for many groups in one vectorised solve: ``groups`` is a
+    G × K × m array or a sequence of G arrays (K_g × m, K_g may differ). Returns G × m.
+
+    Every group is certified exactly as :func:`robust_weights` certifies one (a group the
+    batched solver leaves uncertified is solved again alone), so the answers agree with a
+    per-group loop; an uncertifiable group raises AggregationError naming it.
+    """
+    lam = check_positive(lam, "lam")
+    check_positive(gap_tol, "gap_tol")
+    out = _solve_many(_as_groups(groups), lam, tol, gap_tol, max_iter)
+    for g, w in enumerate(out):
+        if isinstance(w, AggregationError):
+            raise AggregationError(f"group {g}: {w}")
+    return np.stack(out) if out else np.zeros((0, 0))  # type: ignore[arg-type]
+
+
+def _as_groups(groups: npt.ArrayLike | Sequence[npt.ArrayLike]) -> list[FloatArray]:
+    if isinstance(groups, np.ndarray) and groups.ndim == 3:
+        blocks = [check_values(b) for b in groups]
+    else:
+        blocks = [check_values(b) for b in groups]  # type: ignore[union-attr]
+    if blocks and len({b.shape[1] for b in blocks}) != 1:
+        raise AggregationError(
+            f"robust_weights_batched: every group needs the same objectives, got widths "
+            f"{sorted({b.shape[1] for b in blocks})}"
+        )
+    for g, b in enumerate(blocks):
+        if np.isnan(b).any():
+            raise AggregationError(
+                f"robust_weights_batched: group {g} has NaN; impute or drop abstained cells first"
+            )
+    return blocks
+
+
+def _solve_many(
+    blocks: Sequence[FloatArray], lam: float, tol: float, gap_tol: float, max_iter: int
+) -> list[FloatArray | AggregationError]:
+    """Certified weights per block (or the error that says why a block has none)."""
+    if not blocks:
+        return []
+    m = blocks[0].shape[1]
+    if m == 1:
+        return [np.ones(1) for _ in blocks]
+    kmax = max(b.shape[0] for b in blocks)
+    v = np.zeros((len(blocks), kmax, m))
+    mask = np.zeros((len(blocks), kmax), dtype=bool)
+    for g, b in enumerate(blocks):
+        v[g, : b.shape[0]] = b
+        mask[g, : b.shape[0]] = True
+    scale = np.abs(v).max(axis=(1, 2))
+    weights, gaps = solve_groups(v, mask, lam, tol * scale, gap_tol * scale)
+    out: list[FloatArray | AggregationError] = []
+    for g, b in enumerate(blocks):
+        if gaps[g] <= gap_tol * scale[g]:  # the certificate robust_weights gives
+            out.append(weights[g])
+            continue
+        try:  # the single-group solver: Newton, barrier, polish, or a clear error
+            out.append(_certified(b, lam, tol, gap_tol, max_iter))
+        except AggregationError as exc:
+            out.append(exc)
+    return out
 
 
 def _impute(v: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
@@ -340,22 +434,34 @@ class Robust(Aggregator):
         weights = np.zeros((n, m))
         empty: npt.NDArray[np.bool_] = np.all(np.isnan(v), axis=1)
         failed: dict[int, str] = {}
+        # one vectorised solve per pattern of present objectives (usually one pattern)
+        by_pattern: dict[bytes, list[tuple[IntArray, FloatArray, npt.NDArray[np.bool_]]]] = {}
         for rows in group_rows(groups):
             rows = rows[~empty[rows]]  # a sample with no value is no candidate
             if rows.size == 0:
                 continue
             filled, has = _impute(v[rows])
-            w = np.zeros(m)
-            if has.any():
-                try:
-                    w[has] = robust_weights(
-                        filled[:, has], self.config.lam, solver=self.config.solver
-                    )
-                except AggregationError as exc:  # uncertified: this group is unscorable
-                    failed.update(dict.fromkeys(rows.tolist(), str(exc)))
+            if not has.any():
+                weights[rows] = 0.0
+                total[rows] = 0.0
+                continue
+            by_pattern.setdefault(has.tobytes(), []).append((rows, filled, has))
+        for members in by_pattern.values():
+            has = members[0][2]
+            blocks = [block[:, has] for _, block, _ in members]
+            solved = (
+                _solve_many(blocks, self.config.lam, 1e-10, 1e-7, 200)
+                if (self.config.solver == "newton")
+                else [_cvxpy_or_error(b, self.config.lam) for b in blocks]
+            )
+            for (rows, block, _), w_has in zip(members, solved):
+                if isinstance(w_has, AggregationError):  # uncertified: this group is unscorable
+                    failed.update(dict.fromkeys(rows.tolist(), str(w_has)))
                     continue
-            weights[rows] = w
-            total[rows] = filled[:, has] @ w[has]
+                w = np.zeros(m)
+                w[has] = w_has
+                weights[rows] = w
+                total[rows] = block[:, has] @ w_has
         names = ctx.objectives
         contrib = v * weights
 

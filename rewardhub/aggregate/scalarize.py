@@ -271,7 +271,9 @@ def _contributions(values: FloatArray, w: FloatArray, names: Sequence[str]) -> P
     scale = _rescale(values, w) if np.isnan(values).any() else np.ones(values.shape[0])
     contrib = values * w * scale[:, None]
     return PerSample(
-        contrib.shape[0], lambda i: {"contributions": json_row(names, contrib[i].tolist())}
+        contrib.shape[0],
+        lambda i: {"contributions": json_row(names, contrib[i].tolist())},
+        no_binding=True,
     )
 
 
@@ -286,7 +288,7 @@ def _explain_binding(
             rec[key] = json_row(names, table[i].tolist())
         return rec
 
-    return PerSample(idx.shape[0], build)
+    return PerSample(idx.shape[0], build, binding=(names, idx))
 
 
 class Weighted(_WeightedBase):

@@ -8,19 +8,25 @@ Modes (``spec.json``):
 
 - ``stdio``: for each input, a child runs ``solution.py`` as ``__main__`` with the input on
   stdin; its stdout, exit status or time-out goes to the report descriptor, one JSON line each.
-- ``call``: ``solution.py`` runs once; for each input a child calls ``fn_name`` (a top-level
-  function, else a method of ``Solution()``) with the input's arguments and reports the encoded
-  result.
+- ``call``: for each input a child runs ``solution.py`` and calls ``fn_name`` (a top-level
+  function, else a method of ``Solution()``) with the input's arguments; the encoded result
+  comes back to this process on a pipe of its own, which reports it.
 - ``serve``: ``solution.py`` runs once; for each test the runner starts, a child answers the
   runner's requests (look up a name, call, get an attribute, ``len``, index) with data.
 
 Load errors are reported as ``{"load": "syntax" | "error" | "no function", "detail": ...}``.
+
+Reports cannot be forged (``stdio`` and ``call``): the solution's code runs only in children
+that close the report descriptor first, and this process makes itself non-dumpable, so that
+they cannot reopen it through ``/proc``. (In ``serve`` mode the code runs here, but the
+report carries only the load status; the verdicts are the runner's.)
 Standard library only, Python 3.8 syntax.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import select
@@ -61,22 +67,13 @@ def _load(report: int) -> tuple[Any, dict[str, Any]]:
     with open("solution.py", "rb") as f:
         source = f.read()
     try:
-        code = compile(source, "solution.py", "exec")
+        # dont_inherit: the solution is compiled with its own flags, not this file's __future__
+        code = compile(source, "solution.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         _emit(report, {"load": "syntax", "detail": f"{type(exc).__name__}: {exc}"[:500]})
         os._exit(0)
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
     return code, ns
-
-
-def _run_module(report: int, code: Any, ns: dict[str, Any]) -> None:
-    try:
-        exec(code, ns)
-    except BaseException as exc:  # any failure of the solution is its own
-        traceback.print_exc()
-        _flush()
-        _emit(report, {"load": "error", "detail": f"{type(exc).__name__}: {exc}"[:500]})
-        os._exit(0)
 
 
 def _collect(pid: int, fd: int, timeout_s: float, cap: int) -> tuple[bytes, str | None]:
@@ -169,12 +166,43 @@ def _function(ns: dict[str, Any], name: str) -> Any:
     return None
 
 
+def _call_body(code: Any, spec: dict[str, Any], args: Any) -> bytes:
+    """In a forked child: run the solution, call the function; ``L`` + a load error, or
+    ``R`` + the encoded result."""
+    ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    try:
+        exec(code, ns)
+    except BaseException as exc:  # any failure of the solution is its own
+        traceback.print_exc()
+        detail = f"{type(exc).__name__}: {exc}"[:500]
+        return b"L" + json.dumps({"load": "error", "detail": detail}).encode()
+    fn = _function(ns, spec["fn_name"])
+    if fn is None:
+        detail = f"no function {spec['fn_name']!r}"
+        return b"L" + json.dumps({"load": "no function", "detail": detail}).encode()
+    a = wire.decode(args)
+    result = fn(*a) if isinstance(a, list) else fn(a)
+    return b"R" + wire.dumps(result).encode("utf-8", "surrogateescape")
+
+
+def _nothing() -> None:
+    pass
+
+
+def _load_error(data: bytes) -> dict[str, str]:
+    """The load error a child sent (data from the solution's process: rebuilt, never passed on)."""
+    try:
+        msg = json.loads(data[1:])
+    except ValueError:
+        msg = {}
+    if not isinstance(msg, dict):
+        msg = {}
+    kind = "no function" if msg.get("load") == "no function" else "error"
+    return {"load": kind, "detail": str(msg.get("detail", ""))[:500]}
+
+
 def run_call(spec: dict[str, Any], report: int) -> None:
-    code, ns = _load(report)
-    _run_module(report, code, ns)
-    if _function(ns, spec["fn_name"]) is None:
-        _emit(report, {"load": "no function", "detail": f"no function {spec['fn_name']!r}"})
-        return
+    code, _ = _load(report)
     for i, args in enumerate(spec["inputs"]):
         r, w = os.pipe()
         _flush()
@@ -182,17 +210,14 @@ def run_call(spec: dict[str, Any], report: int) -> None:
         if pid == 0:
             os.close(r)
             os.close(report)
-
-            def body(args: Any = args) -> bytes:
-                a = wire.decode(args)
-                fn = _function(ns, spec["fn_name"])
-                result = fn(*a) if isinstance(a, list) else fn(a)
-                return wire.dumps(result).encode("utf-8", "surrogateescape")
-
-            _child(lambda: None, body, w)
+            _child(_nothing, functools.partial(_call_body, code, spec, args), w)
         os.close(w)
         out, why = _collect(pid, r, spec["timeout_s"], spec["out_cap"])
-        _emit(report, {"i": i, "r": out.decode("utf-8", "replace"), "err": why})
+        if why is None and out[:1] == b"L":
+            _emit(report, _load_error(out))
+            return
+        result = out[1:] if out[:1] == b"R" else b""
+        _emit(report, {"i": i, "r": result.decode("utf-8", "replace"), "err": why})
 
 
 class _Lines:
@@ -327,8 +352,18 @@ def _wait_or_abort(pid: int, abort: int) -> None:
             return
 
 
+def _not_dumpable() -> None:
+    """PR_SET_DUMPABLE 0: the solution's processes (same uid) cannot open this process's
+    descriptors through /proc/<pid>/fd (nor read its memory)."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+
+
 def main() -> None:
     _code_site.install()
+    _not_dumpable()
     report = _report_fd()
     with open("spec.json") as f:
         spec = json.load(f)

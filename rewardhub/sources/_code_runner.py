@@ -93,7 +93,11 @@ class Channel:
             name, text = str(reply.get("exc")), str(reply.get("msg"))
             cls = getattr(builtins, name, None)
             error: Exception = CandidateError(f"{name}: {text}")
-            if isinstance(cls, type) and issubclass(cls, Exception):
+            if isinstance(cls, type) and issubclass(cls, _FLOW):
+                # raised by the test's own frames it would end a loop (all(map(...))) as if
+                # the iteration were over: a RuntimeError, as PEP 479 does for generators
+                error = RuntimeError(f"the solution raised {name}: {text}")
+            elif isinstance(cls, type) and issubclass(cls, Exception):
                 with contextlib.suppress(TypeError):  # a type that takes other arguments
                     error = cls(text)
             raise error
@@ -103,6 +107,8 @@ class Channel:
 
 
 CHANNEL: Channel
+#: exceptions that steer control flow when they cross a frame (iteration protocols)
+_FLOW = (StopIteration, StopAsyncIteration)
 
 
 def lift(value: Any) -> Any:
@@ -183,7 +189,7 @@ def main() -> None:
     for i, name in enumerate(spec["tests"]):
         try:
             with open(name, "rb") as f:
-                code = compile(f.read(), name, "exec")
+                code = compile(f.read(), name, "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as exc:
             os.write(report, f"bad test {i} does not compile in the sandbox: {exc}\n".encode())
             break

@@ -20,7 +20,7 @@ def _main():
     ns = {"__name__": "__main__", "__builtins__": __builtins__}
     try:
         with open("solution.py", "rb") as f:
-            exec(compile(f.read(), "solution.py", "exec"), ns)
+            exec(compile(f.read(), "solution.py", "exec", dont_inherit=True), ns)
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
@@ -37,7 +37,7 @@ def _main():
             os.close(r)
             os.close(out)
             try:
-                exec(compile(source, name, "exec"), ns)
+                exec(compile(source, name, "exec", dont_inherit=True), ns)
                 sys.stdout.flush()
                 sys.stderr.flush()
             except BaseException:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from rewardhub.source import Fail
+
 #: characters that show nothing: soft hyphen, Mongolian vowel separator, zero-width space,
 #: joiners and marks, bidi controls, word joiner and invisible operators, BOM
 INVISIBLE = "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
@@ -33,3 +35,7 @@ def visible(text: str) -> str:
 def blank(text: str) -> bool:
     """True when ``text`` shows nothing: empty, whitespace or invisible characters only."""
     return _VISIBLE_RE.search(text) is None
+
+
+#: the row of a completion that shows nothing: it fails every check of the completion
+BLANK = Fail("blank completion")

@@ -53,6 +53,12 @@ class CodeExecConfig(BaseModel):
         description="put the prompt before the code; auto: for HumanEval-style references "
         "when the code does not define the entry point itself",
     )
+    preamble: str = Field(
+        "",
+        description="code put before every solution, for datasets that assume imports were "
+        "prepended (LiveCodeBench's 'from typing import *', 'import collections', ...); "
+        "empty by default: the solution runs as written",
+    )
     timeout_s: float = Field(
         10.0,
         gt=0,
@@ -107,6 +113,22 @@ def extract_code(text: str, config: CodeExecConfig) -> str | None:
 class _Tests:
     programs: list[str]
     entry_point: str | None = None
+
+
+def with_prompt_helpers(tests: _Tests, prompt: str) -> _Tests:
+    """HumanEval-style tests (an ``entry_point``) with the prompt's code run before each test,
+    in the tests' own namespace: helpers the prompt defines (``poly``, ``encode_cyclic``) come
+    from the prompt, never from the solution's process, which could redefine them. The entry
+    point's stub is dropped, so the test still calls the solution's. A prompt that is not
+    Python (a chat template) adds nothing."""
+    if tests.entry_point is None or not prompt.strip():
+        return tests
+    try:
+        compile(prompt, "prompt.py", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return tests
+    head = f"{prompt}\n\nglobals().pop({tests.entry_point!r}, None)\n\n"
+    return replace(tests, programs=[head + p for p in tests.programs])
 
 
 def parse_reference(ref: Any) -> _Tests | IOTests | str:
@@ -227,21 +249,21 @@ class CodeExec(RewardSource):
             return Fail("no code in the completion")
         if isinstance(tests, _Tests) and self._needs_prompt(code, tests):
             code = f"{sample.prompt_text}\n{code}"
+        if self.config.preamble:
+            code = f"{self.config.preamble}\n{code}"
         data = code.encode("utf-8", "surrogateescape")
         if len(data) > self.config.max_code_bytes:
             return Fail(f"code longer than max_code_bytes ({self.config.max_code_bytes})")
         n = len(tests.inputs) if isinstance(tests, IOTests) else len(tests.programs)
-        wall = self.config.timeout_s * (n + 1) + 5.0  # + sandbox start-up
-        if deadline is not None:  # the batch's deadline (spec timeout_s): stop there
-            wall = min(wall, deadline - time.monotonic())
-            if wall <= 0:
-                return Abstain("the batch deadline passed before this sample ran")
-        limits = replace(self._limits, wall_s=wall)
+        budget = _Budget.of(self.config.timeout_s, n, deadline)
+        if budget is None:
+            return Abstain("the batch deadline passed before this sample ran")
+        limits = replace(self._limits, wall_s=budget.wall_s)
         if isinstance(tests, IOTests):
-            return self._io(data, tests, limits, deadline)
+            return self._io(data, tests, limits, budget)
         if self.config.isolation == "trusted":
-            return self._trusted(data, tests, limits, deadline)
-        return self._isolated(data, tests, limits, deadline)
+            return self._trusted(data, tests, limits, budget)
+        return self._isolated(data, with_prompt_helpers(tests, sample.prompt_text), limits, budget)
 
     def _row(self, passed: float, ran: bool) -> list[float]:
         return [passed, 1.0 if ran else 0.0] if self.config.runs else [passed]
@@ -257,10 +279,10 @@ class CodeExec(RewardSource):
             is None
         )
 
-    def _io(self, code: bytes, tests: IOTests, limits: Limits, deadline: float | None) -> Row:
+    def _io(self, code: bytes, tests: IOTests, limits: Limits, budget: _Budget) -> Row:
         """I/O tests: the solution's sandbox runs each input; outputs are compared here."""
         spec: dict[str, Any] = {
-            "timeout_s": self.config.timeout_s,
+            "timeout_s": budget.test_s,
             "out_cap": self.config.output_bytes,
         }
         if tests.fn_name is None:
@@ -271,7 +293,7 @@ class CodeExec(RewardSource):
             )
         res = self._driver(code, spec, limits)
         lines, load = _report_lines(res.report)
-        bad = _outcome(res, load, deadline)
+        bad = _outcome(res, load)
         if bad is not None:
             return bad
         passed = 0
@@ -289,7 +311,7 @@ class CodeExec(RewardSource):
                 passed += call_matches(value, expected)
         return self._row(passed / len(tests.outputs), True)
 
-    def _isolated(self, code: bytes, tests: _Tests, limits: Limits, deadline: float | None) -> Row:
+    def _isolated(self, code: bytes, tests: _Tests, limits: Limits, budget: _Budget) -> Row:
         """Test programs: run in a sandbox of their own, calling into the solution's."""
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
@@ -299,7 +321,7 @@ class CodeExec(RewardSource):
         runner_files: dict[str, str | bytes] = {
             "_code_wire.py": _WIRE,
             "_code_site.py": _SITE,
-            "spec.json": json.dumps({"tests": names, "timeout_s": self.config.timeout_s,
+            "spec.json": json.dumps({"tests": names, "timeout_s": budget.test_s,
                                      "req_fd": req_w, "resp_fd": resp_r, "abort_fd": abort_w}),
             **dict(zip(names, tests.programs)),
         }  # fmt: skip
@@ -327,9 +349,10 @@ class CodeExec(RewardSource):
                     os.close(fd)
         if runner.error is not None:
             return Abstain(runner.error)  # the tests' sandbox could not start
+        marks = runner.report.split("\n")
         if runner.killed_by_limit is not None or runner.exit_code != 0:
             # the runner waits only on the solution: whatever stopped it, the solution caused
-            return _outcome(replace(runner, error=None), None, deadline) or Fail(
+            return _outcome(replace(runner, error=None), None) or Fail(
                 f"the tests could not finish ({_why(runner)})"
             )
         res = solution[0]
@@ -337,22 +360,21 @@ class CodeExec(RewardSource):
         if res.killed_by_limit == "stopped" and load is None:
             # the tests ended before the solution had loaded: it ran past the test's time
             load = {"load": "timeout", "detail": "the solution did not load within timeout_s"}
-        bad = _outcome(res, load, deadline)
+        bad = _outcome(res, load)
         if bad is not None:
             return bad
-        marks = runner.report.split("\n")
         broken = next((m for m in marks if m.startswith("bad ")), None)
         if broken is not None:  # valid here, not under the sandbox's (older) Python
             return Abstain(f"malformed reference: {broken[4:]}")
         passed = sum(1 for i in range(len(names)) if f"pass {i}" in marks)
         return self._row(passed / len(names), True)
 
-    def _trusted(self, code: bytes, tests: _Tests, limits: Limits, deadline: float | None) -> Row:
+    def _trusted(self, code: bytes, tests: _Tests, limits: Limits, budget: _Budget) -> Row:
         """``isolation: trusted``: the old single-process harness (see ``_code_trusted.py``)."""
         names = [f"test_{i}.py" for i in range(len(tests.programs))]
         files: dict[str, str | bytes] = {
             "solution.py": code,
-            "spec.json": json.dumps({"tests": names, "test_timeout_s": self.config.timeout_s}),
+            "spec.json": json.dumps({"tests": names, "test_timeout_s": budget.test_s}),
             **dict(zip(names, tests.programs)),
         }
         nonce = secrets.token_hex(16)
@@ -365,7 +387,7 @@ class CodeExec(RewardSource):
             if line.startswith(nonce + " ")
         }
         load = None if "ran" in marks else {"load": "error", "detail": "the solution failed"}
-        bad = _outcome(res, load, deadline)
+        bad = _outcome(res, load)
         if bad is not None:
             return bad
         passed = sum(1 for i in range(len(names)) if f"pass {i}" in marks)
@@ -408,13 +430,40 @@ def _why(res: RunResult) -> str:
     return f"exit status {res.exit_code}"
 
 
-def _outcome(res: RunResult, load: dict[str, Any] | None, deadline: float | None) -> Row | None:
-    """The row when the solution's sandbox did not get to run the tests, else None."""
+@dataclass(frozen=True)
+class _Budget:
+    """A sample's time: ``test_s`` per test (and to load), ``wall_s`` in all (plus sandbox
+    start-up). Its own (``timeout_s``), or, when the batch deadline (spec ``timeout_s``) comes
+    first, what is left of it, shared the same way: a completion that runs out of time has
+    caused a failed check whichever deadline stopped it."""
+
+    wall_s: float
+    test_s: float
+
+    @classmethod
+    def of(cls, timeout_s: float, tests: int, deadline: float | None) -> _Budget | None:
+        own = timeout_s * (tests + 1) + _STARTUP_S
+        left = own if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            return None
+        if left >= own:
+            return cls(own, timeout_s)
+        return cls(left, max(min(timeout_s, left - _STARTUP_S), _MIN_TEST_S))
+
+
+#: seconds a sample's budget allows for starting its sandboxes
+_STARTUP_S = 5.0
+#: the least time a test gets when the batch deadline is near
+_MIN_TEST_S = 0.5
+
+
+def _outcome(res: RunResult, load: dict[str, Any] | None) -> Row | None:
+    """The row when the solution's sandbox did not get to run the tests, else None. A
+    time-out (the CPU limit, or the wall clock of its budget, whichever deadline set it) is
+    the completion's doing: a failed check."""
     if res.error is not None:
         return Abstain(res.error)  # the sandbox could not start: nothing is known
     if res.killed_by_limit in ("wall", "cpu"):
-        if deadline is not None and time.monotonic() >= deadline - 0.05:
-            return Abstain("stopped at the batch deadline (spec timeout_s)")
         return Fail("timed out")
     if res.killed_by_limit == "output":
         return Fail("output limit")

@@ -1,4 +1,5 @@
-"""The ``math-verify`` source: extract the final answer and check it with math-verify.
+"""The ``math-verify`` source: the final answer checked with math-verify, with the library's
+own semantics by default (``math_verify.parse`` finds the answer, ``verify`` compares).
 
 math-verify times out with ``signal.alarm``, which only works in a main thread, so it runs in
 worker processes (:mod:`rewardhub.workers`, ``python -m rewardhub.sources._math_worker``),
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,26 +18,73 @@ from rewardhub.errors import MissingExtraError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Fail, RewardSource, Row, Scores
+from rewardhub.sources._math_text import answer_region, extract_answer, gold_text
 from rewardhub.types import Sample
 from rewardhub.workers import TIMEOUT, Failure, WorkerPool
 
 WORKER_MODULE = "rewardhub.sources._math_worker"
+__all__ = ["MathVerify", "MathVerifyConfig", "extract_answer", "gold_text"]
 
-Extractor = Literal["boxed", "answer_is", "last_number", "math_verify"]
-_DEFAULT_EXTRACT: tuple[Extractor, ...] = ("boxed", "answer_is", "last_number")
+Extractor = Literal["math_verify", "boxed", "answer_is", "last_number", "whole"]
+Target = Literal["latex", "expr"]
+_DEFAULT_EXTRACT: tuple[Extractor, ...] = ("math_verify",)
+_DEFAULT_TARGETS: tuple[Target, ...] = ("latex", "expr")
 
 
 class MathVerifyConfig(BaseModel):
+    """The library's options keep the library's names (``math_verify.parse``/``verify``,
+    ``LatexExtractionConfig``, ``NormalizationConfig``) and its defaults."""
+
     model_config = ConfigDict(extra="forbid")
     extract: list[Extractor] = Field(
         default_factory=lambda: list(_DEFAULT_EXTRACT),
         min_length=1,
-        description="answer extractors tried in order, the first that finds one wins: boxed "
-        "(the last \\boxed{...}), answer_is ('the (final) answer is ...', 'Answer: ...'), "
-        "last_number (the last number), math_verify (math-verify's own LaTeX/expression search)",
+        description="how the answer is found, tried in order, the first that finds one wins: "
+        "math_verify (the default: math_verify.parse searches the answer with its own patterns "
+        "and priorities, all \\boxed{} answers included); lenient, only on request: boxed (the "
+        "last \\boxed{...}), answer_is ('the (final) answer is ...', 'Answer: ...'), "
+        "last_number (the last number standing as a token, GSM8K-style), whole (the completion "
+        "is the bare answer, as in verl's prime_math data)",
+    )
+    targets: list[Target] = Field(
+        default_factory=lambda: list(_DEFAULT_TARGETS),
+        min_length=1,
+        description="math-verify extraction targets: latex (LatexExtractionConfig), expr "
+        "(ExprExtractionConfig); the reference is parsed with the same targets",
+    )
+    boxed_match_priority: int = Field(
+        50,
+        ge=-1,
+        description="LatexExtractionConfig.boxed_match_priority: 0 reads \\boxed{} first, 50 "
+        "after 'final answer is' patterns (the library default), -1 never",
+    )
+    units: bool = Field(True, description="NormalizationConfig.units: strip units from LaTeX")
+    extraction_mode: Literal["any_match", "first_match"] = Field(
+        "any_match",
+        description="math_verify.parse extraction_mode: any_match tries every match of the "
+        "best pattern group; first_match only the first",
+    )
+    float_rounding: int = Field(
+        6, ge=0, description="verify(): decimal places floats are rounded to"
+    )
+    strict: bool = Field(
+        True, description="verify(): strict mode (variables matter; sets are not tuples)"
+    )
+    allow_set_relation_comp: bool = Field(
+        False,
+        description="verify(): a relation in the reference (x < 3) may match a set answer "
+        "((-oo, 3)); the other way round always may",
+    )
+    reasoning_delimiters: list[str] = Field(
+        default_factory=lambda: ["</think>"],
+        description="text before the last closing reasoning delimiter never counts as the "
+        "answer (TRL's reasoning_accuracy_reward); a completion that opens the block (<think>) "
+        "and never closes it fails the check; one without the block is read whole; [] = off",
     )
     timeout_s: float = Field(
-        5.0, gt=0, description="seconds per sample; a sample that takes longer abstains ('timeout')"
+        5.0,
+        gt=0,
+        description="seconds per sample; a verification that takes longer fails the check",
     )
     workers: int | None = Field(
         None, ge=1, description="worker processes (default: the number of CPUs)"
@@ -45,74 +92,14 @@ class MathVerifyConfig(BaseModel):
     max_chars: int = Field(
         20_000, ge=100, description="only the last max_chars characters are searched for the answer"
     )
-    float_rounding: int = Field(6, ge=0, description="decimal places floats are rounded to")
-    strict: bool = Field(
-        True, description="math-verify strict mode (variables matter; sets are not tuples)"
-    )
     format: bool = Field(False, description="add the objective 'format': an answer was found")
 
-
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?\s*%?|-?\.\d+%?")
-_ANSWER_IS = re.compile(
-    r"(?:final\s+answer|answer)\s*(?:is|:|=)\s*:?\s*(.+?)\s*(?:\n|\.(?=\s|$)|$)",
-    re.I | re.S,
-)
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-
-
-def _last_boxed(text: str) -> str | None:
-    """Contents of the last ``\\boxed{...}`` (balanced braces), or None."""
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    for start in reversed(starts):
-        depth = 1
-        for i in range(start, len(text)):
-            ch = text[i]
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    content = text[start:i].strip()
-                    if content:
-                        return content
-                    break
-    return None
-
-
-def extract_answer(
-    text: str, extractors: list[str], max_chars: int = 20_000
-) -> tuple[str, str] | None:
-    """``(extractor, answer text)`` of the first extractor that finds an answer, else None.
-
-    ``math_verify`` is answered with the whole (tail of the) text: the worker lets
-    math-verify search it.
-    """
-    text = text[-max_chars:]
-    for how in extractors:
-        if how == "boxed":
-            found = _last_boxed(text)
-        elif how == "answer_is":
-            matches = _ANSWER_IS.findall(text)
-            found = matches[-1].strip().strip("$").strip() if matches else None
-        elif how == "last_number":
-            nums = _NUMBER.findall(text)
-            found = nums[-1].strip() if nums else None
-        else:
-            found = text if text.strip() else None
-        if found:
-            return how, found
-    return None
-
-
-def gold_text(reference: Any) -> str | None:
-    """The reference as text for math-verify, or None when it is not usable."""
-    if isinstance(reference, bool):
-        return None
-    if isinstance(reference, (int, float)):
-        return repr(reference)
-    if isinstance(reference, str) and reference.strip():
-        return reference.strip()
-    return None
+    def library_options(self) -> dict[str, Any]:
+        """The options the worker hands to math-verify."""
+        return self.model_dump(
+            include={"extract", "targets", "boxed_match_priority", "units", "extraction_mode",
+                     "float_rounding", "strict", "allow_set_relation_comp"}
+        )  # fmt: skip
 
 
 class MathVerify(RewardSource):
@@ -133,6 +120,7 @@ class MathVerify(RewardSource):
 
     def score(self, samples: list[Sample]) -> Scores:
         c = self.config
+        options = c.library_options()
         rows: list[Row] = [None] * len(samples)
         todo: list[int] = []
         requests: list[dict[str, Any]] = []
@@ -147,14 +135,14 @@ class MathVerify(RewardSource):
                     f"{type(s.reference).__name__}"
                 )
                 continue
+            answer = answer_region(s.completion, c.reasoning_delimiters)
+            if answer is None:
+                rows[i] = Fail("the reasoning block never closes: no answer was given")
+                continue
             todo.append(i)
             requests.append({
-                "completion": s.completion[-c.max_chars :],
-                "gold": gold,
-                "extract": list(c.extract),
-                "timeout_s": c.timeout_s,
-                "float_rounding": c.float_rounding,
-                "strict": c.strict,
+                "completion": answer[-c.max_chars :], "gold": gold,
+                "timeout_s": c.timeout_s, **options,
             })  # fmt: skip
         if requests:
             # the worker enforces timeout_s itself; the extra second covers a worker stuck in C
