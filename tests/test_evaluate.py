@@ -402,3 +402,9 @@ def test_small_helpers_in_itertools_sense() -> None:
         o1 = pair_outcomes(a[[x]], a[[y]])[0]
         o2 = pair_outcomes(a[[y]], a[[x]])[0]
         assert o1 + o2 == 1.0
+
+
+def test_the_docs_example_runs() -> None:
+    from tests.conftest import doc_example
+
+    doc_example("evaluation.md", "eval")

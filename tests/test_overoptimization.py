@@ -94,3 +94,9 @@ def test_the_overoptimization_experiment_runs_quick(tmp_path: Path) -> None:
     oracle = next(c for c in curves if c["proxy"] == "gold (oracle)")
     assert oracle["gold"] == sorted(oracle["gold"])  # selecting by gold never loses gold
     assert (tmp_path / "overoptimization.png").stat().st_size > 1000
+
+
+def test_the_docs_example_runs() -> None:
+    from tests.conftest import doc_example
+
+    doc_example("evaluation.md", "overopt")
