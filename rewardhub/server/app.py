@@ -26,6 +26,7 @@ from rewardhub.batching import Row
 from rewardhub.errors import InputError, RewardHubError, SpecError
 from rewardhub.server import codec
 from rewardhub.server.codec import RequestError
+from rewardhub.server.dashboard import install_dashboard
 from rewardhub.server.guard import Guard, Handler
 from rewardhub.server.metrics import Metrics
 from rewardhub.server.scorer import Scorer
@@ -307,6 +308,7 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
         )(route(handler))
 
     _document_the_secret_path(app)
+    install_dashboard(app, state)
     app.add_middleware(Guard, state=state, handlers=scoring)
     return app
 

@@ -117,19 +117,23 @@ def bon_curve(rewards: npt.ArrayLike, ns: Sequence[int] | None = None) -> FloatA
     bad = [x for x in grid if not 1 <= x <= big_n]
     if bad:
         raise InputError(f"every n must be in 1..{big_n} (the number of rewards), got {bad}")
+    return np.array([float(bon_weights(big_n, n) @ r) for n in grid])
+
+
+def bon_weights(big_n: int, n: int) -> FloatArray:
+    """The probability that the ``i``-th smallest of ``big_n`` rewards is the maximum of a
+    random ``n``-subset: ``C(i−1, n−1) / C(N, n)`` (zero where ``i < n``), for i = 1..N."""
     i = np.arange(1, big_n + 1, dtype=np.float64)
-    out = np.empty(len(grid))
-    for j, n in enumerate(grid):
-        # C(i−1, n−1) / C(N, n) in logs, zero where i < n
-        with np.errstate(invalid="ignore"):
-            logw = (
-                gammaln(i)
-                - gammaln(n)
-                - gammaln(np.maximum(i - n + 1, 1))
-                - (gammaln(big_n + 1) - gammaln(n + 1) - gammaln(big_n - n + 1))
-            )
-        w = np.where(i >= n, np.exp(logw), 0.0)
-        out[j] = float(w @ r / w.sum())  # w sums to 1 exactly; dividing removes rounding
+    # in logs, zero where i < n
+    with np.errstate(invalid="ignore"):
+        logw = (
+            gammaln(i)
+            - gammaln(n)
+            - gammaln(np.maximum(i - n + 1, 1))
+            - (gammaln(big_n + 1) - gammaln(n + 1) - gammaln(big_n - n + 1))
+        )
+    w = np.where(i >= n, np.exp(logw), 0.0)
+    out: FloatArray = w / w.sum()  # w sums to 1 exactly; dividing removes rounding
     return out
 
 
