@@ -27,4 +27,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.remote",
     "rewardhub.commands.train",
     "rewardhub.commands.steer",
+    "rewardhub.redteam.text",
+    "rewardhub.redteam.judge",
+    "rewardhub.redteam.code",
+    "rewardhub.commands.redteam",
 )
