@@ -204,11 +204,22 @@ def _example(
 
 
 def _units(pipeline: Pipeline, ranges: dict[str, _Range]) -> dict[str, float]:
-    """Each column's range: declared bounds, else what the audit observed."""
+    """Each column's range: declared bounds, else what the audit observed. The total's range
+    is the aggregate of the bounds when every objective declares them and nothing normalises
+    (the aggregators are monotone), else the range the audit observed."""
     units = {name: r.width for name, r in ranges.items()}
-    for spec in pipeline.spec.objective_specs or []:
-        if spec.bounds is not None and spec.name in units:
-            units[spec.name] = float(spec.bounds[1] - spec.bounds[0])
+    bounds = {
+        s.name: s.bounds for s in pipeline.spec.objective_specs or [] if s.bounds is not None
+    }
+    for name, (low, high) in bounds.items():
+        if name in units:
+            units[name] = float(high - low)
+    normalised = any(n.method != "none" for n in pipeline.normalizers)
+    if not normalised and all(o in bounds for o in pipeline.objectives):
+        corners = np.array([[bounds[o][i] for o in pipeline.objectives] for i in (0, 1)])
+        total = pipeline.aggregate(RewardBatch(corners, pipeline.objectives)).total
+        if np.isfinite(total).all() and total[1] > total[0]:
+            units["total"] = float(total[1] - total[0])
     return units
 
 
