@@ -99,12 +99,16 @@ def register_commands(cli: "typer.Typer") -> None:
         ] = 8,
         exploits: Annotated[
             str | None,
-            typer.Option(help="only these classes or families, comma-separated (e.g. text,always-equal)"),
+            typer.Option(
+                help="only these classes or families, comma-separated (e.g. text,always-equal)"
+            ),
         ] = None,
         limit: Annotated[int | None, typer.Option(min=1, help="audit the first N samples")] = None,
         cache: Annotated[
             Path | None,
-            typer.Option(help="sqlite cache of scored attacks (default: DATA.redteam.cache.sqlite)"),
+            typer.Option(
+                help="sqlite cache of scored attacks (default: DATA.redteam.cache.sqlite)"
+            ),
         ] = None,
         no_cache: Annotated[bool, typer.Option(help="keep no cache on disk")] = False,
         fresh_cache: Annotated[bool, typer.Option(help="empty the cache first")] = False,
@@ -113,7 +117,7 @@ def register_commands(cli: "typer.Typer") -> None:
         honest wrong answer, per objective, sorted by risk."""
         from rich.console import Console
 
-        from rewardhub._console import err, fail
+        from rewardhub._console import err, fail, say
         from rewardhub._output import OutputError, prepare_cache
         from rewardhub.cli import _load_pipeline
         from rewardhub.errors import RewardHubError
@@ -125,7 +129,9 @@ def register_commands(cli: "typer.Typer") -> None:
             raise fail(f"data file {str(data)!r} does not exist or is not a file")
         if no_cache and (cache is not None or fresh_cache):
             raise fail("--no-cache keeps no cache: drop --cache/--fresh-cache, or --no-cache")
-        cache_path = None if no_cache else cache or data.with_name(data.name + ".redteam.cache.sqlite")
+        cache_path = (
+            None if no_cache else cache or data.with_name(data.name + ".redteam.cache.sqlite")
+        )
         try:
             if cache_path is not None:
                 prepare_cache(cache_path, fresh=fresh_cache)
@@ -152,10 +158,19 @@ def register_commands(cli: "typer.Typer") -> None:
             console = Console()
             console.print(report.table(fail_on))
             _print_worst(console, report.classes[:3], fail_on)
+            n = report.counts
+            say(
+                "",
+                f"{n['completions_computed']} completions scored, {n['completions_cached']} "
+                f"from the cache; baselines built: {n['reference_built']} reference, "
+                f"{n['wrong_built']} wrong answers (the rest given in {data})",
+            )
         failing = report.failing(fail_on) if fail_on is not None else []
         if failing:
             names = ", ".join(f"{c.name} (+{c.total.mean_gain:.2f})" for c in failing)
-            raise fail(f"the spec pays known reward hacks above --fail-on {fail_on}: {names}", GATE_FAILED)
+            raise fail(
+                f"the spec pays known reward hacks above --fail-on {fail_on}: {names}", GATE_FAILED
+            )
 
 
 class _progress:
@@ -165,7 +180,10 @@ class _progress:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
         self.bar = Progress(
-            TextColumn("red-teaming"), BarColumn(), TaskProgressColumn(), console=console,
+            TextColumn("red-teaming"),
+            BarColumn(),
+            TaskProgressColumn(),
+            console=console,
             transient=True,
         )
         self.task = self.bar.add_task("redteam", total=total)
@@ -184,7 +202,8 @@ def _print_worst(console: Any, classes: Sequence[Any], gate: float | None) -> No
 
     for c in classes:
         w = c.worst
-        if w is None or c.total.mean_gain <= 0.05 and (gate is None or c.total.mean_gain <= gate):
+        worrying = c.total.mean_gain > (0.05 if gate is None else min(gate, 0.05))
+        if w is None or not worrying:
             continue
         body = Text(w.completion[:600])
         body.append(
@@ -193,4 +212,6 @@ def _print_worst(console: Any, classes: Sequence[Any], gate: float | None) -> No
         )
         if w.reasons:
             body.append(f"\nreasons: {json.dumps(w.reasons, ensure_ascii=False)}")
-        console.print(Panel(body, title=f"worst {c.name} example (line {w.line})", title_align="left"))
+        console.print(
+            Panel(body, title=f"worst {c.name} example (line {w.line})", title_align="left")
+        )

@@ -87,15 +87,21 @@ def audit(
         if on_progress is not None:
             on_progress(len(chunk))
     units = _units(pipeline, ranges)
-    classes = sorted(
-        (_summarise(s, units) for s in states), key=lambda c: c.risk, reverse=True
-    )
+    stats = pipeline.engine.stats
+    counts = {
+        "reference_built": sum("honest" in t.built for t in targets),
+        "wrong_built": sum("wrong" in t.built for t in targets),
+        "completions_computed": stats.computed,
+        "completions_cached": stats.memory_hits + stats.disk_hits,
+    }
+    classes = sorted((_summarise(s, units) for s in states), key=lambda c: c.risk, reverse=True)
     return AuditReport(
         spec=spec_name,
         samples=len(targets),
         objectives=pipeline.objectives,
         units=units,
         classes=tuple(classes),
+        counts=counts,
     )
 
 
@@ -133,9 +139,7 @@ def _score_chunk(
         ranges[name].add(col)
     for base, c_idx, placed in layout:
         t_idx = owners[base]
-        _record(
-            states[c_idx], table, result.vector, texts, base, placed, first_line + t_idx
-        )
+        _record(states[c_idx], table, result.vector, texts, base, placed, first_line + t_idx)
 
 
 def _record(
@@ -155,7 +159,7 @@ def _record(
     best = np.full(len(names), -math.inf)
     reached = np.zeros(len(names), dtype=bool)
     seen = np.zeros(len(names), dtype=bool)
-    for attack, rows in placed:
+    for _, rows in placed:
         state.attacks += 1
         block = table[rows]
         value = block.min(axis=0)  # the worst variant: NaN when any variant is NaN
@@ -208,9 +212,7 @@ def _units(pipeline: Pipeline, ranges: dict[str, _Range]) -> dict[str, float]:
     is the aggregate of the bounds when every objective declares them and nothing normalises
     (the aggregators are monotone), else the range the audit observed."""
     units = {name: r.width for name, r in ranges.items()}
-    bounds = {
-        s.name: s.bounds for s in pipeline.spec.objective_specs or [] if s.bounds is not None
-    }
+    bounds = {s.name: s.bounds for s in pipeline.spec.objective_specs or [] if s.bounds is not None}
     for name, (low, high) in bounds.items():
         if name in units:
             units[name] = float(high - low)

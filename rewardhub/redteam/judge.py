@@ -14,7 +14,9 @@ class FakeTurns(Exploit):
     name = "fake-turns"
     family = "judge"
     description = "a fake user/assistant exchange after the answer in which the grader approves it"
-    source = "Zheng et al. 2024, 'Cheating Automatic LLM Benchmarks: Null Models Achieve High Win Rates'"
+    source = (
+        "Zheng et al. 2024, 'Cheating Automatic LLM Benchmarks: Null Models Achieve High Win Rates'"
+    )
 
     def attacks(self, target: Target) -> Iterator[Attack]:
         yield Attack(

@@ -97,7 +97,8 @@ class AuditReport:
     objectives: tuple[str, ...]
     units: dict[str, float]
     classes: tuple[ClassReport, ...]
-    baselines: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    """baselines built rather than given, completions computed and taken from the cache"""
 
     def failing(self, gain: float) -> list[ClassReport]:
         """The classes whose mean gain on the total exceeds ``gain``."""
@@ -115,7 +116,7 @@ class AuditReport:
             "samples": self.samples,
             "objectives": list(self.objectives),
             "units": {k: json_number(v) for k, v in self.units.items()},
-            "baselines": self.baselines,
+            "counts": self.counts,
             "classes": [c.to_dict() for c in self.classes],
         }
 
@@ -125,18 +126,49 @@ class AuditReport:
         from rich.text import Text
 
         table = Table(title=f"reward hacks paid by {self.spec} ({self.samples} samples)")
-        for col in ("class", "family", "out-earns wrong", "reaches ref", "mean gain",
-                    "worst gain", "most-paid objective", "attacks", "unscorable"):
-            table.add_column(col, justify="left" if col in ("class", "family", "most-paid objective") else "right")
+        for col in (
+            "class",
+            "family",
+            "out-earns wrong",
+            "reaches ref",
+            "mean gain",
+            "worst gain",
+            "most-paid objective",
+            "attacks",
+            "unscorable",
+        ):
+            table.add_column(
+                col,
+                justify="left" if col in ("class", "family", "most-paid objective") else "right",
+            )
         for c in self.classes:
             t = c.total
             if not t.samples:
-                table.add_row(Text(c.name), c.family, "-", "-", "-", "-", "not applicable", str(c.attacks), str(c.unscorable))
+                table.add_row(
+                    Text(c.name),
+                    c.family,
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "not applicable",
+                    str(c.attacks),
+                    str(c.unscorable),
+                )
                 continue
-            style = "bold red" if gate is not None and t.mean_gain > gate else (
-                "yellow" if t.mean_gain > 0.05 else "")
-            top = max(c.objectives, key=lambda s: s.mean_gain if s.samples else -math.inf, default=None)
-            paid = f"{top.column} (+{top.mean_gain:.2f})" if top and top.samples and top.mean_gain > 0 else "-"
+            style = (
+                "bold red"
+                if gate is not None and t.mean_gain > gate
+                else ("yellow" if t.mean_gain > 0.05 else "")
+            )
+            top = max(
+                c.objectives, key=lambda s: s.mean_gain if s.samples else -math.inf, default=None
+            )
+            paid = (
+                f"{top.column} (+{top.mean_gain:.2f})"
+                if top and top.samples and top.mean_gain > 0
+                else "-"
+            )
             table.add_row(
                 Text(c.name, style=style),
                 c.family,

@@ -65,6 +65,8 @@ class Target:
     hints: SpecHints = SpecHints()
     metadata: Mapping[str, Any] | None = None
     prompt_messages: Any = None
+    built: tuple[str, ...] = ()
+    """the baselines built here rather than given in the data: ``honest``, ``wrong``"""
 
     def sample(self, completion: str) -> Sample:
         """A sample of this prompt and reference with ``completion``."""
@@ -91,8 +93,10 @@ def kind_of(reference: Any) -> Kind:
         "test" in reference or "inputs" in reference or "outputs" in reference
     ):
         return "code"
-    if isinstance(reference, (list, tuple)) and reference and all(
-        isinstance(t, str) for t in reference
+    if (
+        isinstance(reference, (list, tuple))
+        and reference
+        and all(isinstance(t, str) for t in reference)
     ):
         return "code"
     return "text"
@@ -133,7 +137,9 @@ def build_target(fields: Mapping[str, Any], hints: SpecHints, line: int | None =
     prompt_text = probe.prompt_text
     answer = str(reference).strip() if kind == "answer" else None
     honest = fields.get("completion")
+    built = []
     if honest is None:
+        built.append("honest")
         if answer is None:
             raise InputError(
                 "no 'completion' (the reference answer) and the reference is not a short "
@@ -145,6 +151,7 @@ def build_target(fields: Mapping[str, Any], hints: SpecHints, line: int | None =
     wrong_answer = wrong_answer_for(answer) if answer is not None else None
     wrong = fields.get("wrong")
     if wrong is None:
+        built.append("wrong")
         wrong = _honest_wrong(honest, kind, answer, wrong_answer, entry)
     return Target(
         prompt=prompt_text,
@@ -158,6 +165,7 @@ def build_target(fields: Mapping[str, Any], hints: SpecHints, line: int | None =
         hints=hints,
         metadata=probe.metadata,
         prompt_messages=probe.prompt if not isinstance(probe.prompt, str) else None,
+        built=tuple(built),
     )
 
 
@@ -247,10 +255,13 @@ def _read_kwargs(
             keywords.append(value)
         elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             keywords.extend(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and "len" in key.lower():
+        elif _is_length(key, value):
             lengths.append((value, "chars"))
-        elif isinstance(value, int) and not isinstance(value, bool) and key == "target":
-            lengths.append((value, "chars"))
+
+
+def _is_length(key: str, value: Any) -> bool:
+    named = "len" in key.lower() or key == "target"
+    return named and isinstance(value, int) and not isinstance(value, bool)
 
 
 def _regex_literals(pattern: str) -> Iterable[str]:
