@@ -18,7 +18,7 @@ from rewardhub.cli import build_app
 from rewardhub.commands.redteam import GATE_FAILED, read_targets
 from rewardhub.redteam import SpecHints, Target, audit
 from rewardhub.redteam.target import build_target, hints_from, kind_of, wrong_answer_for
-from tests.conftest import ROOT
+from tests.conftest import ROOT, doc_example
 
 EXAMPLES = ROOT / "examples" / "redteam"
 needs_math_verify = pytest.mark.skipif(
@@ -51,6 +51,12 @@ def test_every_builtin_class_is_documented_with_its_source() -> None:
         row = re.search(rf"^\| `{re.escape(name)}` \| {cls.family} \|(.*)$", doc, re.M)
         assert row, f"docs/redteam.md has no row for exploit class {name!r}"
         assert cls.source in row.group(1), f"docs/redteam.md: {name}'s row lacks its source"
+
+
+def test_docs_gate_block_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    block = doc_example("redteam.md", "gate")
+    assert block.report.samples == 6 and not block.report.failing(0.05)
 
 
 def test_registry_refuses_a_class_without_source_and_duplicates() -> None:
