@@ -306,10 +306,10 @@ def test_command_json_gate_and_cache(tmp_path: Path) -> None:
     assert code == 0, out
     report = json.loads(out)
     assert [c["name"] for c in report["classes"]] == ["hedging", "refusal"]
-    assert report["counts"]["completions_cached"] == 0
+    assert report["counts"]["source_calls_cached"] == 0
     assert (tmp_path / "math.jsonl.redteam.cache.sqlite").exists()
     code, out = _run(spec, data, *args, "--json")
-    assert json.loads(out)["counts"]["completions_computed"] == 0  # all from the cache
+    assert json.loads(out)["counts"]["source_calls_computed"] == 0  # all from the cache
 
     code, out = _run(spec, data, *args, "--fail-on", "0.5")
     assert code == GATE_FAILED

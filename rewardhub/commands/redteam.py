@@ -161,8 +161,8 @@ def register_commands(cli: "typer.Typer") -> None:
             n = report.counts
             say(
                 "",
-                f"{n['completions_computed']} completions scored, {n['completions_cached']} "
-                f"from the cache; baselines built: {n['reference_built']} reference, "
+                f"{n['completions']} completions scored ({n['source_calls_computed']} source "
+                f"results computed, {n['source_calls_cached']} from the cache); baselines built: {n['reference_built']} reference, "
                 f"{n['wrong_built']} wrong answers (the rest given in {data})",
             )
         failing = report.failing(fail_on) if fail_on is not None else []

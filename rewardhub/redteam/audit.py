@@ -79,20 +79,21 @@ def audit(
     columns = ("total", *pipeline.objectives)
     states = [_ClassState(e, {c: _Column() for c in columns}) for e in exploits]
     ranges = {c: _Range() for c in columns}
-    line = 0
+    line = scored = 0
     for start in range(0, len(targets), chunk_size):
         chunk = targets[start : start + chunk_size]
-        _score_chunk(pipeline, chunk, states, ranges, max_attacks, line)
+        scored += _score_chunk(pipeline, chunk, states, ranges, max_attacks, line)
         line += len(chunk)
         if on_progress is not None:
             on_progress(len(chunk))
     units = _units(pipeline, ranges)
     stats = pipeline.engine.stats
     counts = {
+        "completions": scored,
         "reference_built": sum("honest" in t.built for t in targets),
         "wrong_built": sum("wrong" in t.built for t in targets),
-        "completions_computed": stats.computed,
-        "completions_cached": stats.memory_hits + stats.disk_hits,
+        "source_calls_computed": stats.computed,
+        "source_calls_cached": stats.memory_hits + stats.disk_hits,
     }
     classes = sorted((_summarise(s, units) for s in states), key=lambda c: c.risk, reverse=True)
     return AuditReport(
@@ -116,7 +117,8 @@ def _score_chunk(
     ranges: dict[str, _Range],
     max_attacks: int,
     first_line: int,
-) -> None:
+) -> int:
+    """Score one chunk of targets and fold the results in; returns the completions scored."""
     texts: list[str] = []
     owners: list[int] = []  # the target of each text
     layout: list[tuple[int, int, list[tuple[Attack, list[int]]]]] = []
@@ -140,6 +142,7 @@ def _score_chunk(
     for base, c_idx, placed in layout:
         t_idx = owners[base]
         _record(states[c_idx], table, result.vector, texts, base, placed, first_line + t_idx)
+    return len(texts)
 
 
 def _record(

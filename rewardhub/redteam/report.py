@@ -98,7 +98,8 @@ class AuditReport:
     units: dict[str, float]
     classes: tuple[ClassReport, ...]
     counts: dict[str, int] = field(default_factory=dict)
-    """baselines built rather than given, completions computed and taken from the cache"""
+    """completions scored, baselines built rather than given, and source results computed
+    and taken from the cache"""
 
     def failing(self, gain: float) -> list[ClassReport]:
         """The classes whose mean gain on the total exceeds ``gain``."""
