@@ -212,6 +212,30 @@ def test_machinery_failure_is_unscorable_never_a_gain(tmp_path: Path) -> None:
     assert report.failing(0.0) == []
 
 
+def test_batch_normalised_totals_do_not_depend_on_the_other_attacks() -> None:
+    spec = {
+        "sources": [
+            {"type": "length", "config": {"target": 40}},
+            {"type": "keywords", "config": {"required": ["therefore"]}},
+        ],
+        "normalize": {"method": "zscore"},
+    }
+    hub = rh.Hub()
+    targets = [
+        _target(prompt=f"{i}+1?", reference=str(i + 1), completion=f"{i} + 1 is {i + 1}" + "!" * i)
+        for i in range(4)
+    ]
+    alone, crowded = (
+        [hub.exploits.get(n)() for n in names]
+        for names in (["keyword-stuffing"], ["keyword-stuffing", "long-token", "repetition"])
+    )
+    with rh.Pipeline(spec, hub=hub) as pipe:
+        one = audit(pipe, targets, alone).by_name("keyword-stuffing")
+        many = audit(pipe, targets, crowded).by_name("keyword-stuffing")
+    assert one.total.mean_gain > 0 and one.total.out_earns > 0
+    assert one.total == many.total  # each attack is totalled among the baselines only
+
+
 def test_report_is_sorted_by_risk_and_serialises() -> None:
     report = _audit("keyword-count.yaml", "math.jsonl", "text", limit=5)
     risks = [c.risk for c in report.classes]

@@ -15,7 +15,7 @@ from rewardhub.pipeline import Pipeline
 from rewardhub.redteam.exploit import Attack, Exploit
 from rewardhub.redteam.report import AuditReport, ClassReport, Example, Stat
 from rewardhub.redteam.target import Target
-from rewardhub.types import FloatArray, RewardBatch, json_row
+from rewardhub.types import FloatArray, RewardBatch, Sample, json_row
 
 #: gains smaller than this share of a column's range are ties, not wins
 _TIE = 1e-9
@@ -53,7 +53,9 @@ class _Range:
 
     @property
     def width(self) -> float:
-        return self.high - self.low if self.high > self.low else 0.0
+        """The range, 0 when it is float noise."""
+        scale = max(1.0, abs(self.low), abs(self.high)) if self.high > self.low else 0.0
+        return self.high - self.low if self.high - self.low > _TIE * scale else 0.0
 
 
 def audit(
@@ -78,7 +80,8 @@ def audit(
         raise InputError("no exploit classes to run")
     columns = ("total", *pipeline.objectives)
     states = [_ClassState(e, {c: _Column() for c in columns}) for e in exploits]
-    ranges = {c: _Range() for c in columns}
+    # per column: the range of the baselines' values, and of every value seen
+    ranges = {c: (_Range(), _Range()) for c in columns}
     line = scored = 0
     for start in range(0, len(targets), chunk_size):
         chunk = targets[start : start + chunk_size]
@@ -114,7 +117,7 @@ def _score_chunk(
     pipeline: Pipeline,
     chunk: Sequence[Target],
     states: list[_ClassState],
-    ranges: dict[str, _Range],
+    ranges: dict[str, tuple[_Range, _Range]],
     max_attacks: int,
     first_line: int,
 ) -> int:
@@ -135,14 +138,36 @@ def _score_chunk(
                 placed.append((attack, rows))
             layout.append((base, c_idx, placed))
     samples = [chunk[o].sample(text) for o, text in zip(owners, texts)]
-    result = pipeline.score(samples)
-    table = np.column_stack([result.total, result.vector.values])  # n × (1 + k)
+    vector = pipeline.vector(samples)
+    baselines = [row for base, c_idx, _ in layout if c_idx == 0 for row in (base, base + 1)]
+    total = _totals(pipeline, vector, samples, baselines)
+    table = np.column_stack([total, vector.values])  # n × (1 + k)
     for name, col in zip(ranges, table.T):
-        ranges[name].add(col)
+        ranges[name][0].add(col[baselines])
+        ranges[name][1].add(col)
     for base, c_idx, placed in layout:
         t_idx = owners[base]
-        _record(states[c_idx], table, result.vector, texts, base, placed, first_line + t_idx)
+        _record(states[c_idx], table, vector, texts, base, placed, first_line + t_idx)
     return len(texts)
+
+
+def _totals(
+    pipeline: Pipeline, vector: RewardBatch, samples: list[Sample], baselines: list[int]
+) -> FloatArray:
+    """Each completion's total. When the totals depend on the batch (a normaliser such as
+    zscore, a ranking aggregator), a batch of attacks would skew them: each attack is then
+    totalled in a batch of the chunk's baselines plus itself, one policy sample among honest
+    ones, and the baselines among themselves."""
+    full = pipeline.aggregate(vector, samples).total
+    alone = pipeline.aggregate(vector.select(baselines), [samples[i] for i in baselines]).total
+    if np.allclose(full[baselines], alone, rtol=1e-9, atol=1e-12, equal_nan=True):
+        return full  # row by row: the batch does not matter
+    total = np.empty(vector.n)
+    total[baselines] = alone
+    for row in sorted(set(range(vector.n)) - set(baselines)):
+        rows = [*baselines, row]
+        total[row] = pipeline.aggregate(vector.select(rows), [samples[i] for i in rows]).total[-1]
+    return total
 
 
 def _record(
@@ -210,11 +235,12 @@ def _example(
     )
 
 
-def _units(pipeline: Pipeline, ranges: dict[str, _Range]) -> dict[str, float]:
-    """Each column's range: declared bounds, else what the audit observed. The total's range
-    is the aggregate of the bounds when every objective declares them and nothing normalises
-    (the aggregators are monotone), else the range the audit observed."""
-    units = {name: r.width for name, r in ranges.items()}
+def _units(pipeline: Pipeline, ranges: dict[str, tuple[_Range, _Range]]) -> dict[str, float]:
+    """Each column's range: declared bounds, else the spread of the baselines (reference and
+    wrong answers over all samples), else of every value seen. The total's range is the
+    aggregate of the bounds when every objective declares them and nothing normalises (the
+    aggregators are monotone)."""
+    units = {name: base.width or seen.width for name, (base, seen) in ranges.items()}
     bounds = {s.name: s.bounds for s in pipeline.spec.objective_specs or [] if s.bounds is not None}
     for name, (low, high) in bounds.items():
         if name in units:
@@ -256,6 +282,7 @@ def _stat(name: str, col: _Column, unit: float) -> Stat:
     if not n:
         return Stat(name, 0, math.nan, math.nan, math.nan, math.nan, unit)
     raw = gains[present]
+    raw = np.where(np.abs(raw) <= _TIE * max(1.0, unit), 0.0, raw)  # float noise is a tie
     scaled = raw / unit if unit > 0 else np.zeros_like(raw)
     reached = np.array(col.reached, dtype=bool)[present]
     return Stat(
