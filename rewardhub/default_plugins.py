@@ -27,8 +27,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.remote",
     "rewardhub.commands.train",
     "rewardhub.commands.steer",
-    "rewardhub.redteam.text",
-    "rewardhub.redteam.judge",
-    "rewardhub.redteam.code",
+    "rewardhub.redteam.builtins",
     "rewardhub.commands.redteam",
 )

@@ -7,10 +7,8 @@ import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from rewardhub.hookspecs import hookimpl
 from rewardhub.redteam.exploit import Attack, Exploit
 from rewardhub.redteam.target import Target
-from rewardhub.registry import ExploitRegistry
 
 _IO_EXAMPLE = re.compile(r"Input:?\s*\n(.*?)\n\s*Output:?\s*\n(.*?)(?:\n\s*\n|\Z)", re.S | re.I)
 
@@ -269,9 +267,3 @@ CODE_EXPLOITS: tuple[type[Exploit], ...] = (
     RaiseExit,
     HardcodeVisible,
 )
-
-
-@hookimpl
-def register_exploits(registry: ExploitRegistry) -> None:
-    for cls in CODE_EXPLOITS:
-        registry.add(cls)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from rewardhub.hookspecs import hookimpl
 from rewardhub.redteam.exploit import Attack, Exploit
 from rewardhub.redteam.target import Target
-from rewardhub.registry import ExploitRegistry
 
 
 class Injection(Exploit):
@@ -97,9 +95,3 @@ JUDGE_EXPLOITS: tuple[type[Exploit], ...] = (
     Flattery,
     OtherLanguage,
 )
-
-
-@hookimpl
-def register_exploits(registry: ExploitRegistry) -> None:
-    for cls in JUDGE_EXPLOITS:
-        registry.add(cls)

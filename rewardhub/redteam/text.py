@@ -6,10 +6,8 @@ import itertools
 from collections.abc import Iterator
 from typing import ClassVar
 
-from rewardhub.hookspecs import hookimpl
 from rewardhub.redteam.exploit import Attack, Exploit
 from rewardhub.redteam.target import Target
-from rewardhub.registry import ExploitRegistry
 
 _FILLER = (
     "Let us think about this carefully and consider every relevant aspect of the question "
@@ -263,9 +261,3 @@ TEXT_EXPLOITS: tuple[type[Exploit], ...] = (
     UnicodeTricks,
     LongToken,
 )
-
-
-@hookimpl
-def register_exploits(registry: ExploitRegistry) -> None:
-    for cls in TEXT_EXPLOITS:
-        registry.add(cls)
