@@ -568,8 +568,10 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
 
 
 def _summary(cls: type[Any]) -> str:
-    """A registered class's one-line description: ``summary`` or its docstring's first line."""
-    text = getattr(cls, "summary", "") or inspect.getdoc(cls) or ""
+    """A registered class's one-line description: ``summary``, ``description`` (exploit
+    classes) or its docstring's first line."""
+    text = getattr(cls, "summary", "") or getattr(cls, "description", "") or inspect.getdoc(cls)
+    text = text or ""
     return text.strip().splitlines()[0] if text.strip() else ""
 
 

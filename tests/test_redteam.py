@@ -341,6 +341,18 @@ def test_command_json_gate_and_cache(tmp_path: Path) -> None:
     assert "hedging" in out and "out-earns" in out  # the table
     code, out = _run(spec, data, "--exploits", "refusal", "--fail-on", "0.05", "--no-cache")
     assert code == 0, out
+    code, out = _run(spec, data, "--exploits", "judge", "--limit", "2", "--no-cache", "--json")
+    assert json.loads(out)["samples"] == 2
+    assert {c["family"] for c in json.loads(out)["classes"]} == {"judge"}
+
+
+def test_plugins_lists_the_exploit_classes() -> None:
+    result = CliRunner().invoke(build_app(rh.Hub()), ["plugins", "--json"])
+    types = [t for p in json.loads(result.output) for t in p["types"]]
+    equal = rh.Hub().exploits.get("always-equal")
+    assert {"kind": "exploit", "name": "always-equal", "summary": equal.description} in types
+    listed = {t["name"] for t in types if t["kind"] == "exploit"}
+    assert listed == set(rh.Hub().exploits.names())
 
 
 def test_command_errors_name_the_fix(tmp_path: Path) -> None:
