@@ -150,8 +150,10 @@ def register_commands(cli: "typer.Typer") -> None:
                     )
         except OutputError as exc:
             raise fail(exc) from None
+        except InputError as exc:  # the data or an option: the message names which
+            raise fail(exc) from None
         except RewardHubError as exc:
-            raise fail(f"{spec}: {exc}" if "line" not in str(exc) else exc) from None
+            raise fail(f"{spec}: {exc}") from None
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         else:
