@@ -260,6 +260,16 @@ def test_max_attacks_bounds_the_work() -> None:
 
 # -- the shipped specs ------------------------------------------------------------------------
 
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_every_shipped_spec_builds_and_declares_bounds(spec: str) -> None:
+    if spec == "sound-math.yaml" and importlib.util.find_spec("math_verify") is None:
+        pytest.skip("extra 'verify' not installed")
+    with rh.Pipeline.from_yaml(EXAMPLES / spec) as pipe:
+        declared = {o.name for o in pipe.spec.objective_specs or [] if o.bounds is not None}
+        assert declared == set(pipe.objectives)  # gains are shares of a known range
+
+
 WEAK = [
     ("keyword-count.yaml", "math.jsonl", "keyword-stuffing"),
     ("length-target.yaml", "math.jsonl", "length-padding"),
