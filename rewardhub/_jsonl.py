@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -135,3 +136,22 @@ def encode_line(obj: dict[str, Any]) -> bytes:
     """
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_default)
     return text.encode("utf-8") + b"\n"
+
+
+def read_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; an unreadable file
+    or a line that is not a JSON object raises InputError naming the file and line."""
+    from rewardhub.errors import InputError
+
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    with fh:
+        for lineno, raw, _ in read_lines(fh):
+            if raw is not None and not raw.strip():
+                continue
+            obj = parse_object(raw)
+            if isinstance(obj, BadLine):
+                raise InputError(f"{path}: {obj.reason}", lineno)
+            yield lineno, obj

@@ -30,26 +30,16 @@ def read_scored(
     Each line needs a ``rewards`` object; ``null`` (abstained) becomes NaN; lines without
     rewards (rejected inputs) are skipped.
     """
-    from rewardhub._jsonl import BadLine, parse_object, read_lines
+    from rewardhub._jsonl import read_objects
 
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-    with fh:
-        for lineno, raw, _ in read_lines(fh):
-            if raw is not None and not raw.strip():
-                continue
-            obj = parse_object(raw)
-            if isinstance(obj, BadLine):
-                raise InputError(f"{path}: {obj.reason}", lineno)
-            rewards = obj.get("rewards")
-            if not isinstance(rewards, dict):
-                continue
-            rows.append(rewards)
-            lines.append(lineno)
+    for lineno, obj in read_objects(path):
+        rewards = obj.get("rewards")
+        if not isinstance(rewards, dict):
+            continue
+        rows.append(rewards)
+        lines.append(lineno)
     if not rows:
         raise InputError(f"{path} has no scored lines (objects with a 'rewards' field)")
     seen: dict[str, None] = {}

@@ -24,27 +24,17 @@ GATE_FAILED = 3
 
 def read_targets(path: Path, hints: "SpecHints", limit: int | None = None) -> list["Target"]:
     """The samples to attack, one JSON object a line (see :func:`build_target`)."""
-    from rewardhub._jsonl import BadLine, parse_object, read_lines
+    from rewardhub._jsonl import read_objects
     from rewardhub.redteam.target import build_target
 
     targets = []
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-    with fh:
-        for number, raw, _ in read_lines(fh):
-            if raw is not None and not raw.strip():
-                continue
-            obj = parse_object(raw)
-            if isinstance(obj, BadLine):
-                raise InputError(f"{path}: {obj.reason}", number)
-            try:
-                targets.append(build_target(obj, hints, number))
-            except InputError as exc:
-                raise InputError(f"{path}: {exc}") from None
-            if limit is not None and len(targets) >= limit:
-                break
+    for number, obj in read_objects(path):
+        try:
+            targets.append(build_target(obj, hints, number))
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        if limit is not None and len(targets) >= limit:
+            break
     if not targets:
         raise InputError(f"{path} has no samples")
     return targets
