@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     from rewardhub.hookspecs import hookimpl, hookspec
     from rewardhub.hub import Hub, PluginWarning
     from rewardhub.pipeline import Pipeline
-    from rewardhub.registry import AggregatorRegistry, NormalizerRegistry, SourceRegistry
+    from rewardhub.redteam.exploit import Attack, Exploit
+    from rewardhub.registry import (
+        AggregatorRegistry,
+        ExploitRegistry,
+        NormalizerRegistry,
+        SourceRegistry,
+    )
     from rewardhub.source import (
         Abstain,
         AbstainNow,
@@ -55,6 +61,9 @@ _LAZY = {
     "hookimpl": "rewardhub.hookspecs",
     "hookspec": "rewardhub.hookspecs",
     "AggregatorRegistry": "rewardhub.registry",
+    "ExploitRegistry": "rewardhub.registry",
+    "Attack": "rewardhub.redteam.exploit",
+    "Exploit": "rewardhub.redteam.exploit",
     "NormalizerRegistry": "rewardhub.registry",
     "SourceRegistry": "rewardhub.registry",
     "Abstain": "rewardhub.source",
@@ -90,8 +99,11 @@ __all__ = [
     "AggregationError",
     "Aggregator",
     "AggregatorRegistry",
+    "Attack",
     "Context",
     "DuplicateNameError",
+    "Exploit",
+    "ExploitRegistry",
     "Fail",
     "FailNow",
     "Hub",

@@ -430,13 +430,14 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             bool, typer.Option("--json", help="print JSON instead of a table")
         ] = False,
     ) -> None:
-        """List plugins and every source, aggregator and normalizer they provide."""
+        """List plugins and every source, aggregator, normalizer and exploit class they provide."""
         h = get_hub()
         infos = h.plugins()
         registries: list[tuple[str, Any]] = [
             ("source", h.sources),
             ("aggregator", h.aggregators),
             ("normalizer", h.normalizers),
+            ("exploit", h.exploits),
         ]
         if as_json:  # for tools: each plugin, and each type it provides with its summary
             out = [
@@ -458,11 +459,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         for col in ("kind", "name", "plugin", "description"):
             table.add_column(col)
         labels = {i.name: _plugin_label(i) for i in infos}
-        for kind, registry in (
-            ("source", h.sources),
-            ("aggregator", h.aggregators),
-            ("normalizer", h.normalizers),
-        ):
+        for kind, registry in registries:
             for name, cls in registry.items():
                 owner = registry.owner(name)
                 table.add_row(kind, name, labels.get(owner, owner), _summary(cls))
@@ -653,8 +650,10 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
 
 
 def _summary(cls: type[Any]) -> str:
-    """A registered class's one-line description: ``summary`` or its docstring's first line."""
-    text = getattr(cls, "summary", "") or inspect.getdoc(cls) or ""
+    """A registered class's one-line description: ``summary``, ``description`` (exploit
+    classes) or its docstring's first line."""
+    text = getattr(cls, "summary", "") or getattr(cls, "description", "") or inspect.getdoc(cls)
+    text = text or ""
     return text.strip().splitlines()[0] if text.strip() else ""
 
 

@@ -33,4 +33,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.commands.steer",
     "rewardhub.commands.eval",
     "rewardhub.commands.report",
+    "rewardhub.redteam.builtins",
+    "rewardhub.commands.redteam",
 )

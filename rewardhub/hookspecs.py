@@ -9,7 +9,12 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
-    from rewardhub.registry import AggregatorRegistry, NormalizerRegistry, SourceRegistry
+    from rewardhub.registry import (
+        AggregatorRegistry,
+        ExploitRegistry,
+        NormalizerRegistry,
+        SourceRegistry,
+    )
 
 hookspec = pluggy.HookspecMarker("rewardhub")
 hookimpl = pluggy.HookimplMarker("rewardhub")
@@ -33,3 +38,8 @@ def register_normalizers(registry: NormalizerRegistry) -> None:
 @hookspec
 def register_commands(cli: typer.Typer) -> None:
     """Add sub-commands to the ``rewardhub`` command line (``@cli.command()``)."""
+
+
+@hookspec
+def register_exploits(registry: ExploitRegistry) -> None:
+    """Register exploit classes for ``rewardhub redteam`` with ``registry.add(cls)``."""

@@ -15,7 +15,13 @@ import pluggy
 from rewardhub import _trace, hookspecs
 from rewardhub.default_plugins import DEFAULT_PLUGINS
 from rewardhub.errors import DuplicateNameError, PluginError
-from rewardhub.registry import AggregatorRegistry, NormalizerRegistry, Registry, SourceRegistry
+from rewardhub.registry import (
+    AggregatorRegistry,
+    ExploitRegistry,
+    NormalizerRegistry,
+    Registry,
+    SourceRegistry,
+)
 
 ENTRY_POINT_GROUP = "rewardhub"
 
@@ -35,6 +41,7 @@ class PluginInfo:
     sources: list[str] = field(default_factory=list)
     aggregators: list[str] = field(default_factory=list)
     normalizers: list[str] = field(default_factory=list)
+    exploits: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -81,9 +88,11 @@ class Hub:
         self.sources = SourceRegistry()
         self.aggregators = AggregatorRegistry()
         self.normalizers = NormalizerRegistry()
+        self.exploits = ExploitRegistry()
         self._call_each("register_sources", self.sources, "sources")
         self._call_each("register_aggregators", self.aggregators, "aggregators")
         self._call_each("register_normalizers", self.normalizers, "normalizers")
+        self._call_each("register_exploits", self.exploits, "exploits")
 
     # -- loading -----------------------------------------------------------------------------
 

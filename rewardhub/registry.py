@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rewardhub.errors import DuplicateNameError, PluginError, UnknownTypeError
+from rewardhub.redteam.exploit import Exploit
 from rewardhub.source import RewardSource
 
 if TYPE_CHECKING:  # imported lazily at run time: aggregate/ imports this module
@@ -107,3 +108,24 @@ class NormalizerRegistry(Registry["Normalizer"]):
 
         super().__init__()
         self.base = Normalizer
+
+
+class ExploitRegistry(Registry[Exploit]):
+    """Exploit classes for ``rewardhub redteam``, by ``name``; each must cite its source."""
+
+    kind = "exploit class"
+    name_attr = "name"
+    base = Exploit
+
+    def add(self, cls: type[Exploit], name: str | None = None) -> None:
+        if isinstance(cls, type) and issubclass(cls, Exploit):
+            missing = [a for a in ("description", "source") if not getattr(cls, a, "")]
+            if cls.family not in ("text", "judge", "code"):
+                missing.append("a family (text, judge or code)")
+            if missing:
+                raise PluginError(
+                    f"plugin {self.current_plugin!r} registered exploit class "
+                    f"{_qualname(cls)} without {', '.join(missing)}: set the class attributes "
+                    "description, source (the paper or incident it comes from) and family"
+                )
+        super().add(cls, name)

@@ -5,6 +5,7 @@ import re
 import sys
 import types
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +13,8 @@ from typer.testing import CliRunner
 import rewardhub as rh
 from rewardhub import hookspecs
 from rewardhub.cli import build_app
+from rewardhub.redteam import SpecHints, audit
+from rewardhub.redteam.target import build_target
 from rewardhub.testing import plugin_with
 from tests.conftest import ROOT, doc_example
 
@@ -27,6 +30,7 @@ def test_every_hook_is_documented_with_its_signature() -> None:
         "register_aggregators",
         "register_normalizers",
         "register_commands",
+        "register_exploits",
     ]
     for name in HOOKS:
         sig = inspect.signature(getattr(hookspecs, name))
@@ -98,6 +102,34 @@ def test_hook_register_commands() -> None:
     result = CliRunner().invoke(app, ["hello", "--name", "rewards"])
     assert result.exit_code == 0, result.output
     assert "hello rewards" in result.output
+
+
+def test_hook_register_exploits(tmp_path: Path) -> None:
+    plugin = doc_example("hooks.md", "register_exploits")
+    hub = rh.Hub(plugins=[plugin])
+    assert hub.exploits.get("confidence-claim") is plugin.ConfidenceClaim
+    assert hub.exploits.owner("confidence-claim") == "doc_example_register_exploits"
+    assert "confidence-claim" not in rh.Hub().exploits  # each hub is fresh
+    # a reward that trusts stated certainty pays it: the audit finds the plugin's class
+    (tmp_path / "gullible.py").write_text(
+        "def gullible(sample):\n    return float('certain' in sample.completion)\n"
+    )
+    spec = {
+        "objectives": [{"name": "trust", "bounds": [0, 1]}],
+        "sources": [
+            {
+                "type": "python",
+                "config": {
+                    "function": str(tmp_path / "gullible.py:gullible"),
+                    "objectives": ["trust"],
+                },
+            }
+        ],
+    }
+    targets = [build_target({"prompt": "2+2?", "reference": "4"}, SpecHints())]
+    with rh.Pipeline(spec, hub=hub) as pipe:
+        report = audit(pipe, targets, [plugin.ConfidenceClaim()])
+    assert report.by_name("confidence-claim").total.mean_gain == 1.0
 
 
 # -- registry behaviour ------------------------------------------------------------------------
