@@ -27,4 +27,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.remote",
     "rewardhub.commands.train",
     "rewardhub.commands.steer",
+    "rewardhub.bridges.openenv",
+    "rewardhub.bridges.verifiers",
+    "rewardhub.bridges.eval_protocol",
+    "rewardhub.bridges.openjudge",
 )
