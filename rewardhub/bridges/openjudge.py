@@ -71,13 +71,20 @@ def sample_data(sample: Sample) -> dict[str, Any]:
     }
 
 
+#: what a grader that names no argument (only ``**kwargs``) receives
+STANDARD_FIELDS = frozenset({"query", "response", "reference_response"})
+
+
 def _accepted(grader: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """Keep the data fields the grader's ``_aevaluate`` names. Not the rest, even when it takes
-    ``**kwargs``: graders forward those to their scoring functions (``StringMatchGrader``), so an
-    unexpected field would be an unexpected argument. A mapper passes anything else."""
-    params = inspect.signature(grader._aevaluate).parameters
+    """Keep the data fields the grader's ``_aevaluate`` (a FunctionGrader's function) names.
+    Not the rest, even when it takes ``**kwargs``: graders forward those to their scoring
+    functions (``StringMatchGrader``), so an unexpected field would be an unexpected argument;
+    one that names none gets the standard fields. A mapper passes anything else."""
+    fn = getattr(grader, "func", None) or grader._aevaluate
+    params = inspect.signature(fn).parameters
     names = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-    return lambda data: {k: v for k, v in data.items() if k in names}
+    keep = names or STANDARD_FIELDS
+    return lambda data: {k: v for k, v in data.items() if k in keep}
 
 
 class OpenJudge(BridgeSource):
