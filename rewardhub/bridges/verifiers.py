@@ -150,6 +150,7 @@ class Verifiers(BridgeSource):
         return task, trace
 
     async def ascore(self, samples: list[Sample]) -> Scores:
+        self.built  # noqa: B018 - a bad config is an error, not an abstention per sample
         # each sample has its own task and trace, so verifiers scores them concurrently
         return list(await asyncio.gather(*(self._one(s) for s in samples)))
 
