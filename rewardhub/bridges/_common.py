@@ -9,19 +9,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rewardhub._optional import require
-from rewardhub.adapters._common import SpecLike, load_pipeline
-from rewardhub.batching import check_rowwise
-from rewardhub.engine import run_sync
 from rewardhub.errors import SourceError
-from rewardhub.hub import Hub
-from rewardhub.pipeline import Pipeline
 from rewardhub.source import Abstain, RewardSource, Scores
 from rewardhub.sources.python import ImportFailed, load_object
 from rewardhub.spec import base_dir
 from rewardhub.types import Outcome, Sample, ScoreResult
+
+if TYPE_CHECKING:  # the pipeline is imported when a bridge is used, not when the hub loads
+    from rewardhub.adapters._common import SpecLike
+    from rewardhub.hub import Hub
+    from rewardhub.pipeline import Pipeline
 
 #: what each bridge's extra installs, and the module that tells whether it is there
 EXTRAS = {
@@ -161,6 +161,9 @@ class PipelineBridge:
     would get a different reward for the same sample depending on its company."""
 
     def __init__(self, spec: SpecLike, hub: Hub | None, who: str) -> None:
+        from rewardhub.adapters._common import load_pipeline
+        from rewardhub.batching import check_rowwise
+
         self.pipeline: Pipeline = load_pipeline(spec, hub)
         self.who = who
         check_rowwise(self.pipeline, who)
@@ -215,6 +218,8 @@ class BridgeSource(RewardSource):
         return ref_files(getattr(self.config, self.ref_field), self._base)
 
     def score(self, samples: list[Sample]) -> Scores:
+        from rewardhub.engine import run_sync
+
         return run_sync(self.ascore(samples))
 
     def __getstate__(self) -> dict[str, Any]:

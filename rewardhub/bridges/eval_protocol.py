@@ -18,12 +18,11 @@ import inspect
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewardhub._optional import require
-from rewardhub.adapters._common import SpecLike
 from rewardhub.bridges._common import (
     BridgeSource,
     PipelineBridge,
@@ -36,10 +35,13 @@ from rewardhub.bridges._common import (
 )
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
-from rewardhub.hub import Hub
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Fail, Row, Scores
 from rewardhub.types import Sample
+
+if TYPE_CHECKING:
+    from rewardhub.adapters._common import SpecLike
+    from rewardhub.hub import Hub
 
 
 def eval_protocol_models() -> Any:

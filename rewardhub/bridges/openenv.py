@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rewardhub.adapters._common import SpecLike
 from rewardhub.bridges._common import (
     BridgeSource,
     PipelineBridge,
@@ -26,10 +25,13 @@ from rewardhub.bridges._common import (
 )
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
-from rewardhub.hub import Hub
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Row, Scores
 from rewardhub.types import Sample
+
+if TYPE_CHECKING:
+    from rewardhub.adapters._common import SpecLike
+    from rewardhub.hub import Hub
 
 #: observation metadata keys that carry the sample's prompt and reference
 PROMPT_KEY, REFERENCE_KEY = "prompt", "reference"

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rewardhub.adapters._common import SpecLike
 from rewardhub.bridges._common import (
     BridgeSource,
     PipelineBridge,
@@ -28,10 +27,13 @@ from rewardhub.bridges._common import (
 )
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
-from rewardhub.hub import Hub
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Row, Scores
 from rewardhub.types import Sample
+
+if TYPE_CHECKING:
+    from rewardhub.adapters._common import SpecLike
+    from rewardhub.hub import Hub
 
 
 class GraderSpec(BaseModel):
@@ -120,9 +122,11 @@ class OpenJudge(BridgeSource):
             mapper = dict(spec.mapper)
 
             def mapped(
-                data: dict[str, Any], keep: Any = keep, mapper: dict[str, str] = mapper
+                data: dict[str, Any],
+                keep: Callable[[dict[str, Any]], dict[str, Any]] = keep,
+                mapper: dict[str, str] = mapper,
             ) -> dict[str, Any]:
-                return parse_data_with_mapper(data, mapper) if mapper else keep(data)
+                return dict(parse_data_with_mapper(data, mapper)) if mapper else keep(data)
 
             configs[name] = (obj, mapped)
         return GradingRunner(

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rewardhub.adapters._common import SpecLike
 from rewardhub.bridges._common import (
     BridgeSource,
     PipelineBridge,
@@ -35,12 +34,15 @@ from rewardhub.bridges._common import (
 )
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
-from rewardhub.hub import Hub
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Row, Scores
 from rewardhub.sources.python import load_object
 from rewardhub.spec import base_dir
 from rewardhub.types import Sample
+
+if TYPE_CHECKING:
+    from rewardhub.adapters._common import SpecLike
+    from rewardhub.hub import Hub
 
 #: the trace.info key the pipeline's per-objective details are kept under
 INFO_KEY = "rewardhub"
