@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rewardhub._optional import require
 from rewardhub.errors import SourceError
-from rewardhub.source import Abstain, RewardSource, Scores
+from rewardhub.source import NUMBER, Abstain, RewardSource, Scores
 from rewardhub.sources.python import ImportFailed, load_object
 from rewardhub.spec import base_dir
 from rewardhub.types import Outcome, Sample, ScoreResult
@@ -53,13 +53,16 @@ def failure(what: str, exc: BaseException) -> Abstain:
 
 
 def number(value: Any) -> float | None:
-    """``value`` as a finite float, or None when it is not one (None, NaN, inf, text)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            return None
-    out = float(value)
+    """``value`` as a finite float, or None when it is not a number (None, NaN, inf, text:
+    never coerced, as the engine never coerces a source's output)."""
+    if type(value) is float:  # the common case first: this runs once per cell
+        return value if math.isfinite(value) else None
+    if not isinstance(value, NUMBER):
+        return None
+    try:
+        out = float(value)
+    except OverflowError:
+        return None
     return out if math.isfinite(out) else None
 
 

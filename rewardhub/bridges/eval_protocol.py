@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -48,6 +49,9 @@ def eval_protocol_models() -> Any:
     """``eval_protocol.models``, imported without network access or import-time warnings:
     litellm (which eval_protocol imports) fetches a model price list at import unless told
     to use its bundled copy, and eval_protocol's models emit pydantic deprecation warnings."""
+    models = sys.modules.get("eval_protocol.models")
+    if models is not None:  # imported: the per-result path stays cheap
+        return models
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -119,7 +123,20 @@ class EvalProtocol(BridgeSource):
     async def ascore(self, samples: list[Sample]) -> Scores:
         fn = self.built
         if not self.batched:
-            return [await self._one(fn, s) for s in samples]
+            result_type = eval_protocol_models().EvaluateResult
+            rows = []
+            for sample in samples:
+                try:
+                    out = fn(
+                        messages=chat(sample), ground_truth=sample.reference, **self.config.kwargs
+                    )
+                    if not isinstance(out, result_type) and inspect.isawaitable(out):
+                        out = await out
+                except Exception as exc:
+                    rows.append(failure("the eval-protocol reward function", exc))
+                    continue
+                rows.append(self._row(out))
+            return rows
         rows: list[Row] = [None] * len(samples)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, s in enumerate(samples):  # batch mode scores the rollouts of one prompt together
@@ -128,15 +145,6 @@ class EvalProtocol(BridgeSource):
             for i, row in zip(idx, await self._group(fn, [samples[i] for i in idx])):
                 rows[i] = row
         return rows
-
-    async def _one(self, fn: Callable[..., Any], sample: Sample) -> Row:
-        try:
-            out = fn(messages=chat(sample), ground_truth=sample.reference, **self.config.kwargs)
-            if inspect.isawaitable(out):
-                out = await out
-        except Exception as exc:
-            return failure("the eval-protocol reward function", exc)
-        return self._row(out)
 
     async def _group(self, fn: Callable[..., Any], samples: Sequence[Sample]) -> list[Row]:
         try:
@@ -155,9 +163,9 @@ class EvalProtocol(BridgeSource):
         return [self._row(r) for r in out]
 
     def _row(self, out: Any) -> Row:
-        models = eval_protocol_models()
+        result_type = eval_protocol_models().EvaluateResult
         try:
-            result = models.EvaluateResult.model_validate(out)
+            result = out if isinstance(out, result_type) else result_type.model_validate(out)
         except Exception as exc:
             return failure("validating the EvaluateResult", exc)
         if result.error:

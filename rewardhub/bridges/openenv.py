@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -120,37 +120,54 @@ class OpenEnvRubric(BridgeSource):
 
     def inputs(self, sample: Sample) -> tuple[Any, Any]:
         """The (action, observation) OpenEnv's rubric is called with for ``sample``."""
+        return self._inputs()(sample)
+
+    def _inputs(self) -> Callable[[Sample], tuple[Any, Any]]:
         from openenv.core.env_server.types import Observation
 
         _, action_cls, observation_cls = self.built
-        action: Any = sample.completion
-        if action_cls is not None:
-            action = action_cls(**{self.config.action_field: sample.completion})
-        metadata = dict(observation_metadata(sample))
-        return action, (observation_cls or Observation)(done=True, metadata=metadata)
+        make_observation = observation_cls or Observation
+        field = self.config.action_field
 
-    async def ascore(self, samples: list[Sample]) -> Scores:
+        def inputs(sample: Sample) -> tuple[Any, Any]:
+            action = sample.completion
+            if action_cls is not None:
+                action = action_cls(**{field: action})
+            return action, make_observation(done=True, metadata=observation_metadata(sample))
+
+        return inputs
+
+    def score(self, samples: list[Sample]) -> Scores:
+        # sync: OpenEnv's containers run plain calls faster outside an event loop, and an
+        # async rubric (an LLM judge) still runs, each call awaited on its own loop
+        from rewardhub.engine import run_sync
+
         rubric = self.built[0]
+        parts = [rubric.get_rubric(path) for path in self.config.components.values()]
+        inputs = self._inputs()
+        rows: list[Row] = []
         # one sample at a time: a rubric keeps each sub-rubric's last_score on itself
-        return [await self._one(rubric, s) for s in samples]
+        for sample in samples:
+            for part in parts:  # a container that stops early leaves the rest unrun
+                object.__setattr__(part, "last_score", None)
+            try:
+                out = rubric(*inputs(sample))
+                if type(out) is not float and inspect.isawaitable(out):
+                    out = run_sync(_awaited(out))
+            except Exception as exc:
+                rows.append(failure("the openenv rubric", exc))
+                continue
+            rows.append(self._row(out, parts))
+        return rows
 
-    async def _one(self, rubric: Any, sample: Sample) -> Row:
-        parts = {name: rubric.get_rubric(path) for name, path in self.config.components.items()}
-        for part in parts.values():
-            part.last_score = None  # a container that stops early leaves the rest unrun
-        try:
-            out = rubric(*self.inputs(sample))
-            if inspect.isawaitable(out):
-                out = await out
-        except Exception as exc:
-            return failure("the openenv rubric", exc)
+    def _row(self, out: Any, parts: list[Any]) -> Row:
         row: list[float | None] = []
         if self.config.total:
             value = number(out)
             if value is None:
                 return Abstain(f"the openenv rubric returned {out!r:.60}, not a finite number")
             row.append(value)
-        for name, part in parts.items():
+        for name, part in zip(self.config.components, parts):
             if part.last_score is None:
                 row.append(self.config.skipped_value)
                 continue
@@ -159,6 +176,10 @@ class OpenEnvRubric(BridgeSource):
                 return Abstain(f"sub-rubric {name!r} scored {part.last_score!r:.60}")
             row.append(value)
         return row
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def to_sample(action: Any, observation: Any, action_field: str = "message") -> Sample:
@@ -196,8 +217,8 @@ def pipeline_rubric(
     return PipelineRubric(bridge, action_field=action_field, unscorable=unscorable)
 
 
-def observation_metadata(sample: Sample) -> Mapping[str, Any]:
-    """The observation metadata :func:`to_sample` reads ``sample`` back from."""
+def observation_metadata(sample: Sample) -> dict[str, Any]:
+    """The observation metadata :func:`to_sample` reads ``sample`` back from (a new dict)."""
     return {PROMPT_KEY: sample.prompt, REFERENCE_KEY: sample.reference, **sample.metadata}
 
 

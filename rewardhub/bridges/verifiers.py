@@ -18,7 +18,7 @@ data and the rollout's ``Trace``; a ``TaskConfig`` may plug more by import path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -126,6 +126,9 @@ class Verifiers(BridgeSource):
     def trace_of(self, sample: Sample) -> tuple[Any, Any]:
         """The (task, trace) verifiers scores ``sample`` on: the sample's prompt as the task's
         prompt, its completion as the model's one reply."""
+        return self._tracer()(sample)
+
+    def _tracer(self) -> Callable[[Sample], tuple[Any, Any]]:
         import verifiers.v1 as vf
         from pydantic import TypeAdapter
         from verifiers.v1.graph import MessageNode
@@ -133,40 +136,53 @@ class Verifiers(BridgeSource):
 
         cls, config = self.built
         data_type = cls.data_type()
-        fields = {k: v for k, v in sample.metadata.items() if k in data_type.model_fields}
-        if self.config.reference_field and sample.reference is not None:
-            fields[self.config.reference_field] = sample.reference
-        data = data_type(prompt=sample.prompt, **fields)
-        task = _new_task(cls, config, data)
-        chat = [*prompt_messages(sample), {"role": "assistant", "content": sample.completion}]
-        messages = TypeAdapter(list[vf.Message]).validate_python(chat)
-        nodes = [
-            MessageNode(parent=i - 1 if i else None, message=m, sampled=i == len(messages) - 1)
-            for i, m in enumerate(messages)
-        ]
-        trace = vf.Trace(
-            task=TraceTask(type=cls.__name__, data=data, key=task.key, hash=task.hash),
-            agent=AgentInfo(config=vf.AgentConfig(), name="rewardhub", trainable=False),
-            nodes=nodes,
-        )
-        return task, trace
+        fields = data_type.model_fields
+        reference_field = self.config.reference_field
+        messages = TypeAdapter(list[vf.Message])
+        agent = AgentInfo(config=vf.AgentConfig(), name="rewardhub", trainable=False)
+
+        def trace_of(sample: Sample) -> tuple[Any, Any]:
+            values = {k: v for k, v in sample.metadata.items() if k in fields}
+            if reference_field and sample.reference is not None:
+                values[reference_field] = sample.reference
+            data = data_type(prompt=sample.prompt, **values)
+            task = _new_task(cls, config, data)
+            chat = messages.validate_python(
+                [*prompt_messages(sample), {"role": "assistant", "content": sample.completion}]
+            )
+            last = len(chat) - 1
+            nodes = [
+                MessageNode(parent=i - 1 if i else None, message=m, sampled=i == last)
+                for i, m in enumerate(chat)
+            ]
+            trace = vf.Trace(
+                task=TraceTask(type=cls.__name__, data=data, key=task.key, hash=task.hash),
+                agent=agent.model_copy(),
+                nodes=nodes,
+            )
+            return task, trace
+
+        return trace_of
 
     async def ascore(self, samples: list[Sample]) -> Scores:
         self.built  # noqa: B018 - a bad config is an error, not an abstention per sample
+        tracer, names = self._tracer(), self.output_objectives
+        start = 1 if self.config.total else 0
+        rewards = names[start : len(names) - len(self.config.metrics)]
         # each sample has its own task and trace, so verifiers scores them concurrently
-        return list(await asyncio.gather(*(self._one(s) for s in samples)))
+        return list(await asyncio.gather(*(self._one(tracer, rewards, s) for s in samples)))
 
-    async def _one(self, sample: Sample) -> Row:
+    async def _one(
+        self, tracer: Callable[[Sample], tuple[Any, Any]], rewards: Sequence[str], sample: Sample
+    ) -> Row:
         try:
-            task, trace = self.trace_of(sample)
+            task, trace = tracer(sample)
         except Exception as exc:
             return failure("building the verifiers task", exc)
         try:
             await task.score(trace)
         except Exception as exc:
             return failure("verifiers scoring", exc)
-        names = self.output_objectives
-        rewards = names[1 if self.config.total else 0 : len(names) - len(self.config.metrics)]
         row: list[float | None] = []
         if self.config.total:
             unscored = [k for k, r in trace.rewards.items() if r is None]
