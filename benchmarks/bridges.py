@@ -32,9 +32,9 @@ HERE = Path(__file__).resolve().parent
 # the repository first, and not this folder: benchmarks/verifiers.py would shadow the package
 sys.path[:] = [str(HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
-import rewardhub as rh
-from benchmarks._common import report
-from rewardhub.bridges._common import chat
+import rewardhub as rh  # noqa: E402 - after the sys.path fix
+from benchmarks._common import report  # noqa: E402
+from rewardhub.bridges._common import chat  # noqa: E402
 
 N = 1000
 GOAL = 1.2
@@ -153,6 +153,7 @@ def verifiers(batch: list[rh.Sample]) -> tuple[Callable[[], Any], Callable[[], A
     config = {"task": "tests.bridge_examples.verifiers:MathTask", "total": None}
     calls = bridged("verifiers", config, {"brevity": 0.2, "correct": 1.0}, batch)
     messages = TypeAdapter(list[vf.Message])
+    agent = AgentInfo(config=vf.AgentConfig(), name="bench", trainable=False)  # built once
 
     async def one(s: rh.Sample) -> float:
         data = MathData(prompt=str(s.prompt), answer=str(s.reference))
@@ -160,7 +161,7 @@ def verifiers(batch: list[rh.Sample]) -> tuple[Callable[[], Any], Callable[[], A
         msgs = messages.validate_python(chat(s))
         trace = vf.Trace(
             task=TraceTask(type="MathTask", data=data, key=task.key, hash=task.hash),
-            agent=AgentInfo(config=vf.AgentConfig(), name="bench", trainable=False),
+            agent=agent.model_copy(),
             nodes=[
                 MessageNode(parent=i - 1 if i else None, message=m, sampled=i == len(msgs) - 1)
                 for i, m in enumerate(msgs)

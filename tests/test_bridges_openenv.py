@@ -10,16 +10,16 @@ import pytest
 
 pytest.importorskip("openenv.core.rubrics")
 
-import rewardhub as rh  # noqa: E402
-from rewardhub.bridges.openenv import (  # noqa: E402
+import rewardhub as rh
+from rewardhub.bridges.openenv import (
     OpenEnvRubric,
     observation_metadata,
     pipeline_rubric,
     to_sample,
 )
-from rewardhub.testing import check_source  # noqa: E402
-from tests.bridge_examples import SAMPLES  # noqa: E402
-from tests.bridge_examples import openenv as ex  # noqa: E402
+from rewardhub.testing import check_source
+from tests.bridge_examples import SAMPLES
+from tests.bridge_examples import openenv as ex
 
 WEIGHTED = {
     "rubric": "tests.bridge_examples.openenv:weighted",

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("openjudge.graders.base_grader")
 
-import rewardhub as rh  # noqa: E402
-from rewardhub.bridges.openjudge import OpenJudge, pipeline_grader, sample_data  # noqa: E402
-from rewardhub.testing import check_source  # noqa: E402
-from tests.bridge_examples import SAMPLES  # noqa: E402
-from tests.bridge_examples import openjudge as ex  # noqa: E402
+import rewardhub as rh
+from rewardhub.bridges.openjudge import OpenJudge, pipeline_grader, sample_data
+from rewardhub.testing import check_source
+from tests.bridge_examples import SAMPLES
+from tests.bridge_examples import openjudge as ex
 
 CONFIG = {
     "graders": {

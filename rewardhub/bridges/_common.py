@@ -89,11 +89,12 @@ def from_chat(
     completion = ""
     if rows and rows[-1].get("role") == "assistant":
         completion = str(rows.pop().get("content") or "")
-    prompt: str | list[dict[str, Any]] = [
+    messages = [
         {"role": str(r.get("role", "user")), "content": _text(r.get("content"))} for r in rows
     ]
-    if len(prompt) == 1 and prompt[0]["role"] == "user":  # the inverse of chat() on a text prompt
-        prompt = prompt[0]["content"]
+    prompt: str | list[dict[str, Any]] = messages
+    if len(messages) == 1 and messages[0]["role"] == "user":  # chat()'s inverse on a text prompt
+        prompt = messages[0]["content"]
     return Sample(
         prompt=prompt, completion=completion, reference=reference, metadata=dict(metadata or {})
     )

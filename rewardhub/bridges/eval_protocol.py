@@ -122,9 +122,9 @@ class EvalProtocol(BridgeSource):
 
     async def ascore(self, samples: list[Sample]) -> Scores:
         fn = self.built
+        rows: list[Row] = []
         if not self.batched:
             result_type = eval_protocol_models().EvaluateResult
-            rows = []
             for sample in samples:
                 try:
                     out = fn(
@@ -137,7 +137,7 @@ class EvalProtocol(BridgeSource):
                     continue
                 rows.append(self._row(out))
             return rows
-        rows: list[Row] = [None] * len(samples)
+        rows = [None] * len(samples)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, s in enumerate(samples):  # batch mode scores the rollouts of one prompt together
             groups.setdefault((s.key[0], s.key[2]), []).append(i)
