@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
 import rewardhub as rh  # noqa: E402 - after the sys.path fix
-from benchmarks._common import report  # noqa: E402
+from benchmarks._common import interleaved, report  # noqa: E402
 from rewardhub.bridges._common import chat  # noqa: E402
 
 N = 1000
@@ -101,8 +101,6 @@ def openenv(batch: list[rh.Sample]) -> Calls:
 
 
 def openjudge(batch: list[rh.Sample]) -> Calls:
-    from openjudge.runner.grading_runner import GradingRunner
-
     from rewardhub.bridges.openjudge import sample_data
     from tests.bridge_examples import openjudge as ex
 
@@ -113,16 +111,7 @@ def openjudge(batch: list[rh.Sample]) -> Calls:
         }
     }
     calls = bridged("openjudge", config, {"exact": 0.8, "length": 0.2}, batch)
-    runner = GradingRunner(
-        {
-            "exact": (
-                ex.exact,
-                {"response": "response", "reference_response": "reference_response"},
-            ),
-            "length": (ex.length, {"response": "response"}),
-        },
-        show_progress=False,
-    )
+    runner = ex.direct_runner()
     return (*calls, lambda: asyncio.run(runner.arun([sample_data(s) for s in batch])))
 
 
@@ -184,25 +173,6 @@ BENCHES = {
 }
 
 
-def cpu_interleaved(
-    ours: Callable[[], Any], base: Callable[[], Any], repeat: int = 9
-) -> tuple[float, float]:
-    """Best CPU times (all threads of this process) of ``ours`` and ``base`` run alternately:
-    on a shared, loaded machine wall time mostly measures the other jobs."""
-    ours()
-    base()
-    a, b = [], []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        ours()
-        t1 = time.process_time()
-        base()
-        t2 = time.process_time()
-        a.append(t1 - t0)
-        b.append(t2 - t1)
-    return min(a), min(b)
-
-
 def main(names: list[str]) -> None:
     batch = samples()
     rows = []
@@ -212,11 +182,11 @@ def main(names: list[str]) -> None:
             print(f"{name}: not installed (pip install 'rewardhub[{name}]'), skipped")
             continue
         source, pipe, direct = make(batch)
-        ours, base = cpu_interleaved(source, direct)
+        ours, base = interleaved(source, direct, 9, time.process_time)
         rows.append(
             (f"{name}: bridge source vs direct", ours, base, f"≤{GOAL}", ours <= GOAL * base)
         )
-        ours, base = cpu_interleaved(pipe, direct)
+        ours, base = interleaved(pipe, direct, 9, time.process_time)
         rows.append((f"{name}: whole pipeline vs direct", ours, base, "(info)", True))
     print(f"{N} samples, CPU time (ms) of the process, best of 9 interleaved runs")
     report(rows)

@@ -26,19 +26,9 @@ CONFIG = {
 
 def _direct(samples: list[rh.Sample]) -> dict[str, list[Any]]:
     """OpenJudge's own way: its GradingRunner over a dataset of dicts."""
-    from openjudge.runner.grading_runner import GradingRunner
-
-    runner = GradingRunner(
-        {
-            "exact": (
-                ex.exact,
-                {"response": "response", "reference_response": "reference_response"},
-            ),
-            "length": (ex.length, {"response": "response"}),
-        },
-        show_progress=False,
+    results: dict[str, list[Any]] = asyncio.run(
+        ex.direct_runner().arun([sample_data(s) for s in samples])
     )
-    results: dict[str, list[Any]] = asyncio.run(runner.arun([sample_data(s) for s in samples]))
     return results
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -161,6 +162,13 @@ class OpenEnvRubric(BridgeSource):
         return rows
 
     def _row(self, out: Any, parts: list[Any]) -> Row:
+        cells = (
+            [out, *(part.last_score for part in parts)]
+            if self.config.total
+            else [part.last_score for part in parts]
+        )
+        if all(type(c) is float and math.isfinite(c) for c in cells):
+            return cells  # the common case, checked in one pass
         row: list[float | None] = []
         if self.config.total:
             value = number(out)

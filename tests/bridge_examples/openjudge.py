@@ -20,3 +20,16 @@ async def _flaky(response: str, **kwargs: Any) -> GraderScore:
 
 
 flaky = FunctionGrader(func=_flaky, name="flaky")
+
+
+def direct_runner() -> Any:
+    """OpenJudge's own way to run the two graders over a dataset of dicts."""
+    from openjudge.runner.grading_runner import GradingRunner
+
+    return GradingRunner(
+        {
+            "exact": (exact, {"response": "response", "reference_response": "reference_response"}),
+            "length": (length, {"response": "response"}),
+        },
+        show_progress=False,
+    )
