@@ -46,6 +46,35 @@ def load_ref(ref: str, base: Path | None, who: str, field_name: str) -> Any:
         raise SourceError(f"{who} source: {field_name}: {exc}") from None
 
 
+def instance_of(
+    obj: Any, base: type, kwargs: dict[str, Any], where: str, ref: str, what: str
+) -> Any:
+    """The framework object a config names: ``obj`` itself when it is a ``base`` instance, or
+    what a class or factory ``obj`` builds with ``kwargs``; a SourceError names ``where``."""
+    if isinstance(obj, type) or (callable(obj) and not isinstance(obj, base)):
+        obj = obj(**kwargs)
+    elif kwargs:
+        raise SourceError(f"{where}: kwargs were given, but {ref!r} is already an instance")
+    if not isinstance(obj, base):
+        raise SourceError(
+            f"{where}: {ref!r} is a {type(obj).__name__}, not {what} (or a class/function "
+            "making one)"
+        )
+    return obj
+
+
+def check_objectives(
+    main: str | None, parts: Sequence[str], main_field: str, parts_field: str
+) -> None:
+    """A config validator's check: at least one objective, and the main one not repeated."""
+    if main is None and not parts:
+        raise ValueError(
+            f"{main_field} is null and {parts_field} is empty: the source has no objective"
+        )
+    if main is not None and main in parts:
+        raise ValueError(f"{parts_field}: {main!r} is also the {main_field} objective's name")
+
+
 def failure(what: str, exc: BaseException) -> Abstain:
     """The framework's own code raised: the machinery could not score (never a 0)."""
     text = str(exc).strip().splitlines()

@@ -29,6 +29,7 @@ from rewardhub.bridges._common import (
     PipelineBridge,
     Scored,
     chat,
+    check_objectives,
     failure,
     framework,
     from_chat,
@@ -80,10 +81,7 @@ class EvalProtocolConfig(BaseModel):
 
     @model_validator(mode="after")
     def _some_objective(self) -> EvalProtocolConfig:
-        if self.score is None and not self.metrics:
-            raise ValueError("score is null and metrics is empty: the source has no objective")
-        if self.score is not None and self.score in self.metrics:
-            raise ValueError(f"metrics: {self.score!r} is also the score's objective name")
+        check_objectives(self.score, self.metrics, "score", "metrics")
         return self
 
 

@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rewardhub.bridges._common import (
     BridgeSource,
     PipelineBridge,
+    check_objectives,
     failure,
     framework,
+    instance_of,
     number,
 )
 from rewardhub.errors import SourceError
@@ -72,10 +74,7 @@ class OpenEnvConfig(BaseModel):
 
     @model_validator(mode="after")
     def _some_objective(self) -> OpenEnvConfig:
-        if self.total is None and not self.components:
-            raise ValueError("total is null and components is empty: the source has no objective")
-        if self.total is not None and self.total in self.components:
-            raise ValueError(f"components: {self.total!r} is also the total's objective name")
+        check_objectives(self.total, list(self.components), "total", "components")
         return self
 
 
@@ -94,16 +93,11 @@ class OpenEnvRubric(BridgeSource):
     def build(self) -> Any:
         from openenv.core.rubrics import Rubric
 
-        obj = self.load(self.config.rubric, "rubric")
-        if isinstance(obj, type) or (callable(obj) and not isinstance(obj, Rubric)):
-            obj = obj(**self.config.kwargs)
-        elif self.config.kwargs:
-            raise SourceError(f"{self.type} source: kwargs: the rubric is already an instance")
-        if not isinstance(obj, Rubric):
-            raise SourceError(
-                f"{self.type} source: rubric: {self.config.rubric!r} is a "
-                f"{type(obj).__name__}, not an openenv Rubric (or a class/function making one)"
-            )
+        ref = self.config.rubric
+        where = f"{self.type} source: rubric"
+        obj = instance_of(
+            self.load(ref, "rubric"), Rubric, self.config.kwargs, where, ref, "a Rubric"
+        )
         for name, path in self.config.components.items():
             try:
                 obj.get_rubric(path)

@@ -22,10 +22,10 @@ from rewardhub.bridges._common import (
     PipelineBridge,
     chat,
     framework,
+    instance_of,
     number,
     ref_files,
 )
-from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Row, Scores
@@ -108,16 +108,14 @@ class OpenJudge(BridgeSource):
         configs: dict[str, Any] = {}
         for name, spec in self.config.graders.items():
             where = f"graders.{name}.grader"
-            obj = self.load(spec.grader, where)
-            if isinstance(obj, type) or (callable(obj) and not isinstance(obj, BaseGrader)):
-                obj = obj(**spec.kwargs)
-            elif spec.kwargs:
-                raise SourceError(f"{self.type} source: graders.{name}.kwargs: already an instance")
-            if not isinstance(obj, BaseGrader):
-                raise SourceError(
-                    f"{self.type} source: {where}: {spec.grader!r} is a {type(obj).__name__}, "
-                    "not an OpenJudge grader (or a class/function making one)"
-                )
+            obj = instance_of(
+                self.load(spec.grader, where),
+                BaseGrader,
+                spec.kwargs,
+                f"{self.type} source: {where}",
+                spec.grader,
+                "an OpenJudge grader",
+            )
             keep = _accepted(obj)
             mapper = dict(spec.mapper)
 
