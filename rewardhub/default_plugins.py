@@ -35,4 +35,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.commands.report",
     "rewardhub.redteam.builtins",
     "rewardhub.commands.redteam",
+    "rewardhub.bridges.openenv",
+    "rewardhub.bridges.verifiers",
+    "rewardhub.bridges.eval_protocol",
+    "rewardhub.bridges.openjudge",
 )

@@ -7,6 +7,7 @@ that needs a config fails until it gets an entry below.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import shutil
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 import rewardhub as rh
 from rewardhub.testing import check_aggregator, check_normalizer, conformance_subject, make_samples
+from tests import bridge_examples
 from tests.conftest import ROOT
 
 HUB = rh.Hub(entry_points=False)
@@ -42,9 +44,20 @@ SOURCE_CONFIGS: dict[str, dict[str, Any]] = {
         ],
     },
     "repetition": {"n": 2},
+    # the bridges, over rewards written as each framework's users write them
+    "openenv-rubric": {
+        "rubric": "tests.bridge_examples.openenv:weighted",
+        "components": {"exact": "rubric_0", "brevity": "rubric_1"},
+    },
+    "openjudge": {"graders": {"exact": {"grader": "tests.bridge_examples.openjudge:exact"}}},
+    "eval-protocol": {
+        "function": "tests.bridge_examples.eval_protocol:exact_and_short",
+        "metrics": ["exact", "short"],
+    },
+    "verifiers": {"task": "tests.bridge_examples.verifiers:MathTask", "metrics": ["length"]},
 }
-# sources that start worker processes or sandboxes: slower, still run in CI
-SLOW = {"math-verify", "code-exec"}
+# sources that start worker processes or sandboxes, or import big frameworks: slower, in CI
+SLOW = {"math-verify", "code-exec", "eval-protocol", "verifiers"}
 
 
 class TinyModels:
@@ -174,6 +187,15 @@ NEEDS: dict[str, tuple[Callable[[], bool], str]] = {
         for name in MODEL_SOURCES - {"openai-judge"}
     },
     "openai-judge": (lambda: importlib.util.find_spec("httpx") is not None, "rewardhub[models]"),
+    **{
+        name: (functools.partial(bridge_examples.installed, name), f"rewardhub[{extra}]")
+        for name, extra in [
+            ("openenv-rubric", "openenv"),
+            ("openjudge", "openjudge"),
+            ("eval-protocol", "eval-protocol"),
+            ("verifiers", "verifiers"),
+        ]
+    },
 }
 CODE = "```python\nprint(sum([2, 2]))\n```"
 

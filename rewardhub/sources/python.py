@@ -49,19 +49,35 @@ def load_function(ref: str, relative_to: Path | None = None) -> Callable[..., An
 
     Raises ValueError on a malformed reference or a missing file or function, and
     :class:`ImportFailed` when importing the module raised (``SystemExit`` included)."""
+    target, attr, fn = _lookup(ref, "function", relative_to)
+    if not callable(fn):
+        raise ValueError(f"{target!r} has no callable named {attr!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+def load_object(ref: str, relative_to: Path | None = None) -> Any:
+    """The object named by ``module:name`` or ``path/to/file.py:name`` (a class, an instance,
+    a function); errors as :func:`load_function`."""
+    target, attr, obj = _lookup(ref, "name", relative_to)
+    if obj is _MISSING:
+        raise ValueError(f"{target!r} has no attribute named {attr!r}")
+    return obj
+
+
+_MISSING = object()
+
+
+def _lookup(ref: str, what: str, relative_to: Path | None = None) -> tuple[str, str, Any]:
     target, sep, attr = ref.rpartition(":")
     if not sep or not target or not attr:
-        raise ValueError(f"{ref!r} is not 'module:function' or 'path/to/file.py:function'")
+        raise ValueError(f"{ref!r} is not 'module:{what}' or 'path/to/file.py:{what}'")
     try:
         module = _import(target, relative_to)
     except (ValueError, KeyboardInterrupt):
         raise
     except BaseException as exc:
         raise ImportFailed(target, exc) from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ValueError(f"{target!r} has no callable named {attr!r}")
-    return fn  # type: ignore[no-any-return]
+    return target, attr, getattr(module, attr, _MISSING)
 
 
 class ImportFailed(Exception):
