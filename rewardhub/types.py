@@ -577,11 +577,24 @@ class ScoreResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per sample with rewards, total, errors and attribution."""
+        """One JSON-ready dict per sample with rewards, total, errors and attribution.
+
+        ``rewards`` are the sources' values as scored. When the total was computed from other
+        values (a normaliser rescaled them, or ``on_abstain: {fill: ...}`` filled a cell),
+        the record also holds those values as ``normalized``; without that key the total was
+        computed from ``rewards`` themselves."""
         recs = self.vector.to_records()
         per_sample = self.diagnostics.get("per_sample")
+        used = self.diagnostics.get("normalized")
         for i, rec in enumerate(recs):
-            rec["total"] = json_number(float(self.total[i]))
+            total = float(self.total[i])
+            if (
+                used is not None
+                and not math.isnan(total)
+                and not np.array_equal(used[i], self.vector.values[i], equal_nan=True)
+            ):
+                rec["normalized"] = json_row(self.vector.objectives, used[i].tolist())
+            rec["total"] = json_number(total)
             if per_sample is not None:
                 rec["explain"] = per_sample[i]
         return recs

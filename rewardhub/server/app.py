@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardhub.adapters._common import AbstainFill
 from rewardhub.adapters.openrlhf import no_response, to_samples
+from rewardhub.batch_of_one import advice, batch_of_one
 from rewardhub.batching import MicroBatcher, Row, batch_relative
 from rewardhub.errors import RewardHubError, SpecError
 from rewardhub.server.metrics import Metrics
@@ -53,6 +54,9 @@ class AggregateRequest(BaseModel):
     method: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     weights: dict[str, float] | None = None
+    normalize: bool | None = None
+    """true: apply the spec's normalisers to ``rewards`` first; false: aggregate them as given.
+    Required when the spec normalises (the server never re-normalises silently)."""
 
 
 class OpenRLHFRequest(BaseModel):
@@ -165,10 +169,7 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Any, exc: RequestValidationError) -> Any:
-        fields = [
-            {"field": _dotted(e.get("loc", ())), "message": str(e.get("msg", ""))}
-            for e in exc.errors()
-        ]
+        fields = [_field_error(e) for e in exc.errors()]
         first = fields[0] if fields else {"field": "body", "message": "invalid"}
         return JSONResponse(
             {"error": f"{first['field']}: {first['message']}", "fields": fields}, 422
@@ -213,21 +214,28 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
         _check_count(len(req.samples), settings.max_samples, "samples")
         samples = [Sample(s.prompt, s.completion, s.reference, s.metadata) for s in req.samples]
         rows = await _scored(scorer, samples, req.weights)
-        return JSONResponse(
-            {"objectives": objectives, "results": [row_record(r, objectives) for r in rows]}
-        )
+        body: dict[str, Any] = {
+            "objectives": objectives,
+            "total_from": pipeline.total_from,
+            "results": [row_record(r, objectives) for r in rows],
+        }
+        lonely = batch_of_one(pipeline, samples) if scorer.batch_relative else []
+        if lonely:
+            body["warnings"] = [advice(lonely)]
+        return JSONResponse(body)
 
     @app.post("/v1/aggregate", tags=["scoring"])
     async def aggregate(req: AggregateRequest) -> Any:
         """Reward vectors in (records as /v1/score returns them), totals out, with the spec's
         aggregation or any registered ``method`` and its ``params``."""
         _check_count(len(req.results), settings.max_samples, "results")
+        normalize = _normalize_choice(req.normalize, pipeline)
         try:
             batch = RewardBatch.from_records(req.results, objectives)
             pipe = pipeline
             if req.method is not None:
                 pipe = pipeline.with_aggregator(req.method, **req.params)
-            result = pipe.aggregate(batch, weights=req.weights)
+            result = pipe.aggregate(batch, weights=req.weights, normalize=normalize)
         except SpecError as exc:
             raise RequestError(422, f"{exc.path or 'method'}: {exc.message}") from None
         except (RewardHubError, ValueError, TypeError) as exc:
@@ -239,7 +247,13 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             if i in unscorable:
                 rec["unscorable"] = unscorable[i]
             out.append(rec)
-        return JSONResponse({"method": pipe.aggregator.method, "results": out})
+        return JSONResponse(
+            {
+                "method": pipe.aggregator.method,
+                "total_from": pipeline.total_from if normalize else "rewards",
+                "results": out,
+            }
+        )
 
     async def openrlhf(req: OpenRLHFRequest) -> Any:
         """OpenRLHF's remote reward protocol: ``{"query", "prompts", "labels"}`` in,
@@ -289,6 +303,20 @@ async def _scored(
         raise RequestError(500, f"scoring failed: {exc}") from None
 
 
+def _normalize_choice(choice: bool | None, pipeline: Pipeline) -> bool:
+    """``normalize`` of an aggregate request: required when the spec normalises."""
+    if pipeline.total_from == "rewards":
+        return bool(choice)  # nothing to apply either way
+    if choice is None:
+        raise RequestError(
+            422,
+            f"normalize: this spec's totals are computed from {pipeline.total_from}; say "
+            '"normalize": true to apply that to these rewards first, or false to aggregate '
+            "them as given (records from /v1/score hold the raw rewards)",
+        )
+    return choice
+
+
 def _check_count(n: int, limit: int, field: str) -> None:
     if n > limit:
         raise RequestError(
@@ -296,6 +324,22 @@ def _check_count(n: int, limit: int, field: str) -> None:
             f"{field}: {n} items, at most {limit} per request (split the request, or raise "
             "the server's --max-samples)",
         )
+
+
+def _field_error(error: Mapping[str, Any]) -> dict[str, str]:
+    """One request validation error as ``{"field", "message"}``; a body that is not JSON at
+    all is named as such (pydantic reports it at the character offset, as if an item)."""
+    if error.get("type") == "json_invalid":
+        loc = error.get("loc", ())
+        at = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+        why = (error.get("ctx") or {}).get("error", "")
+        return {
+            "field": "body",
+            "message": f"not valid JSON{at}{f' ({why})' if why else ''}; send a JSON object "
+            'with Content-Type: application/json, e.g. {"samples": [{"prompt": "...", '
+            '"completion": "..."}]}',
+        }
+    return {"field": _dotted(error.get("loc", ())), "message": str(error.get("msg", ""))}
 
 
 def _dotted(loc: Sequence[Any]) -> str:

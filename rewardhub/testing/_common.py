@@ -67,4 +67,3 @@ def _run_all(checks: Mapping[str, Callable[[], None]], close: Callable[[], None]
                 continue
     finally:
         close()
-

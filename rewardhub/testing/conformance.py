@@ -12,6 +12,7 @@ from rewardhub.testing.method_checks import AggregatorCheck, NormalizerCheck
 from rewardhub.testing.source_checks import SourceCheck
 from rewardhub.types import Sample
 
+
 def conformance_subject(
     cls: type[Any], config: Mapping[str, Any] | None = None, samples: Sequence[Sample] | None = None
 ) -> SourceCheck | AggregatorCheck | NormalizerCheck:

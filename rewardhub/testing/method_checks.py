@@ -17,7 +17,6 @@ from rewardhub.testing._common import UNKNOWN_FIELD, _fail, _first_diff, _resolv
 from rewardhub.types import FloatArray, RewardBatch, Sample
 
 
-
 class _MethodCheck:
     """Shared set-up of aggregator and normalizer checks: values, groups, a context."""
 

@@ -15,6 +15,7 @@ from rewardhub.pipeline import Pipeline
 from rewardhub.testing.samples import make_samples
 from rewardhub.types import Sample
 
+
 @pytest.fixture
 def rewardhub_hub() -> Hub:
     """A fresh Hub with the built-ins and the installed plugins."""

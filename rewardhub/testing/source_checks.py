@@ -32,6 +32,7 @@ from rewardhub.types import FloatArray, RewardBatch, Sample
 #: engine reasons that mean the source broke, not that it abstained on purpose
 _BROKEN = ("error: ", "wrong output: ")
 
+
 class SourceCheck:
     """One source class under one config and sample set; each ``check_*`` method is a check."""
 
