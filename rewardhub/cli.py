@@ -460,8 +460,17 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
     def validate_cmd(
         spec: Annotated[Path, typer.Argument(help="pipeline spec (YAML or JSON)")],
     ) -> None:
-        """Check a spec: structure, source types and every source's config."""
+        """Check a spec: structure, source types and every source's config; every problem
+        found is reported in one run."""
+        from rewardhub.validate import spec_problems
+
         try:
+            problems = spec_problems(read_spec_file(spec), get_hub())
+            if len(problems) > 1:
+                listed = "\n  ".join(str(p) for p in problems)
+                raise _fail(f"{spec}: {len(problems)} problems:\n  {listed}")
+            if problems:
+                raise problems[0]
             with _load_pipeline(spec, get_hub(), None) as pipe:
                 typer.echo(
                     f"{spec}: ok — {len(pipe.engine.sources)} source(s), objectives "

@@ -315,3 +315,21 @@ def test_the_cvxpy_solver_is_an_extra_checked_when_the_pipeline_is_built(
         robust_weights(np.eye(2), 1.0, solver="cvxpy")
     assert "cvxpy" not in (ROOT / "pyproject.toml").read_text().split("[project.optional")[0]
     assert math.isfinite(robust_weights(np.eye(2), 1.0)[0])
+
+
+def test_validate_reports_every_problem_in_one_run(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "sources:\n"
+        "  - {type: lenght}\n"
+        "  - {type: regex, config: {patern: x}}\n"
+        "normalize: {method: zcore}\n"
+        "aggregate: {method: weighted}\n"
+    )
+    code, out = run("validate", bad)
+    text = " ".join(out.split())
+    assert code == 1 and "3 problems" in text
+    for where in ("sources[0].type", "sources[1].config.patern", "normalize.method"):
+        assert where in text
+    code, out = run("validate", ROOT / "specs" / "demo.yaml")
+    assert code == 0 and "ok" in out
