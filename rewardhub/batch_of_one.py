@@ -41,7 +41,10 @@ def batch_of_one(pipeline: Pipeline, samples: Sequence[Sample]) -> list[str]:
         return []
     out = []
     smallest_group: int | None = None
+    bounded = set(pipeline.objectives) <= set(pipeline._bounds)
     for part in parts:
+        if bounded and part == "normalize method 'minmax'":
+            continue  # every objective declares its range: minmax maps that, not the batch's
         if not _per_group(part, pipeline):
             if len(samples) == 1:
                 out.append(f"{part} saw a batch of one sample")

@@ -46,13 +46,3 @@ def world_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="rewardhub-test-") as d:
         os.chmod(d, 0o755)
         yield Path(d)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """The kit's fixtures come through its ``pytest11`` entry point; an install made before
-    the entry point moved to ``rewardhub.testing.pytest_plugin`` (a shared venv, this checkout
-    on PYTHONPATH) gets them registered here instead."""
-    from rewardhub.testing import pytest_plugin
-
-    if not config.pluginmanager.is_registered(pytest_plugin):
-        config.pluginmanager.register(pytest_plugin, "rewardhub.testing.pytest_plugin")

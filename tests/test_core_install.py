@@ -23,7 +23,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.slow
+# building a venv and installing into it takes minutes on a loaded 2-core machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _sh(*args: object, cwd: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,11 @@ from rewardhub.testing.method_checks import (
 from rewardhub.testing.samples import DEFAULT_SAMPLES, edge_samples, make_samples
 from rewardhub.testing.source_checks import SOURCE_CHECKS, SourceCheck, check_source
 
+# An install whose ``pytest11`` entry point still names this package (made before the fixtures
+# moved) registers it as the plugin; pytest then loads the fixture module from here. A list of
+# names: importing this package never imports pytest.
+pytest_plugins = ["rewardhub.testing.pytest_plugin"]
+
 __all__ = [
     "DEFAULT_SAMPLES",
     "SOURCE_CHECKS",
