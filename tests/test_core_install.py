@@ -159,11 +159,12 @@ def test_readme_and_docs_with_only_the_core(core: Path, tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
         [rewardhub, "serve", "specs/demo.yaml", "--port", str(port)],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
@@ -186,3 +187,4 @@ def test_readme_and_docs_with_only_the_core(core: Path, tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait()
+        log.close()
