@@ -182,7 +182,7 @@ def _spec_fail(spec: Path, exc: RewardHubError) -> typer.Exit:
 
 #: Fields of an input line that describe a previous scoring run: dropped, so that the output
 #: describes this run only (and they do not reach the sample's metadata or cache key).
-STALE_FIELDS = frozenset({"rewards", "total", "std", "errors", "explain"})
+STALE_FIELDS = frozenset({"rewards", "normalized", "total", "std", "errors", "explain"})
 
 
 class _Stop(Exception):

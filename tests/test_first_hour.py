@@ -333,3 +333,19 @@ def test_validate_reports_every_problem_in_one_run(tmp_path: Path) -> None:
         assert where in text
     code, out = run("validate", ROOT / "specs" / "demo.yaml")
     assert code == 0 and "ok" in out
+
+
+def test_score_output_says_what_the_total_came_from(tmp_path: Path) -> None:
+    spec = tmp_path / "z.json"
+    spec.write_text(json.dumps(ZSCORED))
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"completion": "the answer"}\n{"completion": "no"}\n')
+    assert run("score", spec, data, "-o", tmp_path / "z.jsonl")[0] == 0
+    zscored = [json.loads(x) for x in (tmp_path / "z.jsonl").read_text().splitlines()]
+    assert all("normalized" in r and r["normalized"] != r["rewards"] for r in zscored)
+    raw = tmp_path / "raw.json"
+    raw.write_text(json.dumps(RULES))
+    # a scored file read again: its stale `normalized` is dropped like its `rewards`
+    assert run("score", raw, tmp_path / "z.jsonl", "-o", tmp_path / "raw.jsonl")[0] == 0
+    again = [json.loads(x) for x in (tmp_path / "raw.jsonl").read_text().splitlines()]
+    assert all("normalized" not in r for r in again)
