@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rewardhub._optional import require
 from rewardhub.aggregate import (
     crowding_distance,
     hypervolume,
@@ -21,6 +22,8 @@ from rewardhub.aggregate import (
     pareto_front,
 )
 from rewardhub.commands.pareto import plot_front
+
+require("matplotlib", "plot", "this example's plot")  # before the work, not after it
 
 rng = np.random.default_rng(0)
 

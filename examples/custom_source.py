@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 import rewardhub as rh
-from rewardhub.testing import check_source, plugin_with
+from rewardhub.testing import check_source
 
 
 class KeywordConfig(BaseModel):
@@ -34,7 +34,7 @@ class Shouting(rh.RewardSource):
 check_source(explains)
 check_source(Shouting)
 
-hub = rh.Hub(plugins=[plugin_with(explains, Shouting, name="my-rewards")])
+hub = rh.Hub(plugins=[explains, Shouting])  # classes and decorated functions register directly
 spec = {
     "sources": [{"type": "explains", "config": {"word": "since"}}, {"type": "shouting"}],
     "aggregate": {"method": "weighted", "weights": {"exclaims": 0.0}},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from rewardhub._optional import require
 from rewardhub.adapters.openrlhf import make_reward_func
 
 SPEC = {
@@ -28,6 +29,7 @@ SPEC = {
     "aggregate": {"method": "weighted", "weights": {"format": 1.0, "brevity": 0.5}},
 }
 
+require("torch", "openrlhf", "OpenRLHF's reward function (it returns torch tensors)")
 reward_func = make_reward_func(os.environ.get("REWARDHUB_SPEC") or SPEC)
 
 

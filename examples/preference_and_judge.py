@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import rewardhub as rh
+from rewardhub._optional import require
 from rewardhub.models import embed, load_sentence_model
 from rewardhub.preference import read_pairs, train
 
@@ -19,6 +20,8 @@ PAIRS = ROOT / "tests" / "data" / "preferences.jsonl"
 
 
 def main() -> None:
+    require("sentence_transformers", "models", "this example")  # before any work
+    require("transformers", "models", "this example's LLM judge")
     pairs = read_pairs(PAIRS)
     minilm = load_sentence_model("minilm")
     head = train(

@@ -24,6 +24,7 @@ from rewardhub.types import Objective, Outcome, RewardBatch, Sample, ScoreResult
 
 if TYPE_CHECKING:
     from rewardhub.aggregate.base import Aggregation, Aggregator, Context, Normalizer
+    from rewardhub.class_plugins import plugin_with
     from rewardhub.hookspecs import hookimpl, hookspec
     from rewardhub.hub import Hub, PluginWarning
     from rewardhub.pipeline import Pipeline
@@ -76,6 +77,7 @@ _LAZY = {
     "reward_source": "rewardhub.source",
     "current_deadline": "rewardhub.source",
     "time_left": "rewardhub.source",
+    "plugin_with": "rewardhub.class_plugins",
     "Hub": "rewardhub.hub",
     "PluginWarning": "rewardhub.hub",
     "Pipeline": "rewardhub.pipeline",
@@ -133,6 +135,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "load_spec",
+    "plugin_with",
     "reward_source",
     "time_left",
 ]

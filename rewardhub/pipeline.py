@@ -6,6 +6,7 @@ import copy
 import importlib
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from rewardhub.aggregate.base import Aggregator, Context, Normalizer, building_with
 from rewardhub.engine import BoundSource, Engine
-from rewardhub.errors import AbstainError, RewardHubError, SpecError
+from rewardhub.errors import AbstainError, InputError, RewardHubError, SpecError
 from rewardhub.hub import Hub
 from rewardhub.spec import (
     FillPolicy,
@@ -65,6 +66,7 @@ class Pipeline:
             if o.bounds is not None
         }
         self.normalizers = self._build_normalizers()
+        self._warned_batch_of_one = False
         self.aggregator = self._build_aggregator(
             self.spec.aggregate.method, self.spec.aggregate.params
         )
@@ -237,23 +239,44 @@ class Pipeline:
         other.aggregator = copy.deepcopy(self.aggregator)
         return other
 
+    @property
+    def total_from(self) -> str:
+        """What a total is computed from, in words: ``"rewards"`` (the sources' values), or
+        the normalisers that rescale them first. The server's responses say it."""
+        steps = [
+            f"{n.method} per {getattr(n.config, 'per', 'batch')}"
+            for n in self.normalizers
+            if n.method != "none"
+        ]
+        return f"rewards normalised by {', then '.join(steps)}" if steps else "rewards"
+
     # -- scoring -----------------------------------------------------------------------------
 
     def score(
-        self, samples: Sequence[Sample], *, weights: Mapping[str, float] | None = None
+        self,
+        samples: Sequence[Sample | Mapping[str, Any]],
+        *,
+        weights: Mapping[str, float] | None = None,
     ) -> ScoreResult:
-        """Score samples: the vector from every source, normalised and aggregated."""
-        return self.aggregate(self.vector(samples), samples, weights=weights)
+        """Score samples (``Sample`` objects, or dicts as the server and ``score`` read them:
+        ``{"prompt", "completion", "reference"?, "metadata"?}``): the vector from every
+        source, normalised and aggregated."""
+        items = as_samples(samples)
+        return self.aggregate(self.vector(items), items, weights=weights)
 
     async def ascore(
-        self, samples: Sequence[Sample], *, weights: Mapping[str, float] | None = None
+        self,
+        samples: Sequence[Sample | Mapping[str, Any]],
+        *,
+        weights: Mapping[str, float] | None = None,
     ) -> ScoreResult:
-        batch = self._finish(await self.engine.ascore(samples))
-        return self.aggregate(batch, samples, weights=weights)
+        items = as_samples(samples)
+        batch = self._finish(await self.engine.ascore(items))
+        return self.aggregate(batch, items, weights=weights)
 
-    def vector(self, samples: Sequence[Sample]) -> RewardBatch:
+    def vector(self, samples: Sequence[Sample | Mapping[str, Any]]) -> RewardBatch:
         """Only the reward vector (no normalisation or aggregation)."""
-        return self._finish(self.engine.score(samples))
+        return self._finish(self.engine.score(as_samples(samples)))
 
     def _finish(self, batch: RewardBatch) -> RewardBatch:
         """Engine output → pipeline objectives: declared order, lower-is-better negated."""
@@ -268,25 +291,44 @@ class Pipeline:
         samples: Sequence[Sample] = (),
         *,
         weights: Mapping[str, float] | None = None,
+        normalize: bool = True,
     ) -> ScoreResult:
         """Normalise and aggregate a reward vector over this pipeline's objectives (e.g. one
-        read back from a scored file)."""
+        read back from a scored file); ``normalize=False`` aggregates the values as given.
+
+        ``diagnostics["normalized"]`` holds the values the total was computed from, and
+        ``diagnostics["batch_of_one"]`` what compared a sample only with itself (a
+        :class:`~rewardhub.batch_of_one.BatchOfOneWarning` is issued once per pipeline)."""
         self.aggregator.check_call_weights(weights)
         batch = _reorder(batch, self.objectives)
         values, unscorable = self._apply_abstain_policy(batch)
         ctx = Context.for_batch(batch, samples, weights)
         ctx.bounds = self._bounds
-        for norm in self.normalizers:
+        lonely = self._batch_of_one(samples, normalize)
+        for norm in self.normalizers if normalize else ():
             before, values = values, norm.normalize(values, ctx)
             if ctx.std is not None and self.aggregator.uses_std:  # std in the new units
                 ctx.std = norm.normalize_std(before, ctx.std, ctx)
         agg = self.aggregator.aggregate(values, ctx)
         total = np.array(agg.total, dtype=np.float64)
         diagnostics = {"normalized": values, **agg.diagnostics}
+        if lonely:
+            diagnostics["batch_of_one"] = lonely
         if unscorable:
             total[list(unscorable)] = np.nan
             diagnostics["unscorable"] = unscorable
         return ScoreResult(batch, total, diagnostics)
+
+    def _batch_of_one(self, samples: Sequence[Sample], normalize: bool) -> list[str]:
+        from rewardhub.batch_of_one import BatchOfOneWarning, advice, batch_of_one
+
+        lines = batch_of_one(self, samples)
+        if not normalize:
+            lines = [line for line in lines if not line.startswith("normalize")]
+        if lines and not self._warned_batch_of_one:
+            self._warned_batch_of_one = True
+            warnings.warn(advice(lines), BatchOfOneWarning, stacklevel=4)
+        return lines
 
     def _apply_abstain_policy(self, batch: RewardBatch) -> tuple[FloatArray, dict[int, str]]:
         """The values handed to the normalisers, and ``{row: reason}`` of the samples that
@@ -416,6 +458,25 @@ def _rebuild(
         base_dir.reset(token)
     pipe.load_state_dict(state)
     return pipe
+
+
+def as_samples(samples: Sequence[Sample | Mapping[str, Any]]) -> list[Sample]:
+    """``samples`` as ``Sample`` objects; a mapping is read like a JSONL line of ``score``."""
+    if isinstance(samples, (Sample, Mapping, str)):
+        raise InputError(
+            f"samples: expected a list of samples, got one {type(samples).__name__}; "
+            "wrap it in a list"
+        )
+    out = []
+    for i, s in enumerate(samples):
+        if isinstance(s, Sample):
+            out.append(s)
+            continue
+        try:
+            out.append(Sample.from_dict(s))
+        except InputError as exc:
+            raise InputError(f"samples[{i}]: {exc}") from None
+    return out
 
 
 def _reorder(batch: RewardBatch, objectives: tuple[str, ...]) -> RewardBatch:

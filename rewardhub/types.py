@@ -591,11 +591,25 @@ class ScoreResult:
 
     def to_records(self, *, explain: bool = True) -> list[dict[str, Any]]:
         """One JSON-ready dict per sample with rewards, total, errors and (unless ``explain``
-        is False, which skips building it) the attribution."""
+        is False, which skips building it) the attribution.
+
+        ``rewards`` are the sources' values as scored. When the total was computed from other
+        values (a normaliser rescaled them, or ``on_abstain: {fill: ...}`` filled a cell),
+        the record also holds those values as ``normalized``; without that key the total was
+        computed from ``rewards`` themselves."""
         recs = self.vector.to_records()
         per_sample = self.diagnostics.get("per_sample") if explain else None
+        used = self.diagnostics.get("normalized")
+        totals = self.total.tolist()
+        differs: list[bool] = [False] * len(recs)
+        if used is not None:  # one numpy pass: which rows' totals came from other values
+            same = (used == self.vector.values) | (np.isnan(used) & np.isnan(self.vector.values))
+            differs = (~same.all(axis=1) & ~np.isnan(self.total)).tolist()
         for i, rec in enumerate(recs):
-            rec["total"] = json_number(float(self.total[i]))
+            if differs[i]:
+                assert used is not None
+                rec["normalized"] = json_row(self.vector.objectives, used[i].tolist())
+            rec["total"] = json_number(totals[i])
             if per_sample is not None:
                 rec["explain"] = per_sample[i]
         return recs

@@ -22,3 +22,10 @@ def word_count_or_abstain(sample: rh.Sample) -> rh.Abstain | float:
     if not sample.completion.strip():
         return rh.Abstain("nothing to count")
     return float(len(sample.completion.split()))
+
+
+def matches_reference(sample: rh.Sample) -> float | None:
+    """1 when the completion is the reference, 0 when not, abstain without a reference."""
+    if sample.reference is None:
+        return None
+    return float(sample.completion.strip() == str(sample.reference).strip())

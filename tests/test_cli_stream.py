@@ -87,7 +87,7 @@ def test_odd_lines_are_rejected_lines_and_output_is_strict_utf8_json(
     assert reason in str(rows[1]["rejected"]) and rows[1]["total"] is None
     assert all(isinstance(r["total"], float) for r in (rows[0], rows[2]))
     (reject,) = rows_of(tmp_path / "o.jsonl.rejects.jsonl")
-    assert reject == {"line": 2, "error": rows[1]["rejected"], "text": line}
+    assert reject == {"line": 2, "rejected": rows[1]["rejected"], "text": line}
 
 
 def test_valid_surrogate_pairs_and_unicode_round_trip(tmp_path: Path) -> None:

@@ -33,6 +33,9 @@ def test_demo_spec_from_readme() -> None:
     assert res.vector.values.shape == (1, 3)
     assert res.total.shape == (1,)
     assert res.vector.errors == ({},)
+    # raw rewards, no batch z-score: one sample's total is its weighted rewards, not 0
+    want = np.nansum(res.vector.values[0] * [0.5, 1.0, 1.0])
+    assert res.total[0] == pytest.approx(want) and res.total[0] != 0.0
 
 
 def test_weights_from_spec_sources_and_call() -> None:

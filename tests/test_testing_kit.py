@@ -19,6 +19,7 @@ from rewardhub.testing import (
     check_normalizer,
     check_source,
     rewardhub_conformance,
+    source_checks,
 )
 
 
@@ -179,7 +180,7 @@ def test_nondeterminism_is_caught_unless_declared_or_seeded() -> None:
     with pytest.raises(ConformanceError, match="(?s)two runs scored differently.*seed"):
         testing.SourceCheck(Noisy).check_determinism()
     Noisy.deterministic = False  # type: ignore[attr-defined]
-    with pytest.raises(pytest.skip.Exception):
+    with pytest.raises(testing.CheckSkipped):
         testing.SourceCheck(Noisy).check_determinism()
 
     check_source(Seeded)
@@ -208,11 +209,11 @@ def test_a_source_reading_files_must_be_rekeyed(
         def cache_files(self) -> list[Path]:
             return [data]
 
-    class KeyIgnoresFiles(testing.BoundSource):
+    class KeyIgnoresFiles(source_checks.BoundSource):
         def __post_init__(self) -> None:
             self.cache_key = "fixed"
 
-    monkeypatch.setattr(testing, "BoundSource", KeyIgnoresFiles)
+    monkeypatch.setattr(source_checks, "BoundSource", KeyIgnoresFiles)
     with pytest.raises(ConformanceError, match="did not change the cache key"):
         testing.SourceCheck(Reads).check_cache_files()
     assert data.read_text() == "please\n"  # the probe edit was undone

@@ -15,14 +15,13 @@ answer whose gap cannot be certified raises. ``solver="cvxpy"`` uses cvxpy as th
 
 from __future__ import annotations
 
-import importlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from rewardhub.aggregate._checks import check_positive, check_values
 from rewardhub.aggregate._robust_batched import solve_groups
@@ -227,13 +226,15 @@ def _barrier(v: FloatArray, lam: float, target: float) -> FloatArray:
     return w
 
 
-def _cvxpy_weights(v: FloatArray, lam: float) -> FloatArray:
-    try:
-        cp: Any = importlib.import_module("cvxpy")
-    except ImportError:  # pragma: no cover - cvxpy is a core dependency
-        from rewardhub.errors import MissingExtraError
+def _cvxpy() -> Any:
+    """cvxpy, the reference solver: an optional extra (``rewardhub[solver]``)."""
+    from rewardhub._optional import require
 
-        raise MissingExtraError("cvxpy", "all", "robust_weights(solver='cvxpy')") from None
+    return require("cvxpy", "solver", "robust_weights(solver='cvxpy')")
+
+
+def _cvxpy_weights(v: FloatArray, lam: float) -> FloatArray:
+    cp: Any = _cvxpy()
     k, m = v.shape
     w = cp.Variable(m)
     problem = cp.Problem(
@@ -414,7 +415,9 @@ def _impute(v: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
 
 class RobustConfig(ScopedConfig):
     lam: float = Field(1.0, gt=0, description="temperature λ of the soft maximum over candidates")
-    solver: Solver = Field("newton", description="newton (fast) or cvxpy (reference)")
+    solver: Solver = Field(
+        "newton", description="newton (fast) or cvxpy (reference; needs rewardhub[solver])"
+    )
 
 
 class Robust(Aggregator):
@@ -423,6 +426,13 @@ class Robust(Aggregator):
     method = "robust"
     Config = RobustConfig
     summary = "values · w*, w* = argmin_w λ log mean exp(values·w/λ) per group (RMOD)"
+
+    def __init__(
+        self, config: BaseModel | Mapping[str, Any] | None = None, objectives: Sequence[str] = ()
+    ) -> None:
+        super().__init__(config, objectives)
+        if self.config.solver == "cvxpy":
+            _cvxpy()  # a missing extra is reported when the pipeline is built, before scoring
 
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
         v = check_values(values)

@@ -77,4 +77,4 @@ def register_commands(cli: "typer.Typer") -> None:
             target = scaffold(name, dir, force=force)
         except InputError as exc:
             raise fail(str(exc)) from None
-        say("created", f"{target}: next, `pip install -e {target}` and `pytest {target}`")
+        say("created", f"{target}: next, `pip install -e '{target}[test]'` and `pytest {target}`")

@@ -73,6 +73,22 @@ def default_ref(values: FloatArray) -> FloatArray:
     return np.where(np.isfinite(lo), lo - 0.1 * span, 0.0)
 
 
+def missing_note(values: FloatArray, names: Sequence[str]) -> str:
+    """Why the hypervolume leaves points out: those without a value for some objective."""
+    gaps = np.isnan(values)
+    if not gaps.any():
+        return ""
+    lacking = [
+        f"{name} ({int(gaps[:, j].sum())})" for j, name in enumerate(names) if gaps[:, j].any()
+    ]
+    kept = int((~gaps.any(axis=1)).sum())
+    return (
+        f"{int(gaps.any(axis=1).sum())} of {len(values)} points have no value for "
+        f"{', '.join(lacking)} (routed away by `when:`, or abstained), so the hypervolume counts "
+        f"only the {kept} complete point(s); choose objectives every point has with --objectives"
+    )
+
+
 def plot_front(values: FloatArray, names: Sequence[str], ranks: Any, path: Path) -> None:
     """Scatter of the points with the front highlighted: one panel in 2-D, every pair beyond."""
     import matplotlib
@@ -131,10 +147,13 @@ def register_commands(cli: "typer.Typer") -> None:
         from rich.table import Table
 
         from rewardhub._console import fail, say
+        from rewardhub._optional import require
         from rewardhub._output import check_directory
         from rewardhub.aggregate.pareto import crowding_distance, hypervolume, nondominated_sort
 
         try:
+            if plot is not None:  # a missing extra is reported before the work, not after
+                require("matplotlib", "plot", "rewardhub pareto --plot")
             if not scored.is_file():
                 raise InputError(f"file {str(scored)!r} does not exist or is not a file")
             if plot is not None:
@@ -201,6 +220,8 @@ def register_commands(cli: "typer.Typer") -> None:
                 ranks_table.add_row(str(rank_i), str(c_i))
             out.print(ranks_table)
             out.print(f"hypervolume {hv:.6g} (reference point {', '.join(f'{x:.4g}' for x in r)})")
+            if note := missing_note(values, names):
+                say("[yellow]note:[/]", note)
         if plot is not None:
             try:
                 plot_front(values, names, ranks, plot)

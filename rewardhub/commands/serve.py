@@ -61,10 +61,16 @@ def register_commands(cli: "typer.Typer") -> None:
         from pydantic import ValidationError
 
         from rewardhub._console import fail, say
+        from rewardhub._optional import require
         from rewardhub.cli import _load_pipeline
         from rewardhub.server.settings import ServerSettings, check_bind
 
         try:
+            # a missing extra is reported before anything is built or printed
+            require("fastapi", "server", "rewardhub serve")
+            require("uvicorn", "server", "rewardhub serve")
+            if ray:
+                require("ray", "ray", "rewardhub serve --ray")
             settings = ServerSettings.from_env(
                 host=host,
                 port=port,

@@ -105,6 +105,7 @@ def register_commands(cli: "typer.Typer") -> None:
     ) -> None:
         """Steer a frozen model with the pipeline: print the chosen text and its scores."""
         from rewardhub._console import fail
+        from rewardhub._optional import require
         from rewardhub.errors import RewardHubError
         from rewardhub.models import load_causal_lm
         from rewardhub.pipeline import Pipeline
@@ -112,6 +113,8 @@ def register_commands(cli: "typer.Typer") -> None:
         from rewardhub.steering.lm import LMGenerator
 
         try:
+            require("torch", "models", "rewardhub steer")  # before any prompt is read
+            require("transformers", "models", "rewardhub steer")
             if method not in METHODS:
                 raise InputError(f"--method {method!r} is unknown; choose one of {list(METHODS)}")
             if (prompt is None) == (prompts is None):

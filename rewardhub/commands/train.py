@@ -42,10 +42,12 @@ def register_commands(cli: "typer.Typer") -> None:
         from rich.progress import Progress
 
         from rewardhub._console import fail, say
+        from rewardhub._optional import require
         from rewardhub.models import embed, load_sentence_model
         from rewardhub.preference import read_pairs, train
 
         try:
+            require("sentence_transformers", "models", "rewardhub train")  # before reading
             if not data.exists():
                 raise RewardHubError(f"file {str(data)!r} does not exist")
             pairs = read_pairs(data)

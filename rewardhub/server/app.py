@@ -22,6 +22,7 @@ import numpy as np
 from rewardhub._optional import require
 from rewardhub.adapters._common import AbstainFill
 from rewardhub.adapters.openrlhf import no_response, to_samples
+from rewardhub.batch_of_one import advice, batch_of_one
 from rewardhub.batching import Row
 from rewardhub.errors import InputError, RewardHubError, SpecError
 from rewardhub.server import codec
@@ -142,10 +143,7 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Any, exc: RequestValidationError) -> Any:
-        fields = [
-            {"field": codec.dotted(e.get("loc", ())), "message": str(e.get("msg", ""))}
-            for e in exc.errors()
-        ]
+        fields = [codec.field_error(e) for e in exc.errors()]
         first = fields[0] if fields else {"field": "body", "message": "invalid"}
         return answer({"error": f"{first['field']}: {first['message']}", "fields": fields}, 422)
 
@@ -188,10 +186,15 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             "spec": pipeline.spec.model_dump(mode="json", exclude_none=True),
         }
 
-    def records(rows: list[Row]) -> bytes:
-        return codec.encode(
-            {"objectives": objectives, "results": [row_record(r, objectives) for r in rows]}
-        )
+    def records(rows: list[Row], warnings: list[str]) -> bytes:
+        body: dict[str, Any] = {
+            "objectives": objectives,
+            "total_from": pipeline.total_from,
+            "results": [row_record(r, objectives) for r in rows],
+        }
+        if warnings:
+            body["warnings"] = warnings
+        return codec.encode(body)
 
     async def score(body: bytes) -> bytes:
         """Samples in; per sample the reward vector, its outcomes and reasons, and the total
@@ -201,14 +204,17 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
         _check_count(len(given), settings.max_samples, "samples")
         samples = [_sample(s, i, settings.max_depth) for i, s in enumerate(given)]
         rows = await _scored(scorer, samples, req.get("weights"))
+        lonely = batch_of_one(pipeline, samples) if scorer.batch_relative else []
+        warnings = [advice(lonely)] if lonely else []
         if len(rows) > BIG_ANSWER:
-            return await off_loop(records, rows)
-        return records(rows)
+            return await off_loop(records, rows, warnings)
+        return records(rows, warnings)
 
     def aggregated(req: codec.AggregateRequest) -> dict[str, Any]:
         _check_count(len(req["results"]), settings.max_samples, "results")
         codec.check_depth(req["results"], settings.max_depth, "results")
         codec.check_depth(req.get("params", {}), settings.max_depth, "params")
+        normalize = _normalize_choice(req.get("normalize"), pipeline)
         try:
             batch = RewardBatch.from_records(req["results"], objectives)
             # a copy: a client's records never move the running statistics others are
@@ -218,7 +224,7 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             if method is not None:
                 pipe = pipe.with_aggregator(method, **req.get("params", {}))
             with np.errstate(all="ignore"):  # a client's 1e300s overflow to a null total
-                result = pipe.aggregate(batch, weights=req.get("weights"))
+                result = pipe.aggregate(batch, weights=req.get("weights"), normalize=normalize)
         except SpecError as exc:
             raise RequestError(422, f"{exc.path or 'method'}: {exc.message}") from None
         except (RewardHubError, ValueError, TypeError, AttributeError) as exc:
@@ -230,7 +236,11 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
             if i in unscorable:
                 rec["unscorable"] = unscorable[i]
             out.append(rec)
-        return {"method": pipe.aggregator.method, "results": out}
+        return {
+            "method": pipe.aggregator.method,
+            "total_from": pipeline.total_from if normalize else "rewards",
+            "results": out,
+        }
 
     async def aggregate(body: bytes) -> bytes:
         """Reward vectors in (records as /v1/score returns them), totals out, with the spec's
@@ -361,6 +371,20 @@ async def _scored(
         if isinstance(exc, ValueError):  # the request's fault: bad weights, a bad sample
             raise RequestError(422, f"{'weights: ' if weights else ''}{exc}") from None
         raise RequestError(500, f"scoring failed: {exc}") from None
+
+
+def _normalize_choice(choice: bool | None, pipeline: Pipeline) -> bool:
+    """``normalize`` of an aggregate request: required when the spec normalises."""
+    if pipeline.total_from == "rewards":
+        return bool(choice)  # nothing to apply either way
+    if choice is None:
+        raise RequestError(
+            422,
+            f"normalize: this spec's totals are computed from {pipeline.total_from}; say "
+            '"normalize": true to apply that to these rewards first, or false to aggregate '
+            "them as given (records from /v1/score hold the raw rewards)",
+        )
+    return choice
 
 
 def _check_count(n: int, limit: int, field: str) -> None:

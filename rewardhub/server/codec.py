@@ -5,7 +5,7 @@ nesting, and orjson encoding. Every refusal is a :class:`RequestError` naming th
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -40,6 +40,9 @@ class AggregateRequest(TypedDict):
     method: NotRequired[str | None]
     params: NotRequired[dict[str, Any]]
     weights: NotRequired[dict[str, float] | None]
+    normalize: NotRequired[bool | None]
+    """true: apply the spec's normalisers to ``rewards`` first; false: aggregate them as given.
+    Required when the spec normalises (the server never re-normalises silently)."""
 
 
 class OpenRLHFRequest(TypedDict):
@@ -121,12 +124,25 @@ def parse(adapter: TypeAdapter[T], body: bytes) -> T:
     try:
         return adapter.validate_json(body)
     except ValidationError as exc:
-        fields: list[FieldError] = [
-            {"field": dotted(e.get("loc", ())), "message": str(e.get("msg", ""))}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
+        fields = [field_error(e) for e in exc.errors(include_url=False, include_input=False)]
         first = fields[0] if fields else {"field": "body", "message": "invalid"}
         raise RequestError(422, f"{first['field']}: {first['message']}", fields) from None
+
+
+def field_error(error: Mapping[str, Any]) -> FieldError:
+    """One validation error as ``{"field", "message"}``; a body that is not JSON at all is
+    named as such (pydantic reports it at a character offset, as if it were an item)."""
+    if error.get("type") == "json_invalid":
+        loc = error.get("loc", ())
+        at = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+        why = (error.get("ctx") or {}).get("error", "")
+        return {
+            "field": "body",
+            "message": f"not valid JSON{at}{f' ({why})' if why else ''}; send a JSON object "
+            'with Content-Type: application/json, e.g. {"samples": [{"prompt": "...", '
+            '"completion": "..."}]}',
+        }
+    return {"field": dotted(error.get("loc", ())), "message": str(error.get("msg", ""))}
 
 
 def dotted(loc: Sequence[Any]) -> str:

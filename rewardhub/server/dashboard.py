@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from rewardhub.batching import Row
-    from rewardhub.server.guard import ServerState
+    from rewardhub.server.state import ServerState
 
 #: scored samples the dashboard keeps (the most recent)
 WINDOW = 10_000

@@ -1,154 +1,36 @@
-"""A test kit for plugin authors (also a pytest plugin, loaded through ``pytest11``).
-
-- :func:`check_source`, :func:`check_aggregator`, :func:`check_normalizer` run the
-  conformance checks every registered type must pass; a failure says what to fix;
-- :func:`rewardhub_conformance` turns them into a parametrised pytest test in one line;
-- :func:`plugin_with` wraps classes into a plugin object for ``Hub(plugins=[...])``;
-- fixtures ``rewardhub_hub`` (a fresh Hub), ``make_pipeline`` (spec dict → Pipeline, closed
-  after the test) and ``make_samples`` (n varied samples, in prompt groups).
-"""
+"""The conformance checks of a reward source (:func:`check_source`)."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-import pytest
 from pydantic import BaseModel, ValidationError
 
-from rewardhub.aggregate.base import Aggregator, Context, Normalizer
 from rewardhub.engine import FAILED, BoundSource, Engine, _to_rows, run_sync
-from rewardhub.hookspecs import hookimpl
 from rewardhub.hub import Hub
-from rewardhub.pipeline import Pipeline
-from rewardhub.registry import AggregatorRegistry, NormalizerRegistry, Registry, SourceRegistry
+from rewardhub.registry import SourceRegistry
 from rewardhub.source import RewardSource
 from rewardhub.spec import errors_to_spec_error
+from rewardhub.testing._common import (
+    UNKNOWN_FIELD,
+    CheckSkipped,
+    _fail,
+    _first_diff,
+    _resolve,
+    _run_all,
+    _same,
+)
+from rewardhub.testing.samples import DEFAULT_SAMPLES, edge_samples
 from rewardhub.types import FloatArray, RewardBatch, Sample
 
-T = TypeVar("T")
-
-DEFAULT_SAMPLES: tuple[Sample, ...] = (
-    Sample(prompt="Say hi", completion="hi there"),
-    Sample(prompt="2+2?", completion="The answer is \\boxed{4}.", reference="4"),
-    Sample(prompt=[{"role": "user", "content": "Tell me a joke"}], completion=""),
-    Sample(prompt="x", completion="ünïcödé ✓ " * 50, metadata={"group": "g1"}),
-)
-#: a config key no source declares: a config that accepts it would silently ignore typos
-UNKNOWN_FIELD = "no_such_field_conformance"
 #: engine reasons that mean the source broke, not that it abstained on purpose
 _BROKEN = ("error: ", "wrong output: ")
-
-
-class ConformanceError(AssertionError):
-    """A conformance check failed; the message says what to fix."""
-
-
-def _fail(name: str, what: str, fix: str) -> ConformanceError:
-    return ConformanceError(f"{name}: {what}\n  how to fix: {fix}")
-
-
-class _Plugin:
-    """A plugin object registering the classes it was given (see :func:`plugin_with`)."""
-
-    def __init__(self, classes: Sequence[type[Any]], name: str) -> None:
-        self.classes = list(classes)
-        self.__name__ = name
-
-    @hookimpl
-    def register_sources(self, registry: SourceRegistry) -> None:
-        for cls in self.classes:
-            if issubclass(cls, RewardSource):
-                registry.add(cls)
-
-    @hookimpl
-    def register_aggregators(self, registry: AggregatorRegistry) -> None:
-        for cls in self.classes:
-            if issubclass(cls, Aggregator):
-                registry.add(cls)
-
-    @hookimpl
-    def register_normalizers(self, registry: NormalizerRegistry) -> None:
-        for cls in self.classes:
-            if issubclass(cls, Normalizer):
-                registry.add(cls)
-
-
-def plugin_with(*classes: type[Any], name: str = "test-plugin") -> object:
-    """A plugin that registers ``classes`` (sources, aggregators, normalizers)."""
-    return _Plugin(classes, name)
-
-
-# -- samples -----------------------------------------------------------------------------------
-
-
-def make_samples(n: int = 8, *, group_size: int = 2, seed: int = 0) -> list[Sample]:
-    """``n`` varied samples (plain and chat prompts, references, unicode), ``group_size``
-    completions per prompt (``metadata["group"]``), reproducible under ``seed``."""
-    rng = np.random.default_rng(seed)
-    words = ["the", "answer", "is", "4", "because", "2+2", "ünïcödé", "✓", "please", "thanks"]
-    out = []
-    for i in range(n):
-        g = i // max(group_size, 1)
-        prompt: str | list[dict[str, str]] = (
-            [{"role": "user", "content": f"question {g}"}] if g % 2 else f"question {g}?"
-        )
-        text = " ".join(rng.choice(words, size=int(rng.integers(1, 12))).tolist())
-        out.append(Sample(prompt=prompt, completion=text, reference=str(g), metadata={"group": g}))
-    return out
-
-
-def edge_samples(base: Sample) -> list[Sample]:
-    """``base`` with the completions and prompts sources most often break on."""
-    chat = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-    return [
-        replace(base, completion=""),
-        replace(base, completion="   \n\t "),
-        replace(base, completion="ünïcödé ✓ 😀 中文 العربية \u200b\x00"),
-        replace(base, completion="word " * 20_000),
-        replace(base, completion="x" * 100_000),
-        replace(base, prompt=chat),
-        replace(base, prompt=""),
-    ]
-
-
-# -- sources -----------------------------------------------------------------------------------
-
-
-def _resolve(kind: Registry[T], cls_or_name: type[T] | str, hub: Hub | None) -> type[T]:
-    if isinstance(cls_or_name, str):
-        return getattr(hub or Hub(), _REGISTRY[type(kind)]).get(cls_or_name)  # type: ignore[no-any-return]
-    return cls_or_name
-
-
-_REGISTRY: dict[type[Any], str] = {
-    SourceRegistry: "sources",
-    AggregatorRegistry: "aggregators",
-    NormalizerRegistry: "normalizers",
-}
-
-
-def _same(a: FloatArray, b: FloatArray, tol: float = 0.0) -> bool:
-    if a.shape != b.shape:
-        return False
-    if tol == 0.0:
-        return bool(np.array_equal(a, b, equal_nan=True))
-    return bool(np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True))
-
-
-def _first_diff(a: FloatArray, b: FloatArray, tol: float = 0.0) -> str:
-    bad = np.argwhere(~np.isclose(a, b, equal_nan=True, rtol=tol, atol=tol))
-    if not bad.size:
-        return ""
-    i = tuple(bad[0].tolist())
-    return f" (first difference at {i}: {a[i]!r} vs {b[i]!r})"
 
 
 class SourceCheck:
@@ -392,7 +274,7 @@ class SourceCheck:
         if seeded:
             config.setdefault("seed", 1234)
         elif not getattr(self.cls, "deterministic", True):
-            pytest.skip(f"{self.name} declares deterministic = False and has no seed")
+            raise CheckSkipped(f"{self.name} declares deterministic = False and has no seed")
         first, second = (self._fresh_run(config) for _ in range(2))
         if not _same(first, second, self.tolerance):
             raise _fail(
@@ -413,7 +295,7 @@ class SourceCheck:
     def check_async_parity(self) -> None:
         """When both ``score`` and ``ascore`` exist, they agree."""
         if not self._both():
-            pytest.skip(f"{self.name} defines only one of score/ascore")
+            raise CheckSkipped(f"{self.name} defines only one of score/ascore")
         source = self.shared
         k = len(source.output_objectives)
         fails = source.fail_values()
@@ -458,7 +340,7 @@ class SourceCheck:
         files = getattr(source, "cache_files", None)
         paths = [Path(p) for p in (files() if callable(files) else [])]
         if not paths:
-            pytest.skip(f"{self.name} reads no files (cache_files() is empty or absent)")
+            raise CheckSkipped(f"{self.name} reads no files (cache_files() is empty or absent)")
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise _fail(
@@ -516,17 +398,6 @@ def _shape_of(out: Any) -> str:
         return f"{type(out).__name__} {out!r:.80}"
 
 
-def _run_all(checks: Mapping[str, Callable[[], None]], close: Callable[[], None]) -> None:
-    try:
-        for check in checks.values():
-            try:
-                check()
-            except pytest.skip.Exception:
-                continue
-    finally:
-        close()
-
-
 def check_source(
     cls: type[RewardSource] | str,
     config: Mapping[str, Any] | None = None,
@@ -544,266 +415,3 @@ def check_source(
     """
     subject = SourceCheck(_resolve(SourceRegistry(), cls, hub), config, samples)
     _run_all(subject.checks(), subject.close)
-
-
-# -- aggregators and normalizers ---------------------------------------------------------------
-
-
-class _MethodCheck:
-    """Shared set-up of aggregator and normalizer checks: values, groups, a context."""
-
-    kind = ""
-
-    def __init__(self, cls: type[Any], config: Mapping[str, Any] | None, k: int) -> None:
-        self.cls = cls
-        self.config = dict(config or {})
-        self.k = k
-        self.name = f"{self.kind} {cls.method or cls.__name__!r}"
-        self.objectives = tuple("abcdefghij"[:k]) if k <= 10 else tuple(f"o{j}" for j in range(k))
-
-    def data(self, n: int, k: int | None = None, seed: int = 0) -> tuple[FloatArray, list[Sample]]:
-        rng = np.random.default_rng(seed)
-        values = rng.uniform(-1.0, 1.0, (n, k or self.k))
-        samples = [
-            Sample(prompt=f"p{i // 3}", completion=f"c{i}", metadata={"group": i // 3})
-            for i in range(n)
-        ]
-        return values, samples
-
-    def ctx(self, values: FloatArray, samples: Sequence[Sample]) -> Context:
-        """A context with a spread (``std``) per cell, which uncertainty-aware methods need."""
-        std = np.random.default_rng(7).uniform(0.05, 0.3, values.shape)
-        std[np.isnan(values)] = math.nan
-        # the spread travels with its row, so a permutation test moves it too
-        std = std[[int(s.completion[1:]) for s in samples]] if samples else std
-        batch = RewardBatch(values, self.objectives[: values.shape[1]], std)
-        return Context.for_batch(batch, samples)
-
-    def close(self) -> None:
-        """Nothing to release (aggregators and normalizers are built per call)."""
-
-    def output(self, values: FloatArray, samples: Sequence[Sample]) -> FloatArray:
-        raise NotImplementedError
-
-    def expect_shape(self, values: FloatArray) -> tuple[int, ...]:
-        raise NotImplementedError
-
-    def checked(self, values: FloatArray, samples: Sequence[Sample], what: str) -> FloatArray:
-        try:
-            out = np.asarray(self.output(values, samples), dtype=np.float64)
-        except Exception as exc:
-            raise _fail(
-                self.name,
-                f"raised {type(exc).__name__}: {exc} on {what} ({values.shape[0]} × "
-                f"{values.shape[1]})",
-                f"handle {what}: skip NaN cells, work for any n ≥ 1 and k ≥ 1",
-            ) from exc
-        want = self.expect_shape(values)
-        if out.shape != want:
-            raise _fail(
-                self.name,
-                f"returned shape {out.shape} on {what}, expected {want}",
-                "return one value per sample (aggregators) or a matrix of the input's shape "
-                "(normalizers)",
-            )
-        if np.isinf(out).any():
-            raise _fail(self.name, f"returned inf on {what}", "return finite numbers or NaN")
-        return out
-
-    def check_config(self) -> None:
-        """Unknown fields are rejected by name and the schema is exported."""
-        json.dumps(self.cls.Config.model_json_schema())
-        try:
-            self.cls.Config.model_validate({**self.config, UNKNOWN_FIELD: 1})
-        except ValidationError as exc:
-            assert UNKNOWN_FIELD in str(exc)
-            return
-        raise _fail(
-            self.name,
-            f"the unknown config field {UNKNOWN_FIELD!r} was accepted silently",
-            'add `model_config = ConfigDict(extra="forbid")`',
-        )
-
-    def check_shapes(self) -> None:
-        """A single sample, a single objective and several groups all work."""
-        for n, k, what in (
-            (1, None, "a single sample"),
-            (12, None, "four groups"),
-            (6, 1, "one objective"),
-        ):
-            if k == 1 and not self.one_objective_ok():
-                continue
-            values, samples = self.data(n, k)
-            self.checked(values, samples, what)
-
-    def one_objective_ok(self) -> bool:
-        return True
-
-    def check_permutation(self) -> None:
-        """Permuting the rows (with their samples) permutes the output the same way."""
-        values, samples = self.data(12)
-        base = self.checked(values, samples, "random values")
-        perm = np.random.default_rng(1).permutation(len(samples))
-        moved = self.checked(values[perm], [samples[i] for i in perm], "permuted rows")
-        if not _same(base[perm], moved, tol=1e-7):
-            raise _fail(
-                self.name,
-                f"permuting the rows changed the results{_first_diff(base[perm], moved)}",
-                "compute each row's result from its own values (and its group), never from "
-                "its position in the batch",
-            )
-
-    def checks(self) -> dict[str, Callable[[], None]]:
-        return {
-            n.removeprefix("check_"): getattr(self, n) for n in dir(self) if n.startswith("check_")
-        }
-
-
-class AggregatorCheck(_MethodCheck):
-    kind = "aggregator"
-
-    def new(self, k: int) -> Aggregator:
-        return self.cls(self.config, self.objectives[:k])  # type: ignore[no-any-return]
-
-    def output(self, values: FloatArray, samples: Sequence[Sample]) -> FloatArray:
-        agg = self.new(values.shape[1]).aggregate(values, self.ctx(values, samples))
-        return agg.total
-
-    def expect_shape(self, values: FloatArray) -> tuple[int, ...]:
-        return (values.shape[0],)
-
-    def one_objective_ok(self) -> bool:
-        # a config naming objectives (constraints, gates, directions) needs all of them
-        return not any(o in json.dumps(self.config) for o in self.objectives[1:])
-
-    def check_nan_rows(self) -> None:
-        """An all-NaN row gets a NaN total, or fails closed (no more than any scored row);
-        partial NaN rows give no inf and no exception."""
-        values, samples = self.data(12)
-        values[0] = math.nan
-        values[1, 0] = math.nan
-        values[2, -1] = math.nan
-        total = self.checked(values, samples, "rows with abstentions")
-        scored = total[3:][~np.isnan(total[3:])]
-        if not math.isnan(total[0]) and scored.size and total[0] > scored.min():
-            raise _fail(
-                self.name,
-                f"a row whose every objective abstained got the total {total[0]!r}, more than "
-                f"a scored row ({scored.min()!r}): a policy would learn to break its scorers",
-                "give a row with no value left a NaN total (unscorable), or fail it closed",
-            )
-
-
-class NormalizerCheck(_MethodCheck):
-    kind = "normalizer"
-
-    def output(self, values: FloatArray, samples: Sequence[Sample]) -> FloatArray:
-        return self.cls(self.config).normalize(values.copy(), self.ctx(values, samples))  # type: ignore[no-any-return]
-
-    def expect_shape(self, values: FloatArray) -> tuple[int, ...]:
-        return values.shape
-
-    def check_nan_stays_nan(self) -> None:
-        """An abstained cell stays NaN, and present cells stay present."""
-        values, samples = self.data(12)
-        values[0] = math.nan
-        values[3, 1] = math.nan
-        out = self.checked(values, samples, "values with abstentions")
-        if not np.array_equal(np.isnan(out), np.isnan(values)):
-            raise _fail(
-                self.name,
-                "changed which cells are NaN (an abstention became a number, or a value NaN)",
-                "transform present cells only (np.nan* functions) and keep NaN as NaN",
-            )
-
-
-def check_aggregator(
-    cls: type[Aggregator] | str,
-    config: Mapping[str, Any] | None = None,
-    *,
-    objectives: int = 3,
-    hub: Hub | None = None,
-) -> None:
-    """Assert that an aggregator handles NaN rows, one objective, one sample and groups, and
-    that permuting the rows permutes the totals. Objectives are named ``a``, ``b``, ``c``…"""
-    subject = AggregatorCheck(_resolve(AggregatorRegistry(), cls, hub), config, objectives)
-    _run_all(subject.checks(), subject.close)
-
-
-def check_normalizer(
-    cls: type[Normalizer] | str,
-    config: Mapping[str, Any] | None = None,
-    *,
-    objectives: int = 3,
-    hub: Hub | None = None,
-) -> None:
-    """Assert that a normalizer keeps the shape and the NaN cells, handles one sample, one
-    objective and groups, and commutes with a permutation of the rows."""
-    subject = NormalizerCheck(_resolve(NormalizerRegistry(), cls, hub), config, objectives)
-    _run_all(subject.checks(), subject.close)
-
-
-def conformance_subject(
-    cls: type[Any], config: Mapping[str, Any] | None = None, samples: Sequence[Sample] | None = None
-) -> SourceCheck | AggregatorCheck | NormalizerCheck:
-    """The checks for ``cls`` (a source, aggregator or normalizer class): ``.checks()`` maps
-    each check's name to a callable; ``.close()`` releases what they built."""
-    if issubclass(cls, RewardSource):
-        return SourceCheck(cls, config, samples)
-    if issubclass(cls, Aggregator):
-        return AggregatorCheck(cls, config, 3)
-    if issubclass(cls, Normalizer):
-        return NormalizerCheck(cls, config, 3)
-    raise TypeError(f"{cls!r} is not a RewardSource, Aggregator or Normalizer subclass")
-
-
-def rewardhub_conformance(
-    cls: type[Any],
-    config: Mapping[str, Any] | None = None,
-    samples: Sequence[Sample] | None = None,
-) -> Callable[[str], None]:
-    """A pytest test, parametrised over the conformance checks, in one line::
-
-    test_politeness = rewardhub_conformance(Politeness, {"markers": ["please"]})
-    """
-    subject = conformance_subject(cls, config, samples)
-    checks = subject.checks()
-
-    @pytest.mark.parametrize("check", list(checks))
-    def test_rewardhub_conformance(check: str) -> None:
-        try:
-            checks[check]()
-        finally:
-            subject.close()
-
-    return test_rewardhub_conformance
-
-
-# -- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def rewardhub_hub() -> Hub:
-    """A fresh Hub with the built-ins and the installed plugins."""
-    return Hub()
-
-
-@pytest.fixture
-def make_pipeline(rewardhub_hub: Hub) -> Iterator[Callable[..., Pipeline]]:
-    """Build pipelines from spec dicts; each is closed after the test."""
-    made: list[Pipeline] = []
-
-    def make(spec: Mapping[str, Any], hub: Hub | None = None) -> Pipeline:
-        pipe = Pipeline(spec, hub=hub or rewardhub_hub)
-        made.append(pipe)
-        return pipe
-
-    yield make
-    for pipe in made:
-        pipe.close()
-
-
-@pytest.fixture(name="make_samples")
-def _make_samples_fixture() -> Callable[..., list[Sample]]:
-    """:func:`make_samples` as a fixture: ``make_samples(n, group_size=2, seed=0)``."""
-    return make_samples
