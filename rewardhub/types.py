@@ -7,48 +7,19 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from rewardhub import outcome as _outcome
 from rewardhub.errors import InputError
+from rewardhub.outcome import Outcome as Outcome
+from rewardhub.outcome import OutcomeArray
+from rewardhub.outcome import json_number as json_number
+from rewardhub.outcome import json_row as json_row
 
 FloatArray = npt.NDArray[np.float64]
-OutcomeArray = npt.NDArray[np.int8]
-
-#: the reason of a cell routed away by ``when:``
-NOT_APPLICABLE = "not applicable"
-#: the prefix of the reason of a failed check (the cell holds the objective's failing value)
-FAILED = "failed: "
-
-
-class Outcome(IntEnum):
-    """What happened in one cell of a :class:`RewardBatch` (see docs/specs.md, "Outcomes")."""
-
-    #: the source scored it
-    VALUE = 0
-    #: routed away by ``when:`` (NaN); skipped, the sample is scored on what applies
-    NOT_APPLICABLE = 1
-    #: the completion caused the failure; the cell holds the objective's failing value
-    FAILED = 2
-    #: the machinery failed (NaN): an abstention, never cached
-    UNSCORABLE = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower().replace("_", " ")
-
-
-def outcome_of(value: float, reason: str | None) -> Outcome:
-    """The outcome of a cell from its value and its source's reason for the sample."""
-    if reason is not None and reason.startswith(FAILED):
-        return Outcome.FAILED
-    if value != value:  # NaN
-        return Outcome.NOT_APPLICABLE if reason == NOT_APPLICABLE else Outcome.UNSCORABLE
-    return Outcome.VALUE
-
 
 _SAMPLE_FIELDS = ("prompt", "completion", "reference", "metadata")
 
@@ -296,17 +267,17 @@ def _as_matrix(values: Any, n: int | None, k: int, what: str) -> FloatArray:
 class RewardBatch:
     """An n × k matrix of rewards, one column per objective.
 
-    NaN means no value for that cell; ``errors[i]`` maps a source id to its reason on sample
-    ``i``. ``std`` (same shape) is set by ensembles and judges. ``sources`` names the source
-    that produced each column. ``outcomes`` (n × k, :class:`Outcome` codes) tells a value, a
-    *not applicable* cell, a *failed* check and an *unscorable* cell apart; when not given it
-    is derived from the values and the reasons.
+    ``outcomes`` (n × k, :class:`~rewardhub.outcome.Outcome` codes) tells a value, a *not
+    applicable* cell, a *failed* check and an *unscorable* cell apart; when not given, a NaN
+    cell is unscorable and any other a value. ``reasons[i]`` maps a source id to its reason on
+    sample ``i`` (text for people: it never decides an outcome). ``std`` (same shape) is set by
+    ensembles and judges. ``sources`` names the source that produced each column.
     """
 
     values: FloatArray
     objectives: tuple[str, ...]
     std: FloatArray | None = None
-    errors: tuple[dict[str, str], ...] = ()
+    reasons: tuple[dict[str, str], ...] = ()
     sources: tuple[str, ...] = ()
     outcomes: OutcomeArray | None = None
 
@@ -318,9 +289,9 @@ class RewardBatch:
         values = _as_matrix(self.values, None, len(objectives), "values")
         n = values.shape[0]
         std = None if self.std is None else _as_matrix(self.std, n, len(objectives), "std")
-        errors = tuple(self.errors) if self.errors else tuple({} for _ in range(n))
-        if len(errors) != n:
-            raise ValueError(f"RewardBatch.errors has {len(errors)} entries for {n} samples")
+        reasons = tuple(self.reasons) if self.reasons else tuple({} for _ in range(n))
+        if len(reasons) != n:
+            raise ValueError(f"RewardBatch.reasons has {len(reasons)} entries for {n} samples")
         sources = tuple(self.sources) if self.sources else objectives
         if len(sources) != len(objectives):
             raise ValueError("RewardBatch.sources must name one source per objective")
@@ -328,14 +299,14 @@ class RewardBatch:
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "std", std)
         if self.outcomes is None:
-            outcomes = _derive_outcomes(values, errors, sources)
+            outcomes = np.where(np.isnan(values), Outcome.UNSCORABLE, Outcome.VALUE).astype(np.int8)
         else:
             outcomes = np.asarray(self.outcomes, dtype=np.int8)
             if outcomes.shape != values.shape:
                 raise ValueError(
                     f"RewardBatch.outcomes has shape {outcomes.shape}, expected {values.shape}"
                 )
-        object.__setattr__(self, "errors", errors)
+        object.__setattr__(self, "reasons", reasons)
         object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "outcomes", outcomes)
 
@@ -366,11 +337,6 @@ class RewardBatch:
         return self.column(objective)
 
     @property
-    def abstained(self) -> npt.NDArray[np.bool_]:
-        """Boolean mask (n × k) of cells without a value (not applicable or unscorable)."""
-        return np.isnan(self.values)
-
-    @property
     def not_applicable(self) -> npt.NDArray[np.bool_]:
         """Mask (n × k) of cells routed away by ``when:``."""
         return self._is(Outcome.NOT_APPLICABLE)
@@ -397,7 +363,7 @@ class RewardBatch:
 
     def reason(self, row: int, col: int) -> str | None:
         """The reason recorded for cell (row, col), if any."""
-        return self.errors[row].get(self.sources[col])
+        return self.reasons[row].get(self.sources[col])
 
     def select(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> RewardBatch:
         """The sub-batch of the given sample rows."""
@@ -407,7 +373,7 @@ class RewardBatch:
             values=self.values[idx],
             objectives=self.objectives,
             std=None if self.std is None else self.std[idx],
-            errors=tuple(self.errors[i] for i in idx),
+            reasons=tuple(self.reasons[i] for i in idx),
             sources=self.sources,
             outcomes=self.outcomes[idx],
         )
@@ -420,7 +386,7 @@ class RewardBatch:
             self.values[:, cols],
             tuple(self.objectives[j] for j in cols),
             None if self.std is None else self.std[:, cols],
-            self.errors,
+            self.reasons,
             tuple(self.sources[j] for j in cols),
             self.outcomes[:, cols],
         )
@@ -428,7 +394,7 @@ class RewardBatch:
     def with_values(self, values: FloatArray) -> RewardBatch:
         """The same batch with new values (e.g. after normalisation); outcomes are kept."""
         return RewardBatch(
-            values, self.objectives, self.std, self.errors, self.sources, self.outcomes
+            values, self.objectives, self.std, self.reasons, self.sources, self.outcomes
         )
 
     @classmethod
@@ -446,122 +412,33 @@ class RewardBatch:
                 [b.std if b.std is not None else np.full_like(b.values, np.nan) for b in batches],
                 axis=1,
             )
-        errors = tuple({k: v for b in batches for k, v in b.errors[i].items()} for i in range(n))
+        reasons = tuple({k: v for b in batches for k, v in b.reasons[i].items()} for i in range(n))
         outcomes = np.concatenate([b._outcomes for b in batches], axis=1)
         return cls(
             values=values,
             objectives=tuple(o for b in batches for o in b.objectives),
             std=std,
-            errors=errors,
+            reasons=reasons,
             sources=tuple(s for b in batches for s in b.sources),
             outcomes=outcomes,
         )
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per sample: ``{"rewards": {...}, "std": {...}, "errors": {...},
-        "outcomes": {...}}``.
-
-        Cells without a value are ``None`` (JSON null). ``outcomes`` names the cells that are
-        not plain values (``not applicable``, ``failed``, ``unscorable``); it is left out of a
-        record whose cells are all values.
-        """
-        out: list[dict[str, Any]] = []
-        assert self.outcomes is not None
-        odd_rows = np.any(self.outcomes != 0, axis=1).tolist()
-        for i in range(self.n):
-            rec: dict[str, Any] = {"rewards": json_row(self.objectives, self.values[i].tolist())}
-            if self.std is not None:
-                rec["std"] = json_row(self.objectives, self.std[i].tolist())
-            if self.errors[i]:
-                rec["errors"] = dict(self.errors[i])
-            if odd_rows[i]:
-                rec["outcomes"] = {
-                    o: Outcome(c).label
-                    for o, c in zip(self.objectives, self.outcomes[i].tolist())
-                    if c
-                }
-            out.append(rec)
-        return out
+        """One JSON-ready dict per sample: ``{"rewards": {...}, "std": {...}, "reasons": {...},
+        "outcomes": {...}}`` (see :func:`rewardhub.outcome.record`)."""
+        return _outcome.records(
+            self.objectives, self.values, self._outcomes, self.reasons, self.std
+        )
 
     @classmethod
     def from_records(
         cls, records: Iterable[Mapping[str, Any]], objectives: Sequence[str] | None = None
     ) -> RewardBatch:
-        """Inverse of :meth:`to_records` (also accepts records carrying more keys)."""
-        recs = list(records)
-        if objectives is None:
-            seen: dict[str, None] = {}
-            for r in recs:
-                seen.update(dict.fromkeys(r.get("rewards", {})))
-            objectives = tuple(seen)
-        objs = tuple(objectives)
-
-        def matrix(key: str) -> FloatArray:
-            return np.array(
-                [[_num(r.get(key, {}).get(o)) for o in objs] for r in recs], dtype=np.float64
-            ).reshape(len(recs), len(objs))
-
-        has_std = any("std" in r for r in recs)
-        values = matrix("rewards")
-        errors = tuple(dict(r.get("errors", {})) for r in recs)
-        # records name their odd cells; older ones without "outcomes" say it through their
-        # reasons: a record whose every reason is "not applicable" was routed away
-        by_label = {o.label: int(o) for o in Outcome}
-        outcomes = np.zeros(values.shape, dtype=np.int8)
-        for i, r in enumerate(recs):
-            named = r.get("outcomes")
-            if isinstance(named, Mapping):
-                for j, o in enumerate(objs):
-                    label = named.get(o)
-                    if label is not None:
-                        if label not in by_label:
-                            raise ValueError(
-                                f"record {i}: unknown outcome {label!r} for {o!r}; "
-                                f"expected one of {sorted(by_label)}"
-                            )
-                        outcomes[i, j] = by_label[label]
-                continue
-            reasons = set(errors[i].values())
-            for j in np.flatnonzero(np.isnan(values[i])).tolist():
-                outcomes[i, j] = (
-                    Outcome.NOT_APPLICABLE if reasons == {NOT_APPLICABLE} else Outcome.UNSCORABLE
-                )
-        return cls(
-            values=values,
-            objectives=objs,
-            std=matrix("std") if has_std else None,
-            errors=errors,
-            outcomes=outcomes,
-        )
-
-
-def _derive_outcomes(
-    values: FloatArray, errors: tuple[dict[str, str], ...], sources: tuple[str, ...]
-) -> OutcomeArray:
-    outcomes = np.zeros(values.shape, dtype=np.int8)
-    nan = np.isnan(values)
-    outcomes[nan] = Outcome.UNSCORABLE
-    for i, reasons in enumerate(errors):
-        if reasons:
-            for j, src in enumerate(sources):
-                reason = reasons.get(src)
-                if reason is not None:
-                    outcomes[i, j] = outcome_of(values[i, j], reason)
-    return outcomes
-
-
-def _num(x: Any) -> float:
-    return math.nan if x is None else float(x)
-
-
-def json_number(x: float) -> float | None:
-    """A float as JSON can carry it: NaN (an abstention) and ±inf become null."""
-    return float(x) if math.isfinite(x) else None
-
-
-def json_row(names: Sequence[str], row: Iterable[float]) -> dict[str, float | None]:
-    """``{objective: value}`` for one row, with :func:`json_number` applied."""
-    return {name: json_number(v) for name, v in zip(names, row)}
+        """Inverse of :meth:`to_records` (also accepts records carrying more keys); the
+        outcomes come from the records' ``outcomes`` (see
+        :func:`rewardhub.outcome.parse_records`)."""
+        p = _outcome.parse_records(list(records), objectives)
+        return cls(p.values, p.objectives, p.std, p.reasons, outcomes=p.outcomes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -577,11 +454,15 @@ class ScoreResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per sample with rewards, total, errors and attribution."""
+        """One JSON-ready dict per sample with rewards, outcomes, reasons, total (with
+        ``unscorable``, the reason, when the sample is) and attribution."""
         recs = self.vector.to_records()
         per_sample = self.diagnostics.get("per_sample")
+        unscorable = self.diagnostics.get("unscorable", {})
         for i, rec in enumerate(recs):
             rec["total"] = json_number(float(self.total[i]))
+            if i in unscorable:
+                rec["unscorable"] = unscorable[i]
             if per_sample is not None:
                 rec["explain"] = per_sample[i]
         return recs

@@ -120,7 +120,7 @@ def test_abstentions_are_recomputed_failed_checks_are_cached(tmp_path: Path, whe
     with flaky_pipe(cache) as p:  # a fresh process would do the same (--resume)
         res = p.score(samples)
     assert CALLS == ["down", "half"]
-    assert res.vector.errors[2] == {"flaky": "failed: unparsable answer"}
+    assert res.vector.reasons[2] == {"flaky": "failed: unparsable answer"}
     assert res.vector.failed[2, 0] and res.vector.unscorable[1, 0]
 
 

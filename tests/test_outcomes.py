@@ -59,7 +59,7 @@ def test_the_four_outcomes_are_kept_apart_and_round_trip_through_records() -> No
     assert v.failed[:, 0].tolist() == [False, True, False, False]
     assert v.unscorable[:, 0].tolist() == [False, False, True, False]
     assert v.not_applicable[:, 0].tolist() == [False, False, False, True]
-    assert v.values[1, 0] == 0.0 and v.errors[1] == {
+    assert v.values[1, 0] == 0.0 and v.reasons[1] == {
         "verdict": "failed: parser crashed on the answer"
     }
     recs = v.to_records()
@@ -78,9 +78,9 @@ def test_the_four_outcomes_are_kept_apart_and_round_trip_through_records() -> No
 
 def test_records_without_outcomes_still_tell_not_applicable_from_unscorable() -> None:
     recs = [
-        {"rewards": {"a": None, "b": 1.0}, "errors": {"src": "not applicable"}},
-        {"rewards": {"a": None, "b": 1.0}, "errors": {"src": "worker died"}},
-        {"rewards": {"a": 0.0, "b": 1.0}, "errors": {"src": "failed: too long"}},
+        {"rewards": {"a": None, "b": 1.0}, "reasons": {"src": "not applicable"}},
+        {"rewards": {"a": None, "b": 1.0}, "reasons": {"src": "worker died"}},
+        {"rewards": {"a": 0.0, "b": 1.0}, "reasons": {"src": "failed: too long"}},
     ]
     back = rh.RewardBatch.from_records(recs)
     assert back.not_applicable[:, 0].tolist() == [True, False, False]
@@ -140,7 +140,7 @@ def test_wrong_output_types_abstain_per_row_and_are_never_coerced(bad: Any) -> N
         res = p.score([S(str(i)) for i in range(5)])
     col = res.vector.column("python")
     assert math.isnan(col[0]) and res.vector.unscorable[0, 0]
-    assert res.vector.errors[0]["python"].startswith("wrong output: ")
+    assert res.vector.reasons[0]["python"].startswith("wrong output: ")
     assert col[1:].tolist() == [2.0, 0.5, 3.0, 1.0]  # numbers (numpy too, and bool) are fine
 
 
@@ -170,7 +170,7 @@ def test_batched_rows_are_checked_one_by_one(out: Any, good_rows: list[int]) -> 
     with rh.Pipeline({"sources": [{"type": "batch-out"}]}, hub=hub) as p:
         v = p.vector([S("x"), S("y")])
     assert v.values[1].tolist() == [1.0, 2.0]
-    assert np.isnan(v.values[0]).all() and v.errors[0]["batch-out"].startswith("wrong output")
+    assert np.isnan(v.values[0]).all() and v.reasons[0]["batch-out"].startswith("wrong output")
 
 
 @pytest.mark.parametrize("arr", [np.array([["1", "2"]]), np.array([[{"a": 1}, 2.0]], dtype=object)])
@@ -180,7 +180,7 @@ def test_arrays_of_strings_or_objects_are_not_coerced(arr: Any) -> None:
     hub = rh.Hub(plugins=[plugin_with(batch_out)], entry_points=False)
     with rh.Pipeline({"sources": [{"type": "batch-out"}]}, hub=hub) as p:
         v = p.vector([S("x")])
-    assert np.isnan(v.values).all() and v.errors[0]["batch-out"].startswith("wrong output")
+    assert np.isnan(v.values).all() and v.reasons[0]["batch-out"].startswith("wrong output")
 
 
 # -- time-outs -----------------------------------------------------------------------------------
@@ -207,9 +207,9 @@ def test_a_timed_out_batch_is_rerun_sample_by_sample() -> None:
         v = res.vector
         # the completion that hangs the verifier fails its check; the others get their values
         assert v.column("hang").tolist() == [1.0, 0.0, 1.0, 1.0]
-        assert v.errors[1] == {"hang": "failed: timeout after 0.3s"}
+        assert v.reasons[1] == {"hang": "failed: timeout after 0.3s"}
         assert v.failed[:, 0].tolist() == [False, True, False, False]
-        assert [e for i, e in enumerate(v.errors) if i != 1] == [{}, {}, {}]
+        assert [e for i, e in enumerate(v.reasons) if i != 1] == [{}, {}, {}]
         # it can never earn more than a wrong answer: its total is that of failing the check
         assert res.total[1] == 1.0 < res.total[0]
         assert elapsed < 1.4  # two rounds of at most 0.3 s, not the 1.5 s hang
@@ -217,7 +217,7 @@ def test_a_timed_out_batch_is_rerun_sample_by_sample() -> None:
         computed = p.engine.stats.computed
         again = p.score(samples[1:2])
         assert p.engine.stats.computed == computed + 1
-        assert again.vector.errors[0] == {"hang": "failed: timeout after 0.3s"}
+        assert again.vector.reasons[0] == {"hang": "failed: timeout after 0.3s"}
 
 
 # -- the property: no failure ever pays more than failing ---------------------------------------

@@ -103,6 +103,7 @@ def no_response(filler: AbstainFill) -> Row:
     return Row(
         values=dict.fromkeys(objs, math.nan),
         total=math.nan,
-        errors={"openrlhf": "the prompt is not in the query; cannot find the response"},
+        reasons={"openrlhf": "the prompt is not in the query; cannot find the response"},
         sources=dict.fromkeys(objs, "openrlhf"),
+        unscorable="openrlhf: the prompt is not in the query; cannot find the response",
     )
