@@ -404,7 +404,9 @@ def test_flat_list_output_for_one_objective() -> None:
         mixed = p.score([S("abcd"), S("skip")])
     assert good.vector.values.ravel().tolist() == [2.0, 3.0]
     assert mixed.vector.values[0].tolist() == [4.0]
-    assert math.isnan(mixed.vector.values[1, 0]) and mixed.vector.reasons[1] == {"flat": "abstained"}
+    assert math.isnan(mixed.vector.values[1, 0]) and mixed.vector.reasons[1] == {
+        "flat": "abstained"
+    }
 
 
 def test_failed_check_scores_the_failing_value_with_its_reason():
