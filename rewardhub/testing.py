@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from rewardhub._loop import run_sync
 from rewardhub.aggregate.base import Aggregator, Context, Normalizer
+from rewardhub.building import building_with
 from rewardhub.engine import BoundSource, Engine
 from rewardhub.hookspecs import hookimpl
 from rewardhub.hub import Hub
@@ -555,8 +556,10 @@ def check_source(
     field when there is one); sync/async parity; pickling; cache re-keying when a file it reads
     (``cache_files()``) changes. Raises :class:`ConformanceError` saying what to fix.
     """
-    subject = SourceCheck(_resolve(SourceRegistry(), cls, hub), config, samples)
-    _run_all(subject.checks(), subject.close)
+    hub = hub or Hub()
+    with building_with(hub):  # nested types (an ensemble's members) come from this hub
+        subject = SourceCheck(_resolve(SourceRegistry(), cls, hub), config, samples)
+        _run_all(subject.checks(), subject.close)
 
 
 # -- aggregators and normalizers ---------------------------------------------------------------
@@ -739,8 +742,10 @@ def check_aggregator(
 ) -> None:
     """Assert that an aggregator handles NaN rows, one objective, one sample and groups, and
     that permuting the rows permutes the totals. Objectives are named ``a``, ``b``, ``c``…"""
-    subject = AggregatorCheck(_resolve(AggregatorRegistry(), cls, hub), config, objectives)
-    _run_all(subject.checks(), subject.close)
+    hub = hub or Hub()
+    with building_with(hub):  # nested types (a gate's base) come from this hub
+        subject = AggregatorCheck(_resolve(AggregatorRegistry(), cls, hub), config, objectives)
+        _run_all(subject.checks(), subject.close)
 
 
 def check_normalizer(
