@@ -262,7 +262,8 @@ class Pipeline:
             before, values = values, norm.normalize(values, ctx)
             if ctx.std is not None and self.aggregator.uses_std:  # std in the new units
                 ctx.std = norm.normalize_std(before, ctx.std, ctx)
-        agg = self.aggregator.aggregate(values, ctx)
+        with np.errstate(over="ignore"):  # an overflowed total is made unscorable below
+            agg = self.aggregator.aggregate(values, ctx)
         total = np.array(agg.total, dtype=np.float64)
         diagnostics = {"normalized": values, **agg.diagnostics}
         for i in np.flatnonzero(np.isinf(total)).tolist():  # no consumer may be handed ±inf
