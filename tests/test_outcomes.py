@@ -283,6 +283,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "gate": {"gates": [{"objective": "a", "min": 0.0}]},
     "lagrangian": {"constraints": [{"objective": "a", "threshold": 0.0}]},
     "wco": {"members": {"a": ["a", "b"]}},
+    "lcb": {"members": {"a": ["a", "b"]}},  # the spread across member columns (no std here)
+    "uwo": {"members": {"a": ["a", "b"]}},
 }
 _PIPES: dict[tuple[str, str], rh.Pipeline] = {}
 
