@@ -163,7 +163,7 @@ def check_output(out: Path, rejected: list[bool]) -> dict[str, int]:
             assert "rejected" not in row, (number, row)
             assert row.get("i", number) == number, (number, row)
             counts["scored"] += 1
-            reason = row.get("errors", {}).get("soak", "")
+            reason = row.get("reasons", {}).get("soak", "")
             if row["rewards"]["soak"] is None:
                 counts["abstained"] += 1
             elif reason.startswith("failed: timeout"):

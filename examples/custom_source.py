@@ -50,4 +50,4 @@ with rh.Pipeline(spec, hub=hub) as pipe:
 for rec in res.to_records():
     print(rec)
 assert res.vector.values[1].tolist() == [0.0, -1.0, 1.0]
-assert res.vector.errors[2] == {"explains": "abstained"}
+assert res.vector.reasons[2] == {"explains": "abstained"}

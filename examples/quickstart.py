@@ -16,9 +16,9 @@ with rh.Pipeline.from_yaml(SPEC) as pipe:
     res = pipe.score(samples)
     print("objectives:", res.vector.objectives)
     print("values:\n", res.vector.values)
-    print("why abstained:", res.vector.errors)
+    print("why abstained:", res.vector.reasons)
     print("totals:", res.total)
     politer = pipe.score(samples, weights={"politeness": 3.0})
     print("totals with politeness weighted 3x:", politer.total)
     assert res.vector.values.shape == (2, 3)
-    assert res.vector.errors[1] == {"politeness": "abstained"}
+    assert res.vector.reasons[1] == {"politeness": "abstained"}

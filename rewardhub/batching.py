@@ -16,26 +16,32 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from rewardhub.errors import RewardHubError, SpecError
+from rewardhub.outcome import Outcome
 from rewardhub.types import Sample, ScoreResult
 
 if TYPE_CHECKING:
     from rewardhub.pipeline import Pipeline
 
-#: normalisers that treat each row on its own (running statistics are global state, not batch)
-_ROWWISE_NORMALIZERS = frozenset({"none", "clip", "running"})
-
 
 @dataclass(frozen=True)
 class Row:
-    """One sample's result: the reward vector (NaN = abstained), the total and the reasons."""
+    """One sample's result: the reward vector (NaN = no value), each cell's outcome, the total
+    and the reasons."""
 
     values: dict[str, float]
     total: float
-    errors: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
     std: dict[str, float] | None = None
     sources: dict[str, str] = field(default_factory=dict)
-    """objective → the id of the source that produced it (to look up its reason in ``errors``)."""
+    """objective → the id of the source that produced it (to look up its reason in ``reasons``)."""
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    """objective → its cell's outcome (a cell not named here is unscorable when NaN, else a
+    value)"""
+    unscorable: str | None = None
+    """why the total is NaN, when it is (the pipeline's ``diagnostics["unscorable"]``)"""
 
     @classmethod
     def of(cls, result: ScoreResult, i: int) -> Row:
@@ -44,16 +50,25 @@ class Row:
         return cls(
             values=dict(zip(v.objectives, v.values[i].tolist())),
             total=float(result.total[i]),
-            errors=dict(v.errors[i]),
+            reasons=dict(v.reasons[i]),
             std=std,
             sources=dict(zip(v.objectives, v.sources)),
+            outcomes={o: Outcome(c) for o, c in zip(v.objectives, np.asarray(v.outcomes)[i])},
+            unscorable=result.diagnostics.get("unscorable", {}).get(i),
         )
 
+    def outcome(self, objective: str) -> Outcome:
+        """The outcome of ``objective``'s cell."""
+        found = self.outcomes.get(objective)
+        if found is not None:
+            return found
+        return Outcome.UNSCORABLE if math.isnan(self.values[objective]) else Outcome.VALUE
+
     def reason(self, objective: str) -> str | None:
-        """Why ``objective`` has no value (None when it has one)."""
-        if not math.isnan(self.values[objective]):
+        """Why ``objective`` is not a plain value (None when it is one)."""
+        if self.outcome(objective) is Outcome.VALUE:
             return None
-        return self.errors.get(self.sources.get(objective, ""), "abstained")
+        return self.reasons.get(self.sources.get(objective, ""), "abstained")
 
 
 def batch_relative(pipeline: Pipeline) -> list[str]:
@@ -61,18 +76,14 @@ def batch_relative(pipeline: Pipeline) -> list[str]:
 
     Under micro-batching the batch is whichever calls shared a window, so such a method would
     give a sample a different reward depending on timing.
+    Read from what the normalisers and the aggregator declare (``rowwise``,
+    ``Aggregator.batch_relative``), so a plugin declaring itself row-wise works here too.
     """
-    found = [
-        f"normalize method {n.method!r}"
-        for n in pipeline.normalizers
-        if n.method not in _ROWWISE_NORMALIZERS
-    ]
+    found = [f"normalize method {n.method!r}" for n in pipeline.normalizers if not n.rowwise]
     agg = pipeline.aggregator
-    config = agg.config
-    if getattr(config, "scope", None) is not None:
-        found.append(f"aggregate method {agg.method!r} (compares candidates: scope {config.scope})")
-    elif hasattr(config, "ideal") and config.ideal is None:
-        found.append(f"aggregate method {agg.method!r} without an 'ideal' (uses the batch's best)")
+    why = agg.batch_relative()
+    if why is not None:
+        found.append(f"aggregate method {agg.method!r} {why}")
     return found
 
 

@@ -6,6 +6,7 @@ import json
 import math
 import sqlite3
 import threading
+import warnings
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -15,12 +16,13 @@ import numpy as np
 from rewardhub.errors import RewardHubError
 from rewardhub.types import FloatArray
 
-#: One cached result: the row as the raw bytes of its float64 values or, when it has a std or
-#: an abstain reason, the tuple (row, std or None, reason or None). Bytes are not tracked by
+#: One cached result: the row as the raw bytes of its float64 values or, when it has a std, a
+#: reason or an outcome that is not a value, the tuple (row, std or None, reason or None,
+#: :class:`~rewardhub.outcome.Outcome` code). Bytes are not tracked by
 #: the garbage collector, so a cache of 100k plain rows adds nothing to each collection
 #: (tuples of float lists did: GC passes over them cost a third of a 10k-sample scoring
 #: call), and rows join back into an array with one ``np.frombuffer``.
-Entry = bytes | tuple[bytes, "bytes | None", "str | None"]
+Entry = bytes | tuple[bytes, "bytes | None", "str | None", int]
 
 
 def pack_rows(matrix: FloatArray) -> list[bytes]:
@@ -84,18 +86,18 @@ class MemoryCache:
 
 def _dump(e: Entry) -> str:
     if isinstance(e, bytes):
-        e = (e, None, None)
+        e = (e, None, None, 0)
 
     def enc(row: bytes | None) -> list[float | None] | None:
         if row is None:
             return None
         return [None if math.isnan(x) else x for x in np.frombuffer(row).tolist()]
 
-    return json.dumps([enc(e[0]), enc(e[1]), e[2]])
+    return json.dumps([enc(e[0]), enc(e[1]), e[2], e[3]])
 
 
 def _load(text: str) -> Entry:
-    v, s, r = json.loads(text)
+    v, s, r, code = json.loads(text)
 
     def dec(row: list[float | None] | None) -> bytes | None:
         if row is None:
@@ -104,11 +106,20 @@ def _load(text: str) -> Entry:
 
     values = dec(v)
     assert values is not None
-    return (values, dec(s), r)
+    return (values, dec(s), r, int(code))
+
+
+#: the layout of the cache file: 2 stores each entry's outcome code (version 1, unnumbered,
+#: kept only the reason text, from which the outcome can no longer be read)
+SCHEMA_VERSION = 2
 
 
 class DiskCache:
-    """A sqlite-backed cache shared by all sources of a pipeline; survives restarts."""
+    """A sqlite-backed cache shared by all sources of a pipeline; survives restarts.
+
+    The file carries its layout version (``PRAGMA user_version``). A file from an older
+    rewardhub is emptied with a warning (its entries are recomputed); one from a newer
+    rewardhub is refused."""
 
     _CHUNK = 500
 
@@ -120,11 +131,37 @@ class DiskCache:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._check_version()
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS results (source TEXT NOT NULL, sample TEXT NOT NULL, "
                 "payload TEXT NOT NULL, PRIMARY KEY (source, sample)) WITHOUT ROWID"
             )
             self._db.commit()
+
+    def _check_version(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise RewardHubError(
+                f"the disk cache {str(self.path)!r} was written by a newer rewardhub (layout "
+                f"{version}, this one reads {SCHEMA_VERSION}); upgrade rewardhub or use "
+                "another cache path"
+            )
+        if version < SCHEMA_VERSION:
+            old = self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'results'"
+            ).fetchone()
+            if old is not None:
+                (count,) = self._db.execute("SELECT COUNT(*) FROM results").fetchone()
+                self._db.execute("DROP TABLE results")
+                warnings.warn(
+                    f"the disk cache {str(self.path)!r} was written by an older rewardhub "
+                    f"(layout {version}, without outcome codes); its {count} entries are "
+                    "dropped and will be recomputed",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def get_many(self, source: str, digests: Sequence[str]) -> dict[str, Entry]:
         out: dict[str, Entry] = {}

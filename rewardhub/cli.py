@@ -39,6 +39,7 @@ from rewardhub.adapters.trl import REFERENCE_COLUMNS
 from rewardhub.aggregate.attribution import binding_counts
 from rewardhub.errors import InputError, RewardHubError
 from rewardhub.hub import Hub, PluginInfo
+from rewardhub.outcome import KINDS, Tally
 from rewardhub.pipeline import Pipeline
 from rewardhub.schema import pipeline_schema
 from rewardhub.spec import check_weight, read_spec_file
@@ -54,12 +55,14 @@ class RunSummary:
         self.rows = 0
         self.binding: Counter[str] = Counter()
         self._cols: dict[str, list[float]] = {}  # name → [count, mean, M2, min, max]
+        self.kinds = Tally()  # not applicable / failed / unscorable cells per objective
 
     def add(self, result: ScoreResult) -> None:
         vector = result.vector
         if not self.objectives:
             self.objectives = vector.objectives
         self.rows += vector.n
+        self.kinds.add(vector.objectives, np.asarray(vector.outcomes))
         self.binding.update(_binding(result.diagnostics))
         for j, name in enumerate(vector.objectives):
             self._merge(name, vector.values[:, j])
@@ -72,6 +75,7 @@ class RunSummary:
         if not self.objectives:
             self.objectives = objectives
         self.rows += len(records)
+        self.kinds.add_records(objectives, records)
         self.binding.update(_binding({"per_sample": [r.get("explain") for r in records]}))
         for name in objectives:
             self._merge(name, _column([r["rewards"].get(name) for r in records]))
@@ -101,9 +105,12 @@ class RunSummary:
         return int(n), mean, math.sqrt(m2 / n) if n else math.nan, lo, hi
 
     def table(self) -> Table:
-        """Per-objective mean, std, min, max and abstain rate (and how often it was binding)."""
+        """Per-objective mean, std, min, max, the rate of each outcome that is not a value (not
+        applicable, failed, unscorable; for the total: no number) and how often it was
+        binding."""
         table = Table(title="rewards per objective")
-        for col in ("objective", "mean", "std", "min", "max", "abstain", "binding"):
+        kinds = ("n/a", "failed", "unscorable")
+        for col in ("objective", "mean", "std", "min", "max", *kinds, "binding"):
             table.add_column(col, justify="left" if col == "objective" else "right")
         rows = max(self.rows, 1)
         for name in (*self.objectives, "total"):
@@ -111,7 +118,11 @@ class RunSummary:
             cells = [_number(x, lo, hi) for x in (mean, std, lo, hi)] if n else ["-"] * 4
             bind = f"{self.binding[name] / rows:.1%}" if self.binding and name != "total" else ""
             label = "[bold]total[/]" if name == "total" else escape(name)
-            table.add_row(label, *cells, f"{1 - n / rows:.1%}", bind)
+            if name == "total":
+                rates = ["", "", f"{1 - n / rows:.1%}"]
+            else:
+                rates = [f"{self.kinds.get(kind, name) / rows:.1%}" for kind in KINDS]
+            table.add_row(label, *cells, *rates, bind)
         return table
 
 
@@ -190,7 +201,19 @@ def _spec_fail(spec: Path, exc: RewardHubError) -> typer.Exit:
 
 #: Fields of an input line that describe a previous scoring run: dropped, so that the output
 #: describes this run only (and they do not reach the sample's metadata or cache key).
-STALE_FIELDS = frozenset({"rewards", "normalized", "total", "std", "errors", "explain"})
+STALE_FIELDS = frozenset(
+    {
+        "rewards",
+        "normalized",
+        "total",
+        "std",
+        "reasons",
+        "outcomes",
+        "unscorable",
+        "explain",
+        "errors",
+    }
+)
 
 
 class _Stop(Exception):

@@ -6,13 +6,12 @@ on connection errors, time-outs, 429 and 5xx answers. A request that still fails
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rewardhub._optional import require
+from rewardhub._retry import Backoff
 from rewardhub.errors import RewardHubError
 from rewardhub.types import RewardBatch, Sample
 
@@ -36,22 +35,6 @@ def _payload(samples: Sequence[Sample | Mapping[str, Any]]) -> list[dict[str, An
 def to_batch(answer: Mapping[str, Any]) -> RewardBatch:
     """The reward vector of a /v1/score answer (null → NaN, outcomes kept)."""
     return RewardBatch.from_records(answer["results"], answer["objectives"])
-
-
-class _Retry:
-    """Backoff schedule: ``backoff_s * 2**attempt`` with full jitter, at most ``max_backoff_s``."""
-
-    def __init__(self, retries: int, backoff_s: float, max_backoff_s: float) -> None:
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-
-    def delay(self, attempt: int, retry_after: str | None) -> float:
-        base = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-        if retry_after is not None:
-            with contextlib.suppress(ValueError):
-                base = min(self.max_backoff_s, max(base, float(retry_after)))
-        return random.uniform(base / 2, base)
 
 
 def _error(exc: Exception) -> RemoteError:
@@ -95,7 +78,7 @@ class _Base:
         self.url = url.rstrip("/")
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout
-        self.retry = _Retry(retries, backoff_s, max_backoff_s)
+        self.retry = Backoff(retries, backoff_s, max_backoff_s)
 
 
 class Client(_Base):
@@ -107,21 +90,34 @@ class Client(_Base):
         self._http = httpx.Client(headers=self.headers, timeout=self.timeout)
         self._errors = (httpx.TransportError,)
 
-    def request(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
+    def request(
+        self, method: str, path: str, json: Any = None, *, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """One request with retries (the async client's rules: ``Retry-After`` is honoured,
+        ``deadline``, a ``time.monotonic()`` value, bounds every attempt and every wait)."""
         last: RemoteError | None = None
         for attempt in range(self.retry.retries + 1):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            timeout = self.timeout if left is None else min(self.timeout, left)
             retry_after = None
             try:
-                return _answer(self._http.request(method, self.url + path, json=json))
+                response = self._http.request(method, self.url + path, json=json, timeout=timeout)
+                retry_after = response.headers.get("retry-after")
+                return _answer(response)
             except self._errors as exc:
                 last = _error(exc)
             except RemoteError as exc:
                 if exc.status not in RETRY_STATUS:
                     raise
                 last = exc
-            if attempt < self.retry.retries:
-                time.sleep(self.retry.delay(attempt, retry_after))
-        assert last is not None
+            pause = self.retry.pause(attempt, retry_after, deadline)
+            if pause is None:
+                break
+            time.sleep(pause)
+        if last is None:
+            raise RemoteError("no time left for the request")
         raise last
 
     def score(
@@ -185,11 +181,10 @@ class AsyncClient(_Base):
                 if exc.status not in RETRY_STATUS:
                     raise
                 last = exc
-            if attempt < self.retry.retries:
-                pause = self.retry.delay(attempt, retry_after)
-                if deadline is not None and time.monotonic() + pause >= deadline:
-                    break
-                await asyncio.sleep(pause)
+            pause = self.retry.pause(attempt, retry_after, deadline)
+            if pause is None:
+                break
+            await asyncio.sleep(pause)
         if last is None:
             raise RemoteError("no time left for the request")
         raise last

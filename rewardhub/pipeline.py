@@ -14,9 +14,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
 
-from rewardhub.aggregate.base import Aggregator, Context, Normalizer, building_with
+from rewardhub.aggregate.base import Aggregator, Context, Normalizer
+from rewardhub.building import building_with
 from rewardhub.engine import BoundSource, Engine
 from rewardhub.errors import AbstainError, InputError, RewardHubError, SpecError
 from rewardhub.hub import Hub
@@ -25,19 +25,12 @@ from rewardhub.spec import (
     PipelineSpec,
     base_dir,
     check_weights,
-    errors_to_spec_error,
     parse_spec,
     read_spec_file,
+    validate_config,
 )
 from rewardhub.types import FloatArray, RewardBatch, Sample, ScoreResult
 from rewardhub.when import Condition
-
-
-def _validate_config(model: type[BaseModel], data: Mapping[str, Any], path: str) -> BaseModel:
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as exc:
-        raise errors_to_spec_error(exc, model, prefix=path, what="config") from None
 
 
 class Pipeline:
@@ -51,8 +44,10 @@ class Pipeline:
         self.spec = parse_spec(spec)
         self.hub = hub if hub is not None else Hub()
         self._base = base_dir.get()  # relative paths in the spec resolve against it
+        with building_with(self.hub):  # an ensemble's members come from this hub too
+            bound = [self._bind(i) for i in range(len(self.spec.sources))]
         self.engine = Engine(
-            [self._bind(i) for i in range(len(self.spec.sources))],
+            bound,
             memory_items=self.spec.cache.memory_items,
             cache_path=self.spec.cache.path,
         )
@@ -94,7 +89,7 @@ class Pipeline:
         s = self.spec.sources[i]
         path = f"sources[{i}]"
         cls = self.hub.sources.get(s.type, f"{path}.type")
-        config = _validate_config(cls.Config, s.config, f"{path}.config")
+        config = validate_config(cls.Config, s.config, f"{path}.config")
         try:
             source = cls(config)
         except RewardHubError as exc:
@@ -155,7 +150,7 @@ class Pipeline:
         for j, n in enumerate(self.spec.normalizers):
             path = f"normalize[{j}]" if many else "normalize"
             cls = self.hub.normalizers.get(n.method, f"{path}.method")
-            out.append(cls(_validate_config(cls.Config, n.params, path)))
+            out.append(cls(validate_config(cls.Config, n.params, path)))
         return out
 
     def _source_weights(self) -> dict[str, float]:
@@ -200,8 +195,8 @@ class Pipeline:
                 check_weights(params["weights"], "weights", self.objectives, default)
             except ValueError as exc:
                 raise SpecError(str(exc), "aggregate.weights") from None
-        config = _validate_config(cls.Config, params, "aggregate")
-        with building_with(self.hub.aggregators):  # a gate's base comes from this hub too
+        config = validate_config(cls.Config, params, "aggregate")
+        with building_with(self.hub):  # a gate's base comes from this hub too
             aggregator: Aggregator = cls(config, self.objectives)
         return aggregator
 
@@ -309,11 +304,14 @@ class Pipeline:
             before, values = values, norm.normalize(values, ctx)
             if ctx.std is not None and self.aggregator.uses_std:  # std in the new units
                 ctx.std = norm.normalize_std(before, ctx.std, ctx)
-        agg = self.aggregator.aggregate(values, ctx)
+        with np.errstate(over="ignore"):  # an overflowed total is made unscorable below
+            agg = self.aggregator.aggregate(values, ctx)
         total = np.array(agg.total, dtype=np.float64)
         diagnostics = {"normalized": values, **agg.diagnostics}
         if lonely:
             diagnostics["batch_of_one"] = lonely
+        for i in np.flatnonzero(np.isinf(total)).tolist():  # no consumer may be handed ±inf
+            unscorable.setdefault(i, f"the aggregate is {total[i]} (it overflowed)")
         if unscorable:
             total[list(unscorable)] = np.nan
             diagnostics["unscorable"] = unscorable

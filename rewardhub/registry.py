@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from rewardhub.aggregate.base import Aggregator, Normalizer
 from rewardhub.errors import DuplicateNameError, PluginError, UnknownTypeError
 from rewardhub.redteam.exploit import Exploit
 from rewardhub.source import RewardSource
-
-if TYPE_CHECKING:  # imported lazily at run time: aggregate/ imports this module
-    from rewardhub.aggregate.base import Aggregator, Normalizer  # noqa: F401
 
 T = TypeVar("T")
 
@@ -88,26 +86,16 @@ class SourceRegistry(Registry[RewardSource]):
     base = RewardSource
 
 
-class AggregatorRegistry(Registry["Aggregator"]):
+class AggregatorRegistry(Registry[Aggregator]):
     kind = "aggregator"
     name_attr = "method"
-
-    def __init__(self) -> None:
-        from rewardhub.aggregate.base import Aggregator
-
-        super().__init__()
-        self.base = Aggregator
+    base = Aggregator
 
 
-class NormalizerRegistry(Registry["Normalizer"]):
+class NormalizerRegistry(Registry[Normalizer]):
     kind = "normalizer"
     name_attr = "method"
-
-    def __init__(self) -> None:
-        from rewardhub.aggregate.base import Normalizer
-
-        super().__init__()
-        self.base = Normalizer
+    base = Normalizer
 
 
 class ExploitRegistry(Registry[Exploit]):

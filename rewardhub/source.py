@@ -4,51 +4,23 @@ from __future__ import annotations
 
 import builtins
 import contextvars
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from rewardhub.types import FloatArray, Sample
-
-
-@dataclass(frozen=True)
-class Abstain:
-    """Return this as a row (or raise :class:`AbstainNow`) to abstain with a reason."""
-
-    reason: str
-
-
-class AbstainNow(Exception):
-    """Raise inside ``score`` to abstain on the whole batch with a reason."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-@dataclass(frozen=True)
-class Fail:
-    """Return this as a row (or raise :class:`FailNow`) when the completion itself failed the
-    check: a time-out or crash on its content, an unparsable answer. Unlike an abstention (the
-    machinery could not score), the cells get the objectives' failing values, so a completion
-    can never earn more by breaking the check than by failing it. The reason is kept."""
-
-    reason: str
-
-
-class FailNow(Exception):
-    """Raise inside ``score`` when the completions of the whole batch failed the check."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
+from rewardhub.outcome import Abstain as Abstain
+from rewardhub.outcome import AbstainNow as AbstainNow
+from rewardhub.outcome import Fail as Fail
+from rewardhub.outcome import FailNow as FailNow
+from rewardhub.outcome import NotApplicable as NotApplicable
+from rewardhub.rows import Broken, checked_row, describe
+from rewardhub.rows import Row as Row
+from rewardhub.rows import Scores as Scores
+from rewardhub.rows import ScoresWithStd as ScoresWithStd
+from rewardhub.types import Sample
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "rewardhub_deadline", default=None
@@ -66,20 +38,6 @@ def time_left(default: float | None = None) -> float | None:
     """Seconds until :func:`current_deadline` (never negative), or ``default`` without one."""
     deadline = _DEADLINE.get()
     return default if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-@dataclass(frozen=True)
-class ScoresWithStd:
-    """Scores plus their standard deviations (ensembles, sampled judges)."""
-
-    values: Any
-    std: Any
-
-
-Row: TypeAlias = "Sequence[float | None] | Abstain | Fail | None"
-#: What ``score`` returns: an (n × k) array, a list of n rows (a row is k floats, ``None``,
-#: :class:`Abstain` or :class:`Fail`), or :class:`ScoresWithStd`. NaN in a cell abstains on that cell.
-Scores: TypeAlias = "FloatArray | Sequence[Row] | ScoresWithStd"
 
 
 class EmptyConfig(BaseModel):
@@ -155,50 +113,6 @@ class RewardSource:
         """Release resources (worker pools, models). Called by ``Pipeline.close``."""
 
 
-#: what a cell of a score may be: Python and numpy numbers. ``bool`` is a number in Python
-#: (True is 1.0), so a check may return one; strings, bytes and containers are never coerced.
-NUMBER = (int, float, np.integer, np.floating, np.bool_)
-
-
-def wrong_output(value: Any) -> str:
-    """The abstain reason for a value that is not a score (never coerced to one)."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"wrong output: {type(value).__name__} {text}, expected a number"
-
-
-def checked_row(value: Any, k: int) -> Row:
-    """What a per-sample function returned, as a row of ``k`` cells, or an :class:`Abstain`
-    saying why it is not one. Nothing is coerced: a string, bytes or a dict is a wrong output,
-    not its characters or keys; ``inf`` and ints too large for a float abstain."""
-    if value is None or isinstance(value, (Abstain, Fail)):
-        return value
-    if isinstance(value, NUMBER):
-        cells: list[Any] = [value]
-    elif isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
-        cells = list(value)
-    else:
-        return Abstain(f"{wrong_output(value)}, a list of {k} numbers, None or rh.Abstain")
-    if len(cells) != k:
-        return Abstain(f"wrong output: {len(cells)} values, expected {k}")
-    row: list[float | None] = []
-    for c in cells:
-        if c is None:
-            row.append(None)
-            continue
-        if not isinstance(c, NUMBER):
-            return Abstain(wrong_output(c))
-        try:
-            f = float(c)
-        except OverflowError:
-            return Abstain(f"wrong output: an int of {int(c).bit_length()} bits is too large")
-        if math.isinf(f):
-            return Abstain(f"wrong output: {f}; rewards must be finite (NaN or None abstains)")
-        row.append(f)
-    return row
-
-
 #: exceptions that stop the run instead of abstaining on a sample
 _STOP = (KeyboardInterrupt, GeneratorExit)
 
@@ -206,8 +120,6 @@ _STOP = (KeyboardInterrupt, GeneratorExit)
 def score_each(fn: Callable[[Sample], Any], samples: Sequence[Sample], k: int) -> list[Row]:
     """``fn`` on each sample alone: one sample that raises (even a ``BaseException`` such as
     pyo3's ``PanicException`` or ``SystemExit``) or returns a wrong value loses only its own row."""
-    from rewardhub.engine import _describe  # the engine words errors; it imports this module
-
     out: list[Row] = []
     for s in samples:
         try:
@@ -217,7 +129,7 @@ def score_each(fn: Callable[[Sample], Any], samples: Sequence[Sample], k: int) -
         except _STOP:
             raise
         except BaseException as exc:
-            out.append(Abstain(_describe(exc)))
+            out.append(Broken(describe(exc)))
     return out
 
 
@@ -232,7 +144,8 @@ def reward_source(
 
     The function takes one ``Sample`` (or, with ``batched=True``, the list) and, when a
     ``config`` model is given, the validated config as a second argument. It returns a
-    float, a list of floats, ``None`` (abstain) or :class:`Abstain`. Unless ``batched``, each
+    float, a list of floats, ``None`` (abstain), :class:`Abstain`, :class:`Fail` or
+    :class:`NotApplicable`. Unless ``batched``, each
     sample is scored alone: one that raises or returns a wrong value abstains by itself. Without
     ``objectives`` the single objective is named after the source type ``name``.
     """

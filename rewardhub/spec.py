@@ -461,3 +461,11 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
 def load_spec(path: str | Path) -> PipelineSpec:
     """Read and validate a spec file."""
     return parse_spec(read_spec_file(path))
+
+
+def validate_config(model: type[BaseModel], data: Mapping[str, Any], path: str) -> BaseModel:
+    """``data`` validated by a plugin's config model; a SpecError at ``path`` otherwise."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise errors_to_spec_error(exc, model, prefix=path, what="config") from None

@@ -3,136 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import Any, Generic, TypeVar, overload
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from rewardhub import outcome as _outcome
+from rewardhub.content_key import SampleKey as SampleKey
+from rewardhub.content_key import canonical, canonical_json, computed_once
 from rewardhub.errors import InputError
+from rewardhub.outcome import Outcome as Outcome
+from rewardhub.outcome import OutcomeArray
+from rewardhub.outcome import json_number as json_number
+from rewardhub.outcome import json_row as json_row
 
 FloatArray = npt.NDArray[np.float64]
-OutcomeArray = npt.NDArray[np.int8]
-
-#: the reason of a cell routed away by ``when:``
-NOT_APPLICABLE = "not applicable"
-#: the prefix of the reason of a failed check (the cell holds the objective's failing value)
-FAILED = "failed: "
-
-
-class Outcome(IntEnum):
-    """What happened in one cell of a :class:`RewardBatch` (see docs/specs.md, "Outcomes")."""
-
-    #: the source scored it
-    VALUE = 0
-    #: routed away by ``when:`` (NaN); skipped, the sample is scored on what applies
-    NOT_APPLICABLE = 1
-    #: the completion caused the failure; the cell holds the objective's failing value
-    FAILED = 2
-    #: the machinery failed (NaN): an abstention, never cached
-    UNSCORABLE = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower().replace("_", " ")
-
-
-def outcome_of(value: float, reason: str | None) -> Outcome:
-    """The outcome of a cell from its value and its source's reason for the sample."""
-    if reason is not None and reason.startswith(FAILED):
-        return Outcome.FAILED
-    if value != value:  # NaN
-        return Outcome.NOT_APPLICABLE if reason == NOT_APPLICABLE else Outcome.UNSCORABLE
-    return Outcome.VALUE
-
 
 _SAMPLE_FIELDS = ("prompt", "completion", "reference", "metadata")
-
-
-def _exact(value: Any) -> Any:
-    """``value`` as JSON data that keeps every distinction Python equality makes (and some it
-    does not: ``1`` vs ``1.0`` vs ``True``). Containers carry a type tag, so no two different
-    values share an encoding; sets are sorted by their members' encodings, so the result does
-    not depend on ``PYTHONHASHSEED``; arrays keep every element (no truncated ``repr``)."""
-    if value is None or type(value) in (str, bool, int, float):
-        return value
-    if isinstance(value, (list, tuple)):
-        return ["list" if isinstance(value, list) else "tuple", [_exact(v) for v in value]]
-    if isinstance(value, Mapping):
-        items = [[_exact(k), _exact(v)] for k, v in value.items()]
-        return ["dict", sorted(items, key=_canonical_json)]
-    if isinstance(value, (set, frozenset)):
-        return ["set", sorted((_exact(v) for v in value), key=_canonical_json)]
-    if isinstance(value, np.ndarray):
-        return ["ndarray", value.dtype.str, list(value.shape), _exact(value.tolist())]
-    if isinstance(value, np.generic):
-        return ["numpy", value.dtype.str, _exact(value.item())]
-    if isinstance(value, (bytes, bytearray)):
-        return [type(value).__name__, value.hex()]
-    cls = type(value)
-    return ["object", f"{cls.__module__}.{cls.__qualname__}", repr(value)]
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-_PRIMITIVE = {str, int, float, bool, type(None)}
-
-
-def _flat(value: Any) -> bool:
-    """A dict of str keys and JSON scalars (metadata, a chat message): JSON keeps it exactly."""
-    return (
-        type(value) is dict
-        and all(type(k) is str for k in value)
-        and all(type(v) in _PRIMITIVE for v in value.values())
-    )
-
-
-def _canonical(value: Any) -> str:
-    """An exact, process-independent text key of any value (see :func:`_exact`).
-
-    The common shapes — flat metadata, a list of chat messages — are written by ``json.dumps``
-    directly (4× faster than the walk), under tags the walk never produces."""
-    if _flat(value):
-        return '["dict*",' + json.dumps(value, sort_keys=True, ensure_ascii=False) + "]"
-    if type(value) is list and all(map(_flat, value)):
-        return '["list*",' + json.dumps(value, sort_keys=True, ensure_ascii=False) + "]"
-    return _canonical_json(_exact(value))
-
-
-#: The content key of a sample: ``(prompt, completion, reference, metadata)``. A string prompt
-#: or reference stays itself (cheap); anything else becomes a tagged ``("json", text)`` pair,
-#: so the string ``"4"`` and the number ``4``, or ``None`` and ``""``, never share a key.
-SampleKey = tuple[Any, str, Any, str]
-
-
-T = TypeVar("T")
-
-
-class _computed_once(Generic[T]):
-    """``functools.cached_property`` without its per-instance lock (Python 3.11 takes one on
-    every first access, which doubled the cost of keying 10k fresh samples)."""
-
-    def __init__(self, fn: Callable[[Any], T]) -> None:
-        self.fn = fn
-        self.name = fn.__name__
-        self.__doc__ = fn.__doc__
-
-    @overload
-    def __get__(self, obj: None, cls: type) -> _computed_once[T]: ...
-    @overload
-    def __get__(self, obj: object, cls: type) -> T: ...
-    def __get__(self, obj: object | None, cls: type) -> T | _computed_once[T]:
-        if obj is None:
-            return self
-        value = self.fn(obj)
-        obj.__dict__[self.name] = value  # later reads find it first: no call at all
-        return value
 
 
 def _check_messages(messages: list[Any]) -> None:
@@ -185,23 +75,23 @@ class Sample:
                 f"Sample.metadata must be a mapping, got {type(self.metadata).__name__}"
             )
 
-    @_computed_once
+    @computed_once
     def key(self) -> SampleKey:
         """Content key used for dedup and the in-memory cache (cheap, exact)."""
         prompt = self.prompt
         ref = self.reference
         return (
-            prompt if type(prompt) is str else ("json", _canonical(prompt)),
+            prompt if type(prompt) is str else ("json", canonical(prompt)),
             self.completion,
-            ref if ref is None or type(ref) is str else ("json", _canonical(ref)),
-            _canonical(self.metadata) if self.metadata else "",
+            ref if ref is None or type(ref) is str else ("json", canonical(ref)),
+            canonical(self.metadata) if self.metadata else "",
         )
 
     @property
     def digest(self) -> str:
         """Stable hex digest of the content (on-disk cache key): the key as a JSON array, so
         no two keys share an encoding and no separator can collide."""
-        text = _canonical_json(list(self.key))
+        text = canonical_json(list(self.key))
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     @property
@@ -297,17 +187,17 @@ def _as_matrix(values: Any, n: int | None, k: int, what: str) -> FloatArray:
 class RewardBatch:
     """An n × k matrix of rewards, one column per objective.
 
-    NaN means no value for that cell; ``errors[i]`` maps a source id to its reason on sample
-    ``i``. ``std`` (same shape) is set by ensembles and judges. ``sources`` names the source
-    that produced each column. ``outcomes`` (n × k, :class:`Outcome` codes) tells a value, a
-    *not applicable* cell, a *failed* check and an *unscorable* cell apart; when not given it
-    is derived from the values and the reasons.
+    ``outcomes`` (n × k, :class:`~rewardhub.outcome.Outcome` codes) tells a value, a *not
+    applicable* cell, a *failed* check and an *unscorable* cell apart; when not given, a NaN
+    cell is unscorable and any other a value. ``reasons[i]`` maps a source id to its reason on
+    sample ``i`` (text for people: it never decides an outcome). ``std`` (same shape) is set by
+    ensembles and judges. ``sources`` names the source that produced each column.
     """
 
     values: FloatArray
     objectives: tuple[str, ...]
     std: FloatArray | None = None
-    errors: tuple[dict[str, str], ...] = ()
+    reasons: tuple[dict[str, str], ...] = ()
     sources: tuple[str, ...] = ()
     outcomes: OutcomeArray | None = None
 
@@ -319,9 +209,9 @@ class RewardBatch:
         values = _as_matrix(self.values, None, len(objectives), "values")
         n = values.shape[0]
         std = None if self.std is None else _as_matrix(self.std, n, len(objectives), "std")
-        errors = tuple(self.errors) if self.errors else tuple({} for _ in range(n))
-        if len(errors) != n:
-            raise ValueError(f"RewardBatch.errors has {len(errors)} entries for {n} samples")
+        reasons = tuple(self.reasons) if self.reasons else tuple({} for _ in range(n))
+        if len(reasons) != n:
+            raise ValueError(f"RewardBatch.reasons has {len(reasons)} entries for {n} samples")
         sources = tuple(self.sources) if self.sources else objectives
         if len(sources) != len(objectives):
             raise ValueError("RewardBatch.sources must name one source per objective")
@@ -329,14 +219,14 @@ class RewardBatch:
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "std", std)
         if self.outcomes is None:
-            outcomes = _derive_outcomes(values, errors, sources)
+            outcomes = np.where(np.isnan(values), Outcome.UNSCORABLE, Outcome.VALUE).astype(np.int8)
         else:
             outcomes = np.asarray(self.outcomes, dtype=np.int8)
             if outcomes.shape != values.shape:
                 raise ValueError(
                     f"RewardBatch.outcomes has shape {outcomes.shape}, expected {values.shape}"
                 )
-        object.__setattr__(self, "errors", errors)
+        object.__setattr__(self, "reasons", reasons)
         object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "outcomes", outcomes)
 
@@ -367,11 +257,6 @@ class RewardBatch:
         return self.column(objective)
 
     @property
-    def abstained(self) -> npt.NDArray[np.bool_]:
-        """Boolean mask (n × k) of cells without a value (not applicable or unscorable)."""
-        return np.isnan(self.values)
-
-    @property
     def not_applicable(self) -> npt.NDArray[np.bool_]:
         """Mask (n × k) of cells routed away by ``when:``."""
         return self._is(Outcome.NOT_APPLICABLE)
@@ -398,7 +283,7 @@ class RewardBatch:
 
     def reason(self, row: int, col: int) -> str | None:
         """The reason recorded for cell (row, col), if any."""
-        return self.errors[row].get(self.sources[col])
+        return self.reasons[row].get(self.sources[col])
 
     def select(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> RewardBatch:
         """The sub-batch of the given sample rows."""
@@ -408,7 +293,7 @@ class RewardBatch:
             values=self.values[idx],
             objectives=self.objectives,
             std=None if self.std is None else self.std[idx],
-            errors=tuple(self.errors[i] for i in idx),
+            reasons=tuple(self.reasons[i] for i in idx),
             sources=self.sources,
             outcomes=self.outcomes[idx],
         )
@@ -421,7 +306,7 @@ class RewardBatch:
             self.values[:, cols],
             tuple(self.objectives[j] for j in cols),
             None if self.std is None else self.std[:, cols],
-            self.errors,
+            self.reasons,
             tuple(self.sources[j] for j in cols),
             self.outcomes[:, cols],
         )
@@ -429,7 +314,7 @@ class RewardBatch:
     def with_values(self, values: FloatArray) -> RewardBatch:
         """The same batch with new values (e.g. after normalisation); outcomes are kept."""
         return RewardBatch(
-            values, self.objectives, self.std, self.errors, self.sources, self.outcomes
+            values, self.objectives, self.std, self.reasons, self.sources, self.outcomes
         )
 
     @classmethod
@@ -447,134 +332,33 @@ class RewardBatch:
                 [b.std if b.std is not None else np.full_like(b.values, np.nan) for b in batches],
                 axis=1,
             )
-        errors = tuple({k: v for b in batches for k, v in b.errors[i].items()} for i in range(n))
+        reasons = tuple({k: v for b in batches for k, v in b.reasons[i].items()} for i in range(n))
         outcomes = np.concatenate([b._outcomes for b in batches], axis=1)
         return cls(
             values=values,
             objectives=tuple(o for b in batches for o in b.objectives),
             std=std,
-            errors=errors,
+            reasons=reasons,
             sources=tuple(s for b in batches for s in b.sources),
             outcomes=outcomes,
         )
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per sample: ``{"rewards": {...}, "std": {...}, "errors": {...},
-        "outcomes": {...}}``.
-
-        Cells without a value are ``None`` (JSON null). ``outcomes`` names the cells that are
-        not plain values (``not applicable``, ``failed``, ``unscorable``); it is left out of a
-        record whose cells are all values.
-        """
-        out: list[dict[str, Any]] = []
-        assert self.outcomes is not None
-        odd_rows = np.any(self.outcomes != 0, axis=1).tolist()
-        rewards = json_rows(self.objectives, self.values)
-        stds = json_rows(self.objectives, self.std) if self.std is not None else None
-        for i in range(self.n):
-            rec: dict[str, Any] = {"rewards": rewards[i]}
-            if stds is not None:
-                rec["std"] = stds[i]
-            if self.errors[i]:
-                rec["errors"] = dict(self.errors[i])
-            if odd_rows[i]:
-                rec["outcomes"] = {
-                    o: Outcome(c).label
-                    for o, c in zip(self.objectives, self.outcomes[i].tolist())
-                    if c
-                }
-            out.append(rec)
-        return out
+        """One JSON-ready dict per sample: ``{"rewards": {...}, "std": {...}, "reasons": {...},
+        "outcomes": {...}}`` (see :func:`rewardhub.outcome.record`)."""
+        return _outcome.records(
+            self.objectives, self.values, self._outcomes, self.reasons, self.std
+        )
 
     @classmethod
     def from_records(
         cls, records: Iterable[Mapping[str, Any]], objectives: Sequence[str] | None = None
     ) -> RewardBatch:
-        """Inverse of :meth:`to_records` (also accepts records carrying more keys)."""
-        recs = list(records)
-        if objectives is None:
-            seen: dict[str, None] = {}
-            for r in recs:
-                seen.update(dict.fromkeys(r.get("rewards", {})))
-            objectives = tuple(seen)
-        objs = tuple(objectives)
-
-        def matrix(key: str) -> FloatArray:
-            return np.array(
-                [[_num(r.get(key, {}).get(o)) for o in objs] for r in recs], dtype=np.float64
-            ).reshape(len(recs), len(objs))
-
-        has_std = any("std" in r for r in recs)
-        values = matrix("rewards")
-        errors = tuple(dict(r.get("errors", {})) for r in recs)
-        # records name their odd cells; older ones without "outcomes" say it through their
-        # reasons: a record whose every reason is "not applicable" was routed away
-        by_label = {o.label: int(o) for o in Outcome}
-        outcomes = np.zeros(values.shape, dtype=np.int8)
-        for i, r in enumerate(recs):
-            named = r.get("outcomes")
-            if isinstance(named, Mapping):
-                for j, o in enumerate(objs):
-                    label = named.get(o)
-                    if label is not None:
-                        if label not in by_label:
-                            raise ValueError(
-                                f"record {i}: unknown outcome {label!r} for {o!r}; "
-                                f"expected one of {sorted(by_label)}"
-                            )
-                        outcomes[i, j] = by_label[label]
-                continue
-            reasons = set(errors[i].values())
-            for j in np.flatnonzero(np.isnan(values[i])).tolist():
-                outcomes[i, j] = (
-                    Outcome.NOT_APPLICABLE if reasons == {NOT_APPLICABLE} else Outcome.UNSCORABLE
-                )
-        return cls(
-            values=values,
-            objectives=objs,
-            std=matrix("std") if has_std else None,
-            errors=errors,
-            outcomes=outcomes,
-        )
-
-
-def _derive_outcomes(
-    values: FloatArray, errors: tuple[dict[str, str], ...], sources: tuple[str, ...]
-) -> OutcomeArray:
-    outcomes = np.zeros(values.shape, dtype=np.int8)
-    nan = np.isnan(values)
-    outcomes[nan] = Outcome.UNSCORABLE
-    for i, reasons in enumerate(errors):
-        if reasons:
-            for j, src in enumerate(sources):
-                reason = reasons.get(src)
-                if reason is not None:
-                    outcomes[i, j] = outcome_of(values[i, j], reason)
-    return outcomes
-
-
-def _num(x: Any) -> float:
-    return math.nan if x is None else float(x)
-
-
-def json_number(x: float) -> float | None:
-    """A float as JSON can carry it: NaN (an abstention) and ±inf become null."""
-    return float(x) if math.isfinite(x) else None
-
-
-def json_row(names: Sequence[str], row: Iterable[float]) -> dict[str, float | None]:
-    """``{objective: value}`` for one row, with :func:`json_number` applied."""
-    return {name: json_number(v) for name, v in zip(names, row)}
-
-
-def json_rows(names: Sequence[str], matrix: FloatArray) -> list[dict[str, float | None]]:
-    """:func:`json_row` for every row of a matrix (non-finite cells found in one numpy pass)."""
-    rows = matrix.tolist()
-    bad = ~np.isfinite(matrix)
-    if bad.any():
-        for i, j in zip(*np.nonzero(bad)):
-            rows[i][j] = None
-    return [dict(zip(names, row)) for row in rows]
+        """Inverse of :meth:`to_records` (also accepts records carrying more keys); the
+        outcomes come from the records' ``outcomes`` (see
+        :func:`rewardhub.outcome.parse_records`)."""
+        p = _outcome.parse_records(list(records), objectives)
+        return cls(p.values, p.objectives, p.std, p.reasons, outcomes=p.outcomes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -590,8 +374,9 @@ class ScoreResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
     def to_records(self, *, explain: bool = True) -> list[dict[str, Any]]:
-        """One JSON-ready dict per sample with rewards, total, errors and (unless ``explain``
-        is False, which skips building it) the attribution.
+        """One JSON-ready dict per sample with rewards, outcomes, reasons, total (with
+        ``unscorable``, the reason, when the sample is) and, unless ``explain`` is False (which
+        skips building it), the attribution.
 
         ``rewards`` are the sources' values as scored. When the total was computed from other
         values (a normaliser rescaled them, or ``on_abstain: {fill: ...}`` filled a cell),
@@ -599,6 +384,7 @@ class ScoreResult:
         computed from ``rewards`` themselves."""
         recs = self.vector.to_records()
         per_sample = self.diagnostics.get("per_sample") if explain else None
+        unscorable = self.diagnostics.get("unscorable", {})
         used = self.diagnostics.get("normalized")
         totals = self.total.tolist()
         differs: list[bool] = [False] * len(recs)
@@ -610,6 +396,8 @@ class ScoreResult:
                 assert used is not None
                 rec["normalized"] = json_row(self.vector.objectives, used[i].tolist())
             rec["total"] = json_number(totals[i])
+            if i in unscorable:
+                rec["unscorable"] = unscorable[i]
             if per_sample is not None:
                 rec["explain"] = per_sample[i]
         return recs

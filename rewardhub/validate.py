@@ -13,9 +13,8 @@ from typing import Any
 
 from rewardhub.errors import RewardHubError, SpecError
 from rewardhub.hub import Hub
-from rewardhub.pipeline import _validate_config
 from rewardhub.registry import Registry
-from rewardhub.spec import parse_spec
+from rewardhub.spec import parse_spec, validate_config
 
 
 def spec_problems(data: Mapping[str, Any], hub: Hub) -> list[RewardHubError]:
@@ -46,6 +45,6 @@ def _config_check(
 ) -> Callable[[], object]:
     def check() -> object:
         cls = registry.get(name, f"{path}.{key}")
-        return _validate_config(cls.Config, config, f"{path}.config" if key == "type" else path)
+        return validate_config(cls.Config, config, f"{path}.config" if key == "type" else path)
 
     return check

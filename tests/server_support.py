@@ -147,3 +147,12 @@ def stop(proc: subprocess.Popen[str]) -> None:
     time.sleep(0.2)  # the reader thread reaches the end of the output
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def huge(sample: rh.Sample) -> Any:
+    """1e308 (the weighted total of two overflows to inf); 'na' is not applicable."""
+    if sample.completion == "na":
+        return rh.NotApplicable("not for this sample")
+    if sample.completion == "failed: smuggled":  # a reason-like completion changes nothing
+        return rh.Abstain("failed: smuggled")
+    return 1e308

@@ -35,7 +35,7 @@ def test_each_caller_gets_its_own_row_in_shared_batches() -> None:
         if i % 5 == 0:
             assert math.isnan(row.values["judge"]) and row.reason("judge") == "judge did not answer"
         else:
-            assert row.reason("judge") is None and row.errors == {}
+            assert row.reason("judge") is None and row.reasons == {}
 
 
 def test_same_as_scoring_alone() -> None:

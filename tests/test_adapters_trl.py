@@ -108,11 +108,11 @@ def test_grpo_trains_on_every_objective_with_abstentions(tmp_path: Path) -> None
     keys = history_keys(trainer)
     for objective in ("correct", "style", "judge"):
         assert f"rewards/{objective}/mean" in keys
-        assert f"rewardhub/abstained/{objective}" in keys
+        assert f"rewardhub/unscorable/{objective}" in keys
     assert trainer.state.global_step == 2
     # the judge could not score some completions, and the steps went on with them (as None)
     assert sup.Judge.abstained[0] > 0
-    assert sum(logged(trainer, "rewardhub/abstained/judge")) > 0
+    assert sum(logged(trainer, "rewardhub/unscorable/judge")) > 0
     assert all(math.isfinite(x) for x in logged(trainer, "loss"))
     # one pipeline call per batch for all three functions: 2 steps x 1 generation batch
     assert len(sup.Recorder.batches) == 2
@@ -175,17 +175,23 @@ def call(func: Any, log: Log, prompts: Any = PROMPTS, completions: Any = COMPLET
     )
 
 
-def test_objectives_mode_shares_one_call_and_abstains_as_none() -> None:
+def test_objectives_mode_shares_one_call_and_drops_an_unscorable_sample_everywhere() -> None:
     log = Log()
     with sup.pipeline() as pipe:
         funcs, _ = reward_funcs(pipe)
         out = {f.__name__: call(f, log) for f in funcs}
-    assert out["correct"] == [1.0, 1.0, 0.0, 1.0]  # "answer" became the reference
-    assert out["style"] == [1.0, 0.0, 0.0, 1.0]
+    # sample 1's judge could not score: under the default on_abstain the sample is
+    # unscorable, so every function gives None and TRL drops the row (a None in one function
+    # alone would be nansum'd as 0 and keep the other objectives' credit)
+    assert out["correct"] == [1.0, None, 0.0, 1.0]  # "answer" became the reference
+    assert out["style"] == [1.0, None, 0.0, 1.0]
     assert out["judge"][1] is None and out["judge"][0] == pytest.approx(8 / 20)
     assert sup.Recorder.batches == [4]  # three functions, one pipeline call
-    assert log.metrics["rewardhub/abstained/judge"] == [0.25]
-    assert log.metrics["rewardhub/abstained/correct"] == [0.0]
+    assert log.metrics["rewardhub/unscorable/judge"] == [0.25]
+    assert log.metrics["rewardhub/unscorable/correct"] == [0.0]
+    assert log.metrics["rewardhub/failed/judge"] == [0.0]
+    assert log.metrics["rewardhub/not_applicable/judge"] == [0.0]
+    assert log.metrics["rewardhub/unscorable"] == [0.25]
     assert log.extra["rewardhub_reasons"] == ["", "judge: judge did not answer", "", ""]
 
 
@@ -217,9 +223,9 @@ def test_async_functions_gathered_share_one_call() -> None:
             return await asyncio.gather(*(call(f, log) for f in funcs))
 
         out = asyncio.run(gather())
-    assert out[0] == [1.0, 1.0, 0.0, 1.0] and out[2][1] is None
+    assert out[0] == [1.0, None, 0.0, 1.0] and out[2][1] is None
     assert sup.Recorder.batches == [4]
-    assert log.metrics["rewardhub/abstained/judge"] == [0.25]  # logged once per batch
+    assert log.metrics["rewardhub/unscorable/judge"] == [0.25]  # logged once per batch
 
 
 def test_chat_data_and_reference_rule() -> None:

@@ -14,6 +14,7 @@ from rewardhub.aggregate import ensemble_stats, lcb, lexicographic, uwo, wco
 from rewardhub.aggregate.gates import Gate, Lagrangian
 from rewardhub.aggregate.lexicographic import Lexicographic
 from rewardhub.aggregate.uncertainty import LCB, UWO, WCO
+from rewardhub.building import building_with
 
 NAMES = ("helpful", "harmless")
 
@@ -176,18 +177,20 @@ def test_gate_penalty_and_veto_in_a_spec() -> None:
 
 
 def test_gate_wraps_any_builtin_and_checks_names() -> None:
-    gate = Gate(
-        {"base": {"method": "maxmin"}, "gates": [{"objective": "harmless", "max": 0.9}]}, NAMES
-    )
+    config = {"base": {"method": "maxmin"}, "gates": [{"objective": "harmless", "max": 0.9}]}
+    with pytest.raises(rh.RewardHubError, match="needs the Hub they come from"):
+        Gate(config, NAMES)  # outside a pipeline: say where the base's type comes from
+    with building_with(rh.Hub(entry_points=False)):
+        gate = Gate(config, NAMES)
+        with pytest.raises(rh.AggregationError, match="unknown objective"):
+            Gate({"gates": [{"objective": "nope", "min": 0}]}, NAMES)
+        with pytest.raises(rh.AggregationError, match="unknown aggregator 'nope'"):
+            Gate({"base": {"method": "nope"}, "gates": [{"objective": "helpful", "min": 0}]}, NAMES)
+        with pytest.raises(Exception, match="needs min and/or max"):
+            Gate({"gates": [{"objective": "helpful"}]}, NAMES)
     agg = gate.aggregate(np.array([[0.2, 0.5], [0.3, 0.95]]), rh.Context(objectives=NAMES))
     assert agg.total.tolist() == [0.2, -1.0]
     assert agg.diagnostics["per_sample"][0]["binding"] == "helpful"
-    with pytest.raises(rh.AggregationError, match="unknown objective"):
-        Gate({"gates": [{"objective": "nope", "min": 0}]}, NAMES)
-    with pytest.raises(rh.AggregationError, match="unknown aggregator 'nope'"):
-        Gate({"base": {"method": "nope"}, "gates": [{"objective": "helpful", "min": 0}]}, NAMES)
-    with pytest.raises(Exception, match="needs min and/or max"):
-        Gate({"gates": [{"objective": "helpful"}]}, NAMES)
 
 
 # -- lagrangian -------------------------------------------------------------------------------
@@ -352,7 +355,10 @@ def test_gate_base_honours_disabled_plugins(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_gate_base_config_errors_name_the_base() -> None:
-    with pytest.raises(rh.AggregationError, match=r"base \(softmin\): tau"):
+    with (
+        building_with(rh.Hub(entry_points=False)),
+        pytest.raises(rh.AggregationError, match=r"base \(softmin\): tau"),
+    ):
         Gate(
             {
                 "base": {"method": "softmin", "tau": -1},

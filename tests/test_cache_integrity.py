@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import rewardhub as rh
-from rewardhub.cache import DiskCache
+from rewardhub.cache import SCHEMA_VERSION, DiskCache
 from rewardhub.testing import plugin_with
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,22 +121,42 @@ def test_abstentions_are_recomputed_failed_checks_are_cached(tmp_path: Path, whe
     with flaky_pipe(cache) as p:  # a fresh process would do the same (--resume)
         res = p.score(samples)
     assert CALLS == ["down", "half"]
-    assert res.vector.errors[2] == {"flaky": "failed: unparsable answer"}
+    assert res.vector.reasons[2] == {"flaky": "failed: unparsable answer"}
     assert res.vector.failed[2, 0] and res.vector.unscorable[1, 0]
 
 
-def test_abstentions_left_on_disk_by_older_versions_are_not_replayed(tmp_path: Path) -> None:
+def test_a_cache_file_of_an_older_layout_is_dropped_with_a_warning(tmp_path: Path) -> None:
+    """Layout 1 kept only reason text, from which no outcome may be read: its entries are
+    dropped (and recomputed), never misread."""
     path = tmp_path / "c.sqlite"
     with flaky_pipe({"path": str(path)}) as p:
         key = p.engine.sources[0].cache_key
-    disk = DiskCache(path)
-    nan_row = np.array([np.nan]).tobytes()
-    disk.put_many(key, [S("ok").digest], [(nan_row, None, "worker died")])
-    disk.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE results")
+    db.execute("PRAGMA user_version = 0")
+    db.execute(
+        "CREATE TABLE results (source TEXT NOT NULL, sample TEXT NOT NULL, payload TEXT NOT "
+        "NULL, PRIMARY KEY (source, sample)) WITHOUT ROWID"
+    )
+    db.execute(  # an old entry whose reason text claimed a failed check
+        "INSERT INTO results VALUES (?, ?, ?)", (key, S("ok").digest, '[[0.0], null, "failed: x"]')
+    )
+    db.commit()
+    db.close()
     CALLS.clear()
-    with flaky_pipe({"path": str(path)}) as p:
+    with pytest.warns(UserWarning, match="older rewardhub .* its 1 entries are dropped"):
+        p = flaky_pipe({"path": str(path)})
+    with p:
         res = p.score([S("ok")])
     assert CALLS == ["ok"] and res.vector.values.tolist() == [[1.0]]
+    # the file now has the current layout: a newer layout than this one is refused
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(rh.RewardHubError, match="written by a newer rewardhub"):
+        DiskCache(path)
 
 
 def test_score_after_close_raises_a_clear_error(tmp_path: Path) -> None:

@@ -65,9 +65,9 @@ def test_score_writes_one_line_per_input_in_order(tmp_path: Path) -> None:
     assert [r["completion"] for r in rows] == [json.loads(g)["completion"] for g in GOOD]
     assert rows[2]["metadata"] == {"id": 3}
     assert set(rows[0]["rewards"]) == {"brevity", "format", "politeness"}
-    assert rows[1]["rewards"]["politeness"] is None and "politeness" in rows[1]["errors"]
+    assert rows[1]["rewards"]["politeness"] is None and "politeness" in rows[1]["reasons"]
     assert isinstance(rows[0]["total"], float)
-    for col in ("objective", "mean", "abstain", "politeness", "33.3%"):
+    for col in ("objective", "mean", "n/a", "failed", "unscorable", "politeness", "33.3%"):
         assert col in text
 
 

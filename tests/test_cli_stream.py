@@ -121,7 +121,7 @@ def test_stale_result_fields_are_not_copied(tmp_path: Path) -> None:
         "rewards": {"brevity": 99.0},
         "total": 99.0,
         "std": {"brevity": 1.0},
-        "errors": {"old": "stale reason"},
+        "reasons": {"old": "stale reason"},
         "explain": {"old": 1},
         "keep": "me",
     }
@@ -131,7 +131,7 @@ def test_stale_result_fields_are_not_copied(tmp_path: Path) -> None:
     assert run("score", SPEC, inp, "-o", out)[0] == 0
     (row,) = rows_of(out)
     assert row["keep"] == "me" and "std" not in row and "explain" not in row
-    assert "old" not in row["errors"] and row["total"] != 99.0  # type: ignore[operator]
+    assert "old" not in row["reasons"] and row["total"] != 99.0  # type: ignore[operator]
     assert row["rewards"]["brevity"] != 99.0  # type: ignore[index]
     assert "metadata" not in row  # the stale fields did not become metadata either
 

@@ -199,7 +199,7 @@ def test_bad_input_in_a_pipeline() -> None:
     with rh.Pipeline.from_spec(spec, hub=hub) as pipe:
         res = pipe.score(samples)
     vals = res.vector.values[:, 0].tolist()
-    errors = [e.get("code-exec") for e in res.vector.errors]
+    errors = [e.get("code-exec") for e in res.vector.reasons]
     assert vals[0] == 1.0 and vals[8] == 1.0  # neighbours of bad samples are unaffected
     assert math.isnan(vals[1]) and errors[1] is not None and "no reference" in errors[1]
     assert math.isnan(vals[2]) and errors[2] is not None and "malformed reference" in errors[2]

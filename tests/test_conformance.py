@@ -20,6 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 import rewardhub as rh
+from rewardhub.building import building_with
 from rewardhub.testing import (
     CheckSkipped,
     check_aggregator,
@@ -253,6 +254,11 @@ def test_builtin_source_passes_the_kit(name: str, request: pytest.FixtureRequest
 
 
 def _check_source(name: str, config: dict[str, Any] | None) -> None:
+    with building_with(HUB):  # an ensemble's members come from the hub under test
+        _check_subject(name, config)
+
+
+def _check_subject(name: str, config: dict[str, Any] | None) -> None:
     subject = conformance_subject(HUB.sources.get(name), config, _samples(name))
     try:
         for check, run in subject.checks().items():

@@ -76,7 +76,7 @@ def test_readme_and_docs_with_only_the_core(core: Path, tmp_path: Path) -> None:
     checks = (
         "import math\n"
         "assert res.vector.objectives == ('brevity', 'format', 'politeness')\n"
-        "assert res.vector.errors == ({}, {'politeness': 'abstained'})\n"
+        "assert res.vector.reasons == ({}, {'politeness': 'abstained'})\n"
         "assert res.total[0] == 1.1875 and math.isnan(res.total[1])\n"
         "assert pipe.score(samples, weights={'politeness': 2.0}).total[0] == 1.5875\n"
         "print('readme ok')\n"

@@ -60,7 +60,7 @@ def test_cli_exits_promptly_after_a_timeout_of_a_hung_call(tmp_path: Path) -> No
     took = time.monotonic() - start
     assert took < 15, f"took {took:.1f}s to exit"
     line = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
-    assert "timeout after 0.5s" in json.dumps(line["errors"]), (line, proc.stderr)
+    assert "timeout after 0.5s" in json.dumps(line["reasons"]), (line, proc.stderr)
 
 
 # -- one bad sample loses only itself -----------------------------------------------------
@@ -94,7 +94,7 @@ ODD = ["inf", "big", "raise", "exit", "str", "bytes", "dict", "long", "abstain-n
 
 def _check_isolated(res: rh.ScoreResult, source: str) -> None:
     values = res.vector.values[:, 0]
-    errors = res.vector.errors
+    errors = res.vector.reasons
     n = len(ODD)
     assert np.isnan(values[:n]).all()
     assert values[n:].tolist()[:1] == [1.0] and values[-1] == 0.5
@@ -118,7 +118,7 @@ def test_reward_source_isolates_each_sample() -> None:
     ) as p:
         res = p.score(_odd_samples())
     _check_isolated(res, "odd")
-    assert res.vector.errors[len(ODD) + 1] == {"odd": "failed: unparsable"}
+    assert res.vector.reasons[len(ODD) + 1] == {"odd": "failed: unparsable"}
     assert res.vector.values[len(ODD) + 1, 0] == 0.0
 
 

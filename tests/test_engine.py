@@ -101,7 +101,7 @@ def test_raise_abstains_with_reason_and_other_sources_still_score() -> None:
         res = p.score([S("ab"), S("abc")])
     assert np.isnan(res.vector.column("boom")).all()
     assert res.vector.column("count").tolist() == [2.0, 3.0]
-    assert res.vector.errors[0]["boom"] == "error: ValueError: model exploded"
+    assert res.vector.reasons[0]["boom"] == "error: ValueError: model exploded"
     # the default on_abstain (unscorable): a sample the machinery could not score has no
     # total, with the reason, rather than a renormalised credit from what is left
     assert np.isnan(res.total).all()
@@ -115,8 +115,8 @@ def test_wrong_shape_abstains_with_reason() -> None:
     with pipe({"type": "wrong-shape"}, {"type": "too-few"}) as p:
         res = p.score([S("a"), S("b")])
     assert np.isnan(res.vector.values).all()
-    assert "wrong output" in res.vector.errors[0]["wrong-shape"]
-    assert "1 rows for 2 samples" in res.vector.errors[1]["too-few"]
+    assert "wrong output" in res.vector.reasons[0]["wrong-shape"]
+    assert "1 rows for 2 samples" in res.vector.reasons[1]["too-few"]
     assert np.isnan(res.total).all()
 
 
@@ -133,7 +133,7 @@ def test_garbage_output_abstains_and_never_crashes(kind: str) -> None:
     with rh.Pipeline({"sources": [{"type": "garbage"}, {"type": "length"}]}, hub=hub) as p:
         res = p.score(samples)
     assert np.isnan(res.vector.column("garbage")).all()
-    last = res.vector.errors[-1]["garbage"]  # for "row", row 0 (None) abstains plainly
+    last = res.vector.reasons[-1]["garbage"]  # for "row", row 0 (None) abstains plainly
     assert last.startswith("wrong output"), last
     assert not np.isnan(res.vector.column("brevity")).any()
 
@@ -142,7 +142,7 @@ def test_inf_is_rejected_as_wrong_output() -> None:
     with pipe({"type": "inf"}) as p:
         res = p.score([S("a")])
     assert math.isnan(res.vector.values[0, 0])
-    assert "inf" in res.vector.errors[0]["inf"]
+    assert "inf" in res.vector.reasons[0]["inf"]
 
 
 def test_a_sample_that_times_out_alone_fails_its_check() -> None:
@@ -151,7 +151,7 @@ def test_a_sample_that_times_out_alone_fails_its_check() -> None:
         res = p.score([S("fast"), S("slow"), S("fast too")])
         elapsed = time.perf_counter() - t0
     assert res.vector.column("slow").tolist() == [1.0, 0.0, 1.0]  # 0.0: the fail_value
-    assert res.vector.errors[1] == {"slow": "failed: timeout after 0.3s"}
+    assert res.vector.reasons[1] == {"slow": "failed: timeout after 0.3s"}
     assert res.vector.failed[:, 0].tolist() == [False, True, False]
     assert elapsed < 1.5
 
@@ -165,7 +165,7 @@ def test_hung_calls_do_not_starve_later_batches() -> None:
         t0 = time.perf_counter()
         second = p.score([S("quick")])
         assert time.perf_counter() - t0 < 1.0
-    assert all(first.vector.errors[i] == {"slow": "failed: timeout after 0.2s"} for i in range(4))
+    assert all(first.vector.reasons[i] == {"slow": "failed: timeout after 0.2s"} for i in range(4))
     assert first.vector.values[4].tolist() == [1.0]  # it waited for a thread, then ran
     assert second.vector.values.tolist() == [[1.0]]
 
@@ -182,21 +182,21 @@ def test_time_waiting_for_a_thread_does_not_count_towards_the_timeout() -> None:
     with rh.Pipeline(spec, hub=hub) as p:
         p.engine._max_threads = 2
         res = p.score([S(str(i)) for i in range(6)])  # three waves of two: 0.45 s in all
-    assert res.vector.values.ravel().tolist() == [1.0] * 6, res.vector.errors
+    assert res.vector.values.ravel().tolist() == [1.0] * 6, res.vector.reasons
 
 
 def test_row_level_abstain_reasons() -> None:
     with pipe({"type": "picky"}) as p:
         res = p.score([S("none"), S("why"), S("half"), S("ok")])
     v = res.vector
-    assert np.isnan(v.values[0]).all() and v.errors[0] == {"picky": "abstained"}
-    assert v.errors[1] == {"picky": "no reference answer"}
+    assert np.isnan(v.values[0]).all() and v.reasons[0] == {"picky": "abstained"}
+    assert v.reasons[1] == {"picky": "no reference answer"}
     assert (
         v.values[2, 0] == 1.0
         and math.isnan(v.values[2, 1])
-        and v.errors[2] == {"picky": "abstained"}
+        and v.reasons[2] == {"picky": "abstained"}
     )
-    assert v.values[3].tolist() == [1.0, 2.0] and v.errors[3] == {}
+    assert v.values[3].tolist() == [1.0, 2.0] and v.reasons[3] == {}
 
 
 def test_dedup_and_cache() -> None:
@@ -279,7 +279,7 @@ def test_when_routes_samples() -> None:
     ) as p:
         res = p.score(samples)
     assert res.vector.column("count")[0] == 3.0 and math.isnan(res.vector.column("count")[1])
-    assert res.vector.errors[1] == {"counting": "not applicable"}
+    assert res.vector.reasons[1] == {"counting": "not applicable"}
     assert res.total[1] == 0.0
 
 
@@ -359,8 +359,8 @@ def test_inline_sources_skip_the_thread_hop_unless_a_timeout_needs_one() -> None
     assert ThreadSpy.threads and all(t == "rewardhub-loop" for t in ThreadSpy.threads)
     # the failing batch abstains with its reason; the other batch still scores
     assert res.vector.values.ravel().tolist()[:2] == [1.0, 1.0]
-    assert res.vector.errors[2] == {"thread-spy": "error: RuntimeError: rule crashed"}
-    assert res.vector.errors[3] == res.vector.errors[2]
+    assert res.vector.reasons[2] == {"thread-spy": "error: RuntimeError: rule crashed"}
+    assert res.vector.reasons[3] == res.vector.reasons[2]
 
     ThreadSpy.threads.clear()
     spec = {"sources": [{"type": "thread-spy", "timeout_s": 5}]}
@@ -404,7 +404,9 @@ def test_flat_list_output_for_one_objective() -> None:
         mixed = p.score([S("abcd"), S("skip")])
     assert good.vector.values.ravel().tolist() == [2.0, 3.0]
     assert mixed.vector.values[0].tolist() == [4.0]
-    assert math.isnan(mixed.vector.values[1, 0]) and mixed.vector.errors[1] == {"flat": "abstained"}
+    assert math.isnan(mixed.vector.values[1, 0]) and mixed.vector.reasons[1] == {
+        "flat": "abstained"
+    }
 
 
 def test_failed_check_scores_the_failing_value_with_its_reason():
@@ -438,8 +440,8 @@ def test_failed_check_scores_the_failing_value_with_its_reason():
         [rh.Sample(prompt="p", completion="bomb"), rh.Sample(prompt="p", completion="ok")]
     )
     assert res.vector.values.tolist() == [[-1.0, 0.0], [1.0, 0.0]]
-    assert res.vector.errors[0]["fail-verifier"] == "failed: time-out on its content"
-    assert res.vector.errors[1]["fail-whole"] == "failed: unparsable"
+    assert res.vector.reasons[0]["fail-verifier"] == "failed: time-out on its content"
+    assert res.vector.reasons[1]["fail-whole"] == "failed: unparsable"
 
 
 @pytest.mark.parametrize("use_async", [False, True])

@@ -69,7 +69,7 @@ def test_async_source_state_survives_from_call_to_call() -> None:
     with loop_pipe() as p:
         for i in range(3):
             res = p.score([S("ab" * (i + 1)), S("x")])
-            assert res.vector.values.ravel().tolist() == [2.0 * (i + 1), 1.0], res.vector.errors
+            assert res.vector.values.ravel().tolist() == [2.0 * (i + 1), 1.0], res.vector.reasons
         src = p.engine.sources[0].source
         assert isinstance(src, LoopBound) and len(src.loops) == 1
 

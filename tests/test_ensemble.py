@@ -123,8 +123,8 @@ def test_every_member_abstaining_abstains_with_their_reasons(members: Path) -> N
     with rh.Pipeline(spec) as pipe:
         b = pipe.vector([rh.Sample(prompt="p", completion="skip")])
     assert np.isnan(b.values).all()
-    assert "every member abstained" in str(b.errors[0]) and "picky cannot read this" in str(
-        b.errors[0]
+    assert "every member abstained" in str(b.reasons[0]) and "picky cannot read this" in str(
+        b.reasons[0]
     )
 
 

@@ -214,7 +214,7 @@ def test_a_tower_of_powers_never_earns_more_than_a_wrong_answer() -> None:
     for method in ("weighted", "maxmin", "tchebycheff"):
         with rh.Pipeline.from_spec({**spec, "aggregate": method}) as pipe:
             res = pipe.score([tower, wrong, right])
-        assert res.vector.errors[0]["math-verify"] == "failed: timeout"
+        assert res.vector.reasons[0]["math-verify"] == "failed: timeout"
         assert res.vector.values[0, 0] == 0.0
         t, w, r = res.total.tolist()
         assert t == w < r, method

@@ -164,13 +164,13 @@ def test_empty_completion_fails_and_long_text_is_cut_or_failed(rm: Path) -> None
     }
     with rh.Pipeline(spec) as pipe:
         b = pipe.vector([rh.Sample(prompt="x", completion="  "), long, ok])
-    assert b.values[0, 0] == -5.0 and "failed: empty completion" in str(b.errors[0])
+    assert b.values[0, 0] == -5.0 and "failed: empty completion" in str(b.reasons[0])
     assert not math.isnan(b.values[1, 0])  # cut at the model's 64 positions, still scored
     assert src.encode([long])[1] == [True]
     spec["sources"][0]["config"]["overflow"] = "fail"
     with rh.Pipeline(spec) as pipe:
         b = pipe.vector([long, ok])
-    assert b.values[0, 0] == -5.0 and "max_length 64" in str(b.errors[0])
+    assert b.values[0, 0] == -5.0 and "max_length 64" in str(b.reasons[0])
     assert b.values[1, 0] != -5.0
 
 
@@ -299,7 +299,7 @@ def test_llm_judge_is_batch_invariant_and_fails_without_rating_mass(lm: Path) ->
     with rh.Pipeline(spec) as pipe:
         b = pipe.vector(samples[:2])
     assert (b.values == 1.0).all()  # the lowest rating: a derailed judge earns nothing
-    assert "failed: the judge gave no rating" in str(b.errors[0])
+    assert "failed: the judge gave no rating" in str(b.reasons[0])
 
 
 def test_llm_judge_yes_no_and_too_long(lm: Path) -> None:

@@ -57,7 +57,7 @@ def test_minilm_similarity_matches_sentence_transformers() -> None:
     assert b.values[1, 0] == pytest.approx(float(e[1] @ e[2]), abs=1e-5)
     assert b.values[0, 0] > 0.8 > 0.3 > b.values[1, 0]
     assert b.values[2, 0] > 0.9  # max over the references: "Paris." ≈ "Paris"
-    assert math.isnan(b.values[3, 0]) and "no reference" in str(b.errors[3])
+    assert math.isnan(b.values[3, 0]) and "no reference" in str(b.reasons[3])
 
 
 @pytest.mark.slow

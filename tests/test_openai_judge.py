@@ -74,7 +74,7 @@ def test_500s_until_give_up_abstain_with_the_reason() -> None:
     ):
         b = pipe.vector(SAMPLES[:1])
     assert math.isnan(b.values[0, 0])
-    assert "gave up after 4 attempts; last: HTTP 500" in str(b.errors[0])
+    assert "gave up after 4 attempts; last: HTTP 500" in str(b.reasons[0])
     assert len(srv.requests) == 4
 
 
@@ -88,7 +88,7 @@ def test_timeout_abstains() -> None:
         b = pipe.vector(SAMPLES)
         assert time.monotonic() - t0 < 0.9
     assert all(math.isnan(x) for x in b.values[:, 0])
-    assert "did not answer within 0.2 s" in str(b.errors[0])
+    assert "did not answer within 0.2 s" in str(b.reasons[0])
 
 
 def test_malformed_json_abstains_but_a_non_rating_answer_fails() -> None:
@@ -100,10 +100,10 @@ def test_malformed_json_abstains_but_a_non_rating_answer_fails() -> None:
 
     with FakeServer(handler) as srv, _pipe(srv.url) as pipe:
         b = pipe.vector(SAMPLES)
-    assert math.isnan(b.values[0, 0]) and "not JSON" in str(b.errors[0])
+    assert math.isnan(b.values[0, 0]) and "not JSON" in str(b.reasons[0])
     # the completion derailed the judge: it earns the lowest rating, never an abstention
     assert b.values[1, 0] == 1.0 and "failed: the judge's answer is not a rating" in str(
-        b.errors[1]
+        b.reasons[1]
     )
 
 
@@ -116,7 +116,7 @@ def test_key_never_in_output_even_when_the_server_echoes_it() -> None:
     with FakeServer(echo) as srv, _pipe(srv.url, max_concurrency=1) as pipe:
         res = pipe.score(SAMPLES)
     out = json.dumps(
-        [res.vector.to_records(), [str(e) for e in res.vector.errors], str(res.diagnostics)]
+        [res.vector.to_records(), [str(e) for e in res.vector.reasons], str(res.diagnostics)]
     )
     assert "401" in out and "***" in out
     assert KEY not in out
@@ -193,5 +193,5 @@ def test_connection_refused_abstains() -> None:
     with _pipe("http://127.0.0.1:9/v1", max_retries=1) as pipe:
         b = pipe.vector(SAMPLES[:1])
     assert math.isnan(b.values[0, 0]) and "gave up after 2 attempts; last: ConnectError" in str(
-        b.errors[0]
+        b.reasons[0]
     )

@@ -32,7 +32,7 @@ def test_demo_spec_from_readme() -> None:
     assert res.vector.objectives == ("brevity", "format", "politeness")
     assert res.vector.values.shape == (1, 3)
     assert res.total.shape == (1,)
-    assert res.vector.errors == ({},)
+    assert res.vector.reasons == ({},)
     # raw rewards, no batch z-score: one sample's total is its weighted rewards, not 0
     want = np.nansum(res.vector.values[0] * [0.5, 1.0, 1.0])
     assert res.total[0] == pytest.approx(want) and res.total[0] != 0.0
@@ -97,7 +97,7 @@ def test_not_applicable_cells_are_skipped_under_every_policy(policy: object) -> 
         res = pipe.score(samples)
     assert res.vector.values[0].tolist() == [-4.0, 2.0] and res.total[0] == -2.0
     assert res.vector.column("a")[1] == -2.0 and math.isnan(res.vector.column("b")[1])
-    assert res.vector.errors[1] == {"python": "not applicable"}
+    assert res.vector.reasons[1] == {"python": "not applicable"}
     assert res.vector.not_applicable.tolist() == [[False, False], [False, True]]
     assert res.total[1] == -4.0  # scored on what applies: b's weight goes to a
 
@@ -124,7 +124,7 @@ def test_fail_policy_raises_with_the_reason() -> None:
                 rh.RewardBatch(
                     np.array([[1.0, 2.0], [1.0, np.nan]]),
                     ("brevity", "python"),
-                    errors=({}, {"python": "worker died"}),
+                    reasons=({}, {"python": "worker died"}),
                     sources=("length", "python"),
                 )
             )

@@ -238,7 +238,7 @@ def test_evaluation_error_through_the_pipeline_is_nan_with_reason(tmp_path: Path
         res = pipe.vector([s("fine"), s("")])
     assert res.values[0].tolist()[0] == 1.0
     assert math.isnan(res.values[1][0]) and not math.isnan(res.values[1][1])
-    assert "divide by zero" in res.errors[1]["rego"]
+    assert "divide by zero" in res.reasons[1]["rego"]
 
 
 def test_rule_kinds(tmp_path: Path) -> None:
@@ -516,7 +516,7 @@ def test_a_hang_under_the_pipeline_timeout_fails_within_it(tmp_path: Path) -> No
         res = p.score([s("hang")])
         took = time.monotonic() - start
     assert took < 4
-    assert res.vector.errors[0]["rego"].startswith("failed: rego: evaluation ran past")
+    assert res.vector.reasons[0]["rego"].startswith("failed: rego: evaluation ran past")
     assert res.vector.values[0, 0] == 0.0
 
 

@@ -149,7 +149,7 @@ def test_train_command_and_the_source(tiny_st: Path, tmp_path: Path) -> None:
     with rh.Pipeline(spec) as pipe:
         b = pipe.vector(samples)
     assert b.objectives == ("preference",)
-    assert b.values[2, 0] == head.fail_value and "failed: empty completion" in str(b.errors[2])
+    assert b.values[2, 0] == head.fail_value and "failed: empty completion" in str(b.reasons[2])
     from rewardhub.models import embed, load_sentence_model
 
     e = embed(load_sentence_model(str(tiny_st)), ["How do I bake bread?", "Knead the dough."])
@@ -204,8 +204,8 @@ def test_embedding_similarity_outcomes(tiny_st: Path) -> None:
     with rh.Pipeline(spec) as pipe:
         b = pipe.vector(samples)
     assert b.values[0, 0] == pytest.approx(1.0, abs=1e-5)  # max over the references
-    assert b.values[1, 0] == -1.0 and "failed: empty completion" in str(b.errors[1])
-    assert np.isnan(b.values[2, 0]) and "no reference and no exemplars" in str(b.errors[2])
+    assert b.values[1, 0] == -1.0 and "failed: empty completion" in str(b.reasons[1])
+    assert np.isnan(b.values[2, 0]) and "no reference and no exemplars" in str(b.reasons[2])
     spec["sources"][0]["config"] = {**conf, "exemplars": ["a dog ran"], "reduce": "mean"}
     with rh.Pipeline(spec) as pipe:
         b = pipe.vector(samples)

@@ -86,7 +86,7 @@ def test_remote_source_equals_the_remote_pipeline() -> None:
             # without its token the remote refuses (401): an abstention with the reason
             res = near.score([rh.Sample("q", "new")])
             assert math.isnan(res.total[0])
-            assert "RH_TEST_TOKEN" in res.vector.errors[0]["far"]
+            assert "RH_TEST_TOKEN" in res.vector.reasons[0]["far"]
         with Client(url, token="tk") as c:
             answer = c.score(samples)
             assert to_batch(answer).values[:, 0].tolist() == pytest.approx(
@@ -105,9 +105,9 @@ def test_remote_failed_check_stays_failed_and_unscorable_abstains() -> None:
         res = near.score([rh.Sample("", c) for c in ("ok", "crash", "down")])
         assert res.vector.values[:, 0].tolist()[0] == 1.0
         assert res.vector.failed[1, 0] and res.vector.values[1, 0] == -1.0
-        assert "crashed the checker" in res.vector.errors[1]["far"]
+        assert "crashed the checker" in res.vector.reasons[1]["far"]
         assert res.vector.unscorable[2, 0] and math.isnan(res.total[2])
-        assert "judge did not answer" in res.vector.errors[2]["far"]
+        assert "judge did not answer" in res.vector.reasons[2]["far"]
         assert max(res.total[1], -1.0) <= res.total[0]
 
 
@@ -129,7 +129,7 @@ def test_remote_failures_abstain_with_the_reason_and_do_not_hang(failure: str) -
             took = time.monotonic() - t0
         assert took < 5, f"{failure}: took {took:.1f}s"
         assert np_all_nan(res.vector.values) and all(math.isnan(t) for t in res.total)
-        reason = res.vector.errors[0]["far"]
+        reason = res.vector.reasons[0]["far"]
         assert reason.startswith(f"remote {url}")
         want = {"closed": "ConnectError", "500": "HTTP 500", "hang": "Timeout"}[failure]
         assert want in reason
@@ -145,7 +145,7 @@ def test_the_spec_deadline_bounds_retries() -> None:
             t0 = time.monotonic()
             res = near.score([rh.Sample("", "a")])
             assert time.monotonic() - t0 < 3
-        assert res.vector.unscorable[0, 0], res.vector.errors
+        assert res.vector.unscorable[0, 0], res.vector.reasons
 
 
 def test_async_client_retries_then_raises() -> None:

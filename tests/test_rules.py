@@ -390,7 +390,7 @@ def test_a_catastrophic_regex_fails_the_check_within_the_timeout(short_match_lim
     assert time.process_time() - start < 2  # CPU seconds: the match stopped at its limit
     # must_match false: a completion that hangs the pattern must not count as "no match"
     assert res.vector.values[:, 0].tolist() == [0.0, 1.0]
-    reason = res.vector.errors[0]["regex"]
+    reason = res.vector.reasons[0]["regex"]
     assert reason.startswith("failed: regex timed out after 0.2s") and EVIL in reason
 
 
@@ -415,7 +415,7 @@ def test_a_catastrophic_regex_is_bounded_without_a_deadline_too(short_match_limi
     with rh.Pipeline({"sources": [{"type": "regex", "config": {"pattern": EVIL}}]}) as p:
         res = p.score([s(HOSTILE), s("aaaa")])
     assert res.vector.values[:, 0].tolist() == [0.0, 1.0]
-    assert res.vector.errors[0]["regex"].startswith("failed: regex timed out after 0.2s")
+    assert res.vector.reasons[0]["regex"].startswith("failed: regex timed out after 0.2s")
 
 
 def test_a_prompt_that_hangs_a_pattern_abstains(short_match_limit: None) -> None:
@@ -571,7 +571,7 @@ def test_a_blank_completion_fails_keywords_repetition_and_language(text: str) ->
         res = p.score([s(text), s("x is fine")])
     # the failing values: 0 for keywords, -scale (every n-gram repeated) for repetition
     assert res.vector.values[0].tolist() == [0.0, 0.0, -2.0]
-    assert res.vector.errors[0] == {
+    assert res.vector.reasons[0] == {
         "keywords": "failed: blank completion",
         "repetition": "failed: blank completion",
     }

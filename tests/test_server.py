@@ -54,7 +54,7 @@ def test_score_matches_the_pipeline_and_carries_outcomes() -> None:
         ok, failed, down = json.loads(raw)["results"]
         assert ok["total"] == 1.0 and "outcomes" not in ok
         assert failed["outcomes"] == {"score": "failed"} and failed["rewards"]["score"] == 0.0
-        assert "crashed the checker" in failed["errors"]["py"]
+        assert "crashed the checker" in failed["reasons"]["py"]
         assert down["rewards"]["score"] is None and down["total"] is None
         assert down["outcomes"] == {"score": "unscorable"}
         assert "judge did not answer" in down["unscorable"]

@@ -50,36 +50,36 @@ def test_sample_from_dict_moves_extra_fields_to_metadata() -> None:
 
 def test_reward_batch_access_concat_and_records_round_trip() -> None:
     a = rh.RewardBatch(
-        np.array([[1.0], [math.nan]]), ("x",), errors=({}, {"src": "timeout"}), sources=("src",)
+        np.array([[1.0], [math.nan]]), ("x",), reasons=({}, {"src": "timeout"}), sources=("src",)
     )
     b = rh.RewardBatch(np.array([[2.0, 3.0], [4.0, 5.0]]), ("y", "z"), std=np.full((2, 2), 0.5))
     c = rh.RewardBatch.concat([a, b])
     assert c.objectives == ("x", "y", "z") and c.sources == ("src", "y", "z")
     assert c["z"].tolist() == [3.0, 5.0]
-    assert c.abstained.tolist() == [[False, False, False], [True, False, False]]
+    assert c.unscorable.tolist() == [[False, False, False], [True, False, False]]
     assert c.std is not None and math.isnan(c.std[0, 0]) and c.std[0, 1] == 0.5
     recs = c.to_records()
     assert recs[1] == {
         "rewards": {"x": None, "y": 4.0, "z": 5.0},
         "std": {"x": None, "y": 0.5, "z": 0.5},
-        "errors": {"src": "timeout"},
+        "reasons": {"src": "timeout"},
         "outcomes": {"x": "unscorable"},
     }
     assert "outcomes" not in recs[0]
     back = rh.RewardBatch.from_records(recs)
     np.testing.assert_array_equal(back.values, c.values)
     np.testing.assert_array_equal(back.std, c.std)  # type: ignore[arg-type]
-    assert back.errors == c.errors
+    assert back.reasons == c.reasons
     np.testing.assert_array_equal(back.outcomes, c.outcomes)  # type: ignore[arg-type]
     sub = c.select([1])
-    assert sub.n == 1 and sub.errors == ({"src": "timeout"},)
+    assert sub.n == 1 and sub.reasons == ({"src": "timeout"},)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"values": np.zeros((2, 2)), "objectives": ("a",)}, "expected"),
-        ({"values": np.zeros((2, 1)), "objectives": ("a",), "errors": ({},)}, "1 entries for 2"),
+        ({"values": np.zeros((2, 1)), "objectives": ("a",), "reasons": ({},)}, "1 entries for 2"),
         ({"values": np.zeros((1, 2)), "objectives": ("a", "a")}, "duplicate objective"),
         (
             {"values": np.zeros((1, 1)), "objectives": ("a",), "std": np.zeros((2, 1))},

@@ -13,13 +13,12 @@ import numpy as np
 from rewardhub.batching import Row
 from rewardhub.errors import SpecError
 from rewardhub.hub import Hub
+from rewardhub.outcome import filled as filled_cell
 from rewardhub.pipeline import Pipeline
 from rewardhub.types import RewardBatch, Sample
 
 #: the environment variable that names the spec file when none is passed
 SPEC_ENV = "REWARDHUB_SPEC"
-#: the engine's reason for a cell routed away by ``when:`` (not an abstention)
-NOT_APPLICABLE = "not applicable"
 
 SpecLike = Pipeline | Mapping[str, Any] | str | Path | None
 Fill = Literal["fail"] | float | Mapping[str, float]
@@ -54,13 +53,16 @@ def objective_fail_values(pipeline: Pipeline) -> dict[str, float]:
 class AbstainFill:
     """Turns a :class:`Row` into numbers only, for trainers that cannot take NaN (verl, OpenRLHF).
 
-    - A could-not-score cell gets its objective's fill and the flag ``abstained_<objective>``
-      = 1. ``fill="fail"`` (the default) uses the objective's failing value, so an abstention
+    The cell rules are :func:`rewardhub.outcome.filled`'s:
+
+    - An unscorable cell gets its objective's fill and the flag ``abstained_<objective>`` = 1.
+      ``fill="fail"`` (the default) uses the objective's failing value, so an abstention
       never earns more than failing the check; a number or ``{objective: number}`` sets it.
-    - A not-applicable cell (routed away by ``when:``) gets ``not_applicable`` (default 0.0),
-      flag 0.
-    - A NaN total (an unscorable sample) becomes the aggregate of the filled row (the pipeline
-      scores the abstained cells as failed checks), or ``total`` when given; ``abstained`` = 1.
+    - A not-applicable cell gets ``not_applicable`` (default 0.0), flag 0.
+    - A failed cell is its failing value, flag 0.
+    - A NaN or infinite total (an unscorable sample) becomes the aggregate of the filled row
+      (the pipeline scores the abstained cells as failed checks), or ``total`` when given;
+      ``abstained`` = 1. No key ever holds NaN or inf.
     """
 
     def __init__(
@@ -108,15 +110,18 @@ class AbstainFill:
         """``{"score": total, <objective>: value, "abstained_<objective>": 0/1, "abstained": 0/1}``."""
         out: dict[str, float] = {"score": row.total}
         flags: dict[str, float] = {}
-        filled = dict(row.values)
+        filled = dict(row.values)  # not-applicable cells stay NaN: the aggregate skips them
         for name, value in row.values.items():
-            abstained = math.isnan(value) and row.reason(name) != NOT_APPLICABLE
-            if math.isnan(value):
-                filled[name] = self.values[name] if abstained else math.nan
-            out[name] = self.not_applicable if math.isnan(filled[name]) else filled[name]
+            number, abstained = filled_cell(
+                value, row.outcome(name), self.values[name], self.not_applicable
+            )
+            out[name] = number
+            if abstained:
+                filled[name] = number
             flags[f"abstained_{name}"] = float(abstained)
-        any_abstained = any(flags.values()) or math.isnan(row.total)
-        if math.isnan(row.total):
+        unscorable = not math.isfinite(row.total)
+        any_abstained = any(flags.values()) or unscorable
+        if unscorable:
             out["score"] = self._total(filled, sample)
         for key, flag in flags.items():
             out[key] = flag

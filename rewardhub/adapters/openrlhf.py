@@ -75,7 +75,12 @@ def make_reward_func(
             filler.numbers(next(scored) if r is not None else no_response(filler), s)
             for s, r in samples
         ]
-        columns = {k: torch.tensor([r[k] for r in rows], dtype=torch.float32) for k in keys}
+        # float32 tensors: a finite float64 beyond float32's range is clipped to it, never inf
+        big = float(torch.finfo(torch.float32).max)
+        columns = {
+            k: torch.tensor([min(max(r[k], -big), big) for r in rows], dtype=torch.float32)
+            for k in keys
+        }
         total = columns.pop("score")
         return {"rewards": total, "scores": total.clone(), "extra_logs": columns}
 
@@ -109,6 +114,7 @@ def no_response(filler: AbstainFill) -> Row:
     return Row(
         values=dict.fromkeys(objs, math.nan),
         total=math.nan,
-        errors={"openrlhf": "the prompt is not in the query; cannot find the response"},
+        reasons={"openrlhf": "the prompt is not in the query; cannot find the response"},
         sources=dict.fromkeys(objs, "openrlhf"),
+        unscorable="openrlhf: the prompt is not in the query; cannot find the response",
     )

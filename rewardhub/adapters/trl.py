@@ -2,10 +2,12 @@
 
 TRL calls each reward function as ``f(prompts=, completions=, completion_ids=, trainer_state=,
 log_extra=, log_metric=, **dataset_columns)`` and wants one number or ``None`` per
-completion; ``None`` (NaN) is left out of the group baseline. :func:`reward_funcs` returns
-one function per objective (TRL weights and logs them as ``rewards/<objective>/mean``) or one
-``total`` function with the pipeline's aggregate; all of them share one pipeline call per
-batch.
+completion. TRL 1.16 drops a completion only when *every* function returns ``None`` for it,
+and otherwise ``nansum``s, so a ``None`` in one function alone counts as 0. Hence the spec's
+``on_abstain`` is applied here in every mode (see docs/trainers.md): a sample that is
+unscorable is ``None`` in every function. :func:`reward_funcs` returns one function per
+objective (TRL weights and logs them as ``rewards/<objective>/mean``) or one ``total`` function
+with the pipeline's aggregate; all of them share one pipeline call per batch.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 from rewardhub.adapters._common import SpecLike, load_pipeline
 from rewardhub.errors import SpecError
 from rewardhub.hub import Hub
+from rewardhub.outcome import Outcome, counts
 from rewardhub.pipeline import Pipeline
+from rewardhub.spec import FillPolicy
 from rewardhub.types import Sample, ScoreResult
 
 #: dataset columns read as ``Sample.reference``, first present wins (see ``reference=``)
@@ -117,27 +121,58 @@ class _Shared:
         return await self._task
 
     def _report(self, result: ScoreResult, kwargs: Mapping[str, Any]) -> None:
-        """Abstain rates to ``log_metric``, reasons to ``log_extra`` (TRL's completions table)."""
+        """Per-kind rates to ``log_metric`` (``rewardhub/<kind>/<objective>`` for the kinds
+        ``not_applicable``, ``failed``, ``unscorable``, and ``rewardhub/unscorable`` for
+        samples), reasons to ``log_extra`` (TRL's completions table)."""
         if not self.log:
             return
         log_metric, log_extra = kwargs.get("log_metric"), kwargs.get("log_extra")
         v = result.vector
         n = max(v.n, 1)
-        if callable(log_metric):  # could not score (not applicable and failed cells are not)
-            counts = v.unscorable.sum(axis=0).tolist()
-            for name, count in zip(v.objectives, counts):
-                log_metric(f"rewardhub/abstained/{name}", count / n)
-            log_metric("rewardhub/unscorable", int(np.isnan(result.total).sum()) / n)
+        if callable(log_metric):
+            for label, per_column in counts(np.asarray(v.outcomes)).items():
+                kind = label.replace(" ", "_")
+                for name, count in zip(v.objectives, per_column.tolist()):
+                    log_metric(f"rewardhub/{kind}/{name}", count / n)
+            log_metric("rewardhub/unscorable", len(_dropped(result)) / n)
         if callable(log_extra):
             reasons = [
                 "; ".join(f"{src}: {why}" for src, why in sorted(err.items())) if err else ""
-                for err in v.errors
+                for err in v.reasons
             ]
             log_extra("rewardhub_reasons", reasons)
 
 
 def _number(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _dropped(result: ScoreResult) -> set[int]:
+    """The samples TRL must drop: unscorable under the spec's policy (or an overflowed total),
+    as the pipeline reports them, plus any other non-finite total."""
+    rows = set(result.diagnostics.get("unscorable", {}))
+    return rows | set(np.flatnonzero(np.isinf(result.total)).tolist())
+
+
+def objective_column(result: ScoreResult, objective: str, fill: float | None) -> list[float | None]:
+    """What TRL receives from one objective's function: its value; a failed cell's failing
+    value; ``None`` for a not-applicable cell, and for *every* objective of a sample that is
+    unscorable (so TRL drops the row); an unscorable cell of a scorable sample is ``fill``
+    under ``on_abstain: {fill: x}``, ``None`` under ``renormalize`` (skipped)."""
+    v = result.vector
+    j = v.index(objective)
+    out: list[float | None] = []
+    codes = np.asarray(v.outcomes)[:, j].tolist()
+    for value, code in zip(v.values[:, j].tolist(), codes):
+        if code == Outcome.UNSCORABLE and fill is not None:
+            out.append(fill)
+        elif code in (Outcome.VALUE, Outcome.FAILED):
+            out.append(_number(value))
+        else:
+            out.append(None)
+    for i in _dropped(result):
+        out[i] = None
+    return out
 
 
 class _Reward:
@@ -147,10 +182,13 @@ class _Reward:
         self.shared = shared
         self.objective = objective
         self.__name__ = objective or "total"
+        policy = shared.pipeline.spec.on_abstain
+        self.fill = policy.fill if isinstance(policy, FillPolicy) else None
 
     def _values(self, result: ScoreResult) -> list[float | None]:
-        col = result.total if self.objective is None else result.vector.column(self.objective)
-        return [_number(x) for x in col.tolist()]
+        if self.objective is None:
+            return [_number(x) for x in result.total.tolist()]
+        return objective_column(result, self.objective, self.fill)
 
     def __call__(
         self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
@@ -182,7 +220,8 @@ def reward_funcs(
 
     ``mode="objectives"``: one function per objective, named after it, with weights from
     ``weights`` or else the spec's ``aggregate.weights`` (1 where unnamed); TRL sums them (or
-    normalises first, GDPO). An abstained cell is ``None``. ``mode="total"``: one function
+    normalises first, GDPO); see :func:`objective_column` for what each cell becomes and
+    ``on_abstain`` for an unscorable sample (``None`` in every function). ``mode="total"``: one function
     ``total`` returning the pipeline's aggregate (max-min, Pareto, robust, gates...), ``None``
     for an unscorable sample, weight 1. ``reference``: dataset column(s) read as
     ``Sample.reference``. ``asynchronous``: ``async`` functions (TRL gathers them).

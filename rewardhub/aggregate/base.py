@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
+from typing import Any, ClassVar, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rewardhub.building import current
 from rewardhub.errors import AggregationError
 from rewardhub.types import FloatArray, RewardBatch, Sample
 
-if TYPE_CHECKING:
-    from rewardhub.registry import AggregatorRegistry
-
 IntArray = npt.NDArray[np.intp]
-
-# the aggregators of the Hub whose pipeline is building an aggregator: a wrapping aggregator
-# (gate) builds its base from them, so plugin aggregators can be wrapped and disabled ones not
-_aggregators: contextvars.ContextVar[AggregatorRegistry | None] = contextvars.ContextVar(
-    "aggregators", default=None
-)
-
-
-@contextmanager
-def building_with(registry: AggregatorRegistry) -> Iterator[None]:
-    """Aggregators built inside this block wrap other aggregators from ``registry``."""
-    token = _aggregators.set(registry)
-    try:
-        yield
-    finally:
-        _aggregators.reset(token)
 
 
 def build_aggregator(
@@ -42,14 +22,10 @@ def build_aggregator(
 ) -> Aggregator:
     """An aggregator from ``{method: name, **params}``, for aggregators that wrap another.
 
-    The method comes from the pipeline's Hub (see :func:`building_with`); outside a pipeline,
-    from a default ``Hub()`` (built-ins and installed plugins, honouring the env settings).
+    The method comes from the Hub building it (see :mod:`rewardhub.building`), so plugin
+    aggregators can be wrapped and disabled ones not.
     """
-    registry = _aggregators.get()
-    if registry is None:
-        from rewardhub.hub import Hub
-
-        registry = Hub().aggregators
+    registry = current(f"{where}: an aggregator that wraps another").aggregators
     params = dict(spec)
     method = str(params.pop("method", "weighted"))
     try:
@@ -63,8 +39,7 @@ def build_aggregator(
             f"{'.'.join(str(x) for x in e['loc']) or method}: {e['msg']}" for e in exc.errors()
         )
         raise AggregationError(f"{where} ({method}): {problems}") from None
-    with building_with(registry):
-        return cls(config, tuple(objectives))
+    return cls(config, tuple(objectives))
 
 
 def group_ids(samples: Sequence[Sample]) -> IntArray:
@@ -217,6 +192,10 @@ class Aggregator:
     method: ClassVar[str] = ""
     Config: ClassVar[type[BaseModel]] = AggregatorConfig
     summary: ClassVar[str] = ""
+    #: a sample's total depends on its own values only, never on the other samples of its
+    #: batch: micro-batched consumers (verl, OpenRLHF, the server) may then split batches
+    #: freely. Undeclared means batch-relative (refused there).
+    rowwise: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -243,6 +222,16 @@ class Aggregator:
         """Whether this aggregator reads ``ctx.std`` (the spread of each reward): then every
         normaliser before it must transform std consistently (see ``Normalizer.std_slope``)."""
         return False
+
+    def batch_relative(self) -> str | None:
+        """Why this configured aggregator compares samples within a batch, worded to follow
+        its name (None: it does not). Defaults to :attr:`rowwise`; override when the config
+        decides."""
+        if self.rowwise:
+            return None
+        if isinstance(self.config, ScopedConfig):
+            return f"(compares candidates: scope {self.config.scope})"
+        return "(compares samples within a batch)"
 
     def check_call_weights(self, weights: Mapping[str, float] | None) -> None:
         """Raise if per-call ``weights`` are given to an aggregator that takes none."""
@@ -277,6 +266,9 @@ class Normalizer:
     method: ClassVar[str] = ""
     Config: ClassVar[type[NormalizerConfig]] = NormalizerConfig
     summary: ClassVar[str] = ""
+    #: each row is normalised on its own (or from state kept across calls), never from the
+    #: other rows of its batch. Undeclared means batch-relative.
+    rowwise: ClassVar[bool] = False
 
     def __init__(self, config: BaseModel | Mapping[str, Any] | None = None) -> None:
         self.config: Any = (

@@ -77,6 +77,7 @@ class Gate(Aggregator):
     """
 
     method = "gate"
+    rowwise = True  # the gates read each sample alone; the base decides the rest
     Config = GateConfig
     summary = "hard constraints (objective ≥ min) → penalty or veto over a base method"
 
@@ -100,6 +101,9 @@ class Gate(Aggregator):
     @property
     def uses_std(self) -> bool:
         return self.base.uses_std
+
+    def batch_relative(self) -> str | None:
+        return self.base.batch_relative()
 
     def check(self, values: FloatArray, ctx: Context) -> tuple[np.ndarray[Any, Any], list[int]]:
         """(n × gates) pass mask, and the index of each gate's objective."""
@@ -211,8 +215,14 @@ class Lagrangian(Aggregator):
     """
 
     method = "lagrangian"
+    rowwise = True
     Config = LagrangianConfig
     summary = "(R + Σ λ_j (c_j − b_j)) / (1 + Σ λ_j), λ learnt by dual ascent (Safe-RLHF)"
+
+    def batch_relative(self) -> str | None:
+        if self.config.on_missing == "worst":
+            return "with on_missing 'worst' (uses the lowest total of the batch)"
+        return None
 
     def __init__(self, config: Any = None, objectives: Any = ()) -> None:
         super().__init__(config, objectives)

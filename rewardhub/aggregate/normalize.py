@@ -138,6 +138,7 @@ class NoNormalizer(Normalizer):
 
     method = "none"
     summary = "values unchanged"
+    rowwise = True
 
     def transform(self, values: FloatArray) -> FloatArray:
         return values
@@ -233,6 +234,7 @@ class Clip(Normalizer):
     method = "clip"
     Config = ClipConfig
     summary = "clip to [min, max]"
+    rowwise = True
 
     def _bound(self, bound: Bound, objectives: Sequence[str], default: float) -> FloatArray:
         if bound is None:
@@ -332,6 +334,7 @@ class Running(Normalizer):
     method = "running"
     Config = RunningConfig
     summary = "(r − running mean) / running std across calls (Welford)"
+    rowwise = True  # the statistics are global state, not the batch's
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)

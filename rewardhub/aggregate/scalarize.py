@@ -295,6 +295,7 @@ class Weighted(_WeightedBase):
     """Weighted sum of the objectives (weights from the spec, the call or the sample)."""
 
     method = "weighted"
+    rowwise = True
     Config = WeightedConfig
     summary = "Σ w_i r_i; weights from spec, call or metadata['weights']"
 
@@ -325,6 +326,7 @@ class Directional(_WeightedBase):
     """DPA: reward = v·r with v the unit preference direction (spec, call or sample)."""
 
     method = "directional"
+    rowwise = True
     Config = DirectionalConfig
     summary = "v·r with ‖v‖ = 1 (Directional Preference Alignment)"
 
@@ -360,12 +362,20 @@ def _ideal_vector(ideal: Mapping[str, float] | None, ctx: Context) -> FloatArray
     return resolve_weights(ideal, ctx.objectives, name="ideal")
 
 
+def _without_ideal(self: Aggregator) -> str | None:
+    if self.config.ideal is None:
+        return "without an 'ideal' (uses the batch's best)"
+    return None
+
+
 class Tchebycheff(_WeightedBase):
     """−max_i w_i (z*_i − r_i): the worst weighted shortfall from the ideal point."""
 
     method = "tchebycheff"
+    rowwise = True
     Config = TchebycheffConfig
     summary = "−max_i w_i (z*_i − r_i) (weighted Tchebycheff)"
+    batch_relative = _without_ideal
 
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
         w = self.weight_matrix(values, ctx)
@@ -384,8 +394,10 @@ class SmoothTchebycheff(_WeightedBase):
     """−μ·log Σ exp(w_i (z*_i − r_i)/μ): a differentiable Tchebycheff (Lin et al. 2024)."""
 
     method = "smooth_tchebycheff"
+    rowwise = True
     Config = SmoothTchebycheffConfig
     summary = "−μ log Σ exp(w_i (z*_i − r_i)/μ) (smooth Tchebycheff)"
+    batch_relative = _without_ideal
 
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
         w = self.weight_matrix(values, ctx)
@@ -401,6 +413,7 @@ class MaxMin(Aggregator):
     """The worst objective per sample (MaxMin-RLHF's egalitarian reward)."""
 
     method = "maxmin"
+    rowwise = True
     summary = "min_i r_i (egalitarian; normalise first)"
 
     def aggregate(self, values: FloatArray, ctx: Context) -> Aggregation:
@@ -417,6 +430,7 @@ class Softmin(Aggregator):
     """−τ·log mean_i exp(−r_i/τ): between the min (τ → 0) and the mean (τ → ∞)."""
 
     method = "softmin"
+    rowwise = True
     Config = SoftminConfig
     summary = "−τ log Σ exp(−r_i/τ) + τ log k (between min and mean)"
 

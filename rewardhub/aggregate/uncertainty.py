@@ -212,6 +212,7 @@ class UWO(_Uncertainty):
     """Uncertainty-weighted optimisation: Σ_i w_i (mean_i − λ·var_i)."""
 
     method = "uwo"
+    rowwise = True
     Config = UWOConfig
     summary = "Σ w_i (mean_i − λ var_i) (ensemble uncertainty penalty)"
 
@@ -227,6 +228,7 @@ class LCB(_Uncertainty):
     """Lower confidence bound: Σ_i w_i (mean_i − k·std_i)."""
 
     method = "lcb"
+    rowwise = True
     Config = LCBConfig
     summary = "Σ w_i (mean_i − k std_i) (lower confidence bound)"
 
@@ -245,6 +247,7 @@ class WCO(_Uncertainty):
     """Worst case over ensemble members per objective, then the weighted sum."""
 
     method = "wco"
+    rowwise = True
     Config = WCOConfig
     summary = "Σ w_i min_members r_i (worst case over an ensemble)"
 

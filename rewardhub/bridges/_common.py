@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rewardhub._optional import require
 from rewardhub.errors import SourceError
-from rewardhub.source import NUMBER, Abstain, RewardSource, Scores
+from rewardhub.rows import NUMBER
+from rewardhub.source import Abstain, RewardSource, Scores
 from rewardhub.sources.python import ImportFailed, load_object
 from rewardhub.spec import base_dir
 from rewardhub.types import Outcome, Sample, ScoreResult

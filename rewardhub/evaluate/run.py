@@ -81,7 +81,7 @@ def _stack(batches: list[RewardBatch]) -> RewardBatch:
         np.concatenate([b.values for b in batches]),
         first.objectives,
         std,
-        tuple(e for b in batches for e in b.errors),
+        tuple(e for b in batches for e in b.reasons),
         first.sources,
         np.concatenate([b.outcomes for b in batches if b.outcomes is not None]),
     )

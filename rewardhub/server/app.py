@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +24,7 @@ from rewardhub.adapters.openrlhf import no_response, to_samples
 from rewardhub.batch_of_one import advice, batch_of_one
 from rewardhub.batching import Row
 from rewardhub.errors import InputError, RewardHubError, SpecError
+from rewardhub.outcome import json_number, record
 from rewardhub.server import codec
 from rewardhub.server.codec import RequestError
 from rewardhub.server.dashboard import install_dashboard
@@ -33,7 +33,7 @@ from rewardhub.server.metrics import Metrics
 from rewardhub.server.scorer import Scorer
 from rewardhub.server.settings import ServerSettings
 from rewardhub.server.state import ServerState
-from rewardhub.types import RewardBatch, Sample, json_number, json_row, outcome_of
+from rewardhub.types import RewardBatch, Sample
 
 # at import: FastAPI resolves the routes' ``Request`` annotation in this module's globals
 require("fastapi", "server", "the reward server")
@@ -66,29 +66,19 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 
 
 def row_record(row: Row, objectives: Sequence[str]) -> dict[str, Any]:
-    """One sample's JSON answer: the shape of ``ScoreResult.to_records`` (null for no value,
-    ``outcomes`` naming the cells that are not values), plus ``unscorable`` with the reason
-    when the total is null because the machinery failed."""
-    values = [row.values[o] for o in objectives]
-    rec: dict[str, Any] = {"rewards": json_row(objectives, values)}
-    if row.std is not None:
-        rec["std"] = json_row(objectives, [row.std[o] for o in objectives])
-    if row.errors:
-        rec["errors"] = dict(row.errors)
-    outcomes = {}
-    first_unscorable = None
-    for o, v in zip(objectives, values):
-        src = row.sources.get(o, o)
-        outcome = outcome_of(v, row.errors.get(src))
-        if outcome:
-            outcomes[o] = outcome.label
-            if outcome.label == "unscorable" and first_unscorable is None:
-                first_unscorable = f"{src}: {row.errors.get(src) or 'abstained'}"
-    if outcomes:
-        rec["outcomes"] = outcomes
+    """One sample's JSON answer: the record format of :mod:`rewardhub.outcome` (null for no
+    value, ``outcomes`` naming the cells that are not values), the total, and ``unscorable``
+    with the reason whenever the total is null."""
+    rec = record(
+        objectives,
+        [row.values[o] for o in objectives],
+        [row.outcome(o) for o in objectives],
+        row.reasons,
+        None if row.std is None else [row.std[o] for o in objectives],
+    )
     rec["total"] = json_number(row.total)
-    if math.isnan(row.total) and first_unscorable is not None:
-        rec["unscorable"] = first_unscorable
+    if rec["total"] is None:
+        rec["unscorable"] = row.unscorable or "the aggregate gave no number (e.g. nothing applied)"
     return rec
 
 

@@ -105,10 +105,13 @@ def _counters(state: ServerState) -> str:
     sources = [
         [
             text_cell(sid),
-            num_cell(stats.abstained.get(sid, 0)),
+            *(
+                num_cell(stats.outcomes.get(sid, {}).get(kind, 0))
+                for kind in ("not applicable", "failed", "unscorable")
+            ),
             num_cell(stats.seconds.get(sid, math.nan)),
         ]
-        for sid in sorted(set(stats.abstained) | set(stats.seconds))
+        for sid in sorted(set(stats.outcomes) | set(stats.seconds))
     ]
     cache = [
         [
@@ -122,6 +125,11 @@ def _counters(state: ServerState) -> str:
         "<h2>Server</h2>"
         + table("requests", ["route", "status", "requests"], requests, "requests by route")
         + table("engine", ["calls", "computed", "memory hits", "disk hits"], cache, "engine")
-        + table("sources", ["source", "abstained", "seconds"], sources, "per source")
+        + table(
+            "sources",
+            ["source", "not applicable", "failed", "unscorable", "seconds"],
+            sources,
+            "per source",
+        )
         + f'<p class="note">in flight now: {escape(str(state.inflight))}</p>'
     )

@@ -79,14 +79,16 @@ class _EngineCollector:
         for sid, s in sorted(stats.seconds.items()):
             seconds.add_metric([sid], s)
         yield seconds
-        abstained = CounterMetricFamily(
-            "rewardhub_abstained",
-            "cells without a value (abstained, failed or not applicable) per source",
-            labels=["source"],
+        outcomes = CounterMetricFamily(
+            "rewardhub_outcomes",
+            "sample rows per source that are not plain values, by outcome (not_applicable, "
+            "failed, unscorable)",
+            labels=["source", "outcome"],
         )
-        for sid, n in sorted(stats.abstained.items()):
-            abstained.add_metric([sid], n)
-        yield abstained
+        for sid, kinds in sorted(stats.outcomes.items()):
+            for label, n in sorted(kinds.items()):
+                outcomes.add_metric([sid, label.replace(" ", "_")], n)
+        yield outcomes
         hits = CounterMetricFamily(
             "rewardhub_cache_hits", "results reused from a cache", labels=["tier"]
         )

@@ -17,10 +17,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rewardhub.building import current
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
+from rewardhub.rows import to_rows
 from rewardhub.source import Abstain, AbstainNow, FailNow, RewardSource, Scores, ScoresWithStd
+from rewardhub.spec import validate_config
 from rewardhub.types import Sample
 
 
@@ -60,14 +63,11 @@ class Ensemble(RewardSource):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        from rewardhub.hub import Hub
-        from rewardhub.pipeline import _validate_config
-
-        hub = Hub()
+        registry = current("the ensemble source").sources  # the pipeline's Hub
         self.members: list[RewardSource] = []
         for i, m in enumerate(self.config.members):
-            cls = hub.sources.get(m.type, f"members[{i}].type")
-            conf = _validate_config(cls.Config, m.config, f"members[{i}].config")
+            cls = registry.get(m.type, f"members[{i}].type")
+            conf = validate_config(cls.Config, m.config, f"members[{i}].config")
             self.members.append(cls(conf))
         objs = [tuple(m.output_objectives) for m in self.members]
         for i, o in enumerate(objs[1:], start=1):
@@ -108,12 +108,11 @@ class Ensemble(RewardSource):
         return (*worst, *extra)
 
     async def _run(self, m: RewardSource, samples: list[Sample]) -> tuple[Any, list[str | None]]:
-        from rewardhub.engine import _to_rows
-
         n, k = len(samples), len(self._base)
         try:
             out = await (m.ascore(samples) if m.is_async() else asyncio.to_thread(m.score, samples))
-            values, _, reasons = _to_rows(out, n, k, m.fail_values())
+            rows = to_rows(out, n, k, m.fail_values())
+            values, reasons = rows.values, rows.reasons
         except AbstainNow as exc:
             return np.full((n, k), math.nan), [exc.reason] * n
         except FailNow as exc:

@@ -10,11 +10,9 @@ and never appears in a reason (anything the server echoes is scrubbed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import os
-import random
 import re
 import time
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from rewardhub._optional import require
+from rewardhub._retry import Backoff
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
@@ -163,11 +162,7 @@ class OpenAIJudge(RewardSource):
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         c = self.config
-        delay = float(min(c.backoff_max_s, c.backoff_s * 2**attempt)) * random.uniform(0.5, 1.0)
-        if retry_after:
-            with contextlib.suppress(ValueError):  # an HTTP-date: keep the exponential delay
-                delay = max(delay, min(float(retry_after), c.backoff_max_s))
-        return delay
+        return Backoff(c.max_retries, c.backoff_s, c.backoff_max_s).delay(attempt, retry_after)
 
     async def _one(self, client: Any, sem: asyncio.Semaphore, sample: Sample) -> Any:
         httpx = require("httpx", "models", "openai-judge")

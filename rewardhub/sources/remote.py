@@ -7,7 +7,6 @@ failed its check stays a failed check here.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping
@@ -16,9 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rewardhub.hookspecs import hookimpl
+from rewardhub.outcome import NotApplicable, Outcome, parse_records
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, AbstainNow, Fail, RewardSource, Row, Scores, current_deadline
-from rewardhub.types import FAILED, NOT_APPLICABLE, Sample
+from rewardhub.types import Sample
 
 #: how long before the engine's deadline the source gives up, so its abstention lands first
 _MARGIN_S = 0.05
@@ -109,35 +109,32 @@ class Remote(RewardSource):
         return [self._row(rec) for rec in results]
 
     def _row(self, rec: Any) -> Row:
-        """One remote record → one row. The engine keeps one outcome per source row, so a
-        row takes its worst cell: a failed check fails the row (never earns more than failing),
-        an unscorable cell abstains on it."""
-        wanted = self.config.objectives
+        """One remote record → one row, from the record's outcome codes (its reasons are only
+        passed on). The engine keeps one outcome per source row, so a row takes its worst
+        cell: a failed check fails the row (never earns more than failing), an unscorable
+        cell abstains on it."""
+        url, wanted = self.config.url, self.config.objectives
         if not isinstance(rec, Mapping) or not isinstance(rec.get("rewards"), Mapping):
-            return Abstain(f"remote {self.config.url}: malformed record")
-        rewards, outcomes = rec["rewards"], rec.get("outcomes") or {}
-        errors = rec.get("errors") or {}
-        reason = "; ".join(f"{k}: {v}" for k, v in errors.items()) or "no reason given"
-        labels = [outcomes.get(o, "value") for o in wanted]
-        if "failed" in labels:
-            failed = [v for v in errors.values() if isinstance(v, str) and v.startswith(FAILED)]
-            return Fail(f"remote: {failed[0][len(FAILED) :] if failed else reason}")
-        if "unscorable" in labels:
+            return Abstain(f"remote {url}: malformed record")
+        try:
+            parsed = parse_records([rec], wanted)
+        except (ValueError, TypeError) as exc:
+            return Abstain(f"remote {url}: malformed record ({exc})")
+        codes = set(parsed.outcomes[0].tolist())
+        reasons = parsed.reasons[0]
+        reason = "; ".join(f"{k}: {v}" for k, v in reasons.items()) or "no reason given"
+        if Outcome.FAILED in codes:
+            return Fail(f"remote: {reason}")
+        if Outcome.UNSCORABLE in codes:
             return Abstain(f"remote: {reason}")
-        if all(label == "not applicable" for label in labels):
-            return Abstain(NOT_APPLICABLE)
-        if "not applicable" in labels:
+        if codes == {Outcome.NOT_APPLICABLE}:
+            return NotApplicable(f"remote: {reason}")
+        if Outcome.NOT_APPLICABLE in codes:
             return Abstain(
                 "remote: some of this source's objectives were not applicable and others "
                 "scored; use one remote source per objective group (config objectives)"
             )
-        row: list[float | None] = []
-        for o in wanted:
-            value = rewards.get(o)
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                return Abstain(f"remote {self.config.url}: no number for {o!r}")
-            row.append(float(value) if math.isfinite(value) else None)
-        return row
+        return [float(v) for v in parsed.values[0].tolist()]
 
 
 @hookimpl

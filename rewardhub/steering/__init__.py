@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 
 from rewardhub._lazy import lazy_getattr
 from rewardhub.steering.bon import (
-    Candidate,
-    SteerResult,
     best_of_n,
     bon_curve,
     bon_kl_bound,
     bon_kl_estimate,
     soft_best_of_n,
 )
+from rewardhub.steering.result import Candidate, SteerResult
 from rewardhub.steering.weights import (
     DirectionWeights,
     FixedWeights,

@@ -19,7 +19,7 @@ import numpy as np
 from rewardhub._optional import require
 from rewardhub.aggregate.robust import robust_weights
 from rewardhub.errors import InputError
-from rewardhub.steering.bon import SteerResult, _checked_prompts
+from rewardhub.steering.result import SteerResult, checked_prompts
 from rewardhub.types import FloatArray, Sample, json_row
 
 Rule = Literal["weighted", "maxmin", "robust", "total"]
@@ -224,7 +224,7 @@ def controlled_decode(
     for name, value in (("k", k), ("block", block), ("max_new_tokens", max_new_tokens)):
         if value < 1:
             raise InputError(f"{name} must be at least 1, got {value}")
-    prompts, per_prompt = _checked_prompts(prompts, weights)
+    prompts, per_prompt = checked_prompts(prompts, weights)
     lm = _LM(model, tokenizer, temperature, top_p)
     if seed is not None:
         lm.torch.manual_seed(seed)

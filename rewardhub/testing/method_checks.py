@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from rewardhub.aggregate.base import Aggregator, Context, Normalizer
+from rewardhub.building import building_with
 from rewardhub.hub import Hub
 from rewardhub.registry import AggregatorRegistry, NormalizerRegistry
 from rewardhub.testing._common import UNKNOWN_FIELD, _fail, _first_diff, _resolve, _run_all, _same
@@ -194,8 +195,10 @@ def check_aggregator(
 ) -> None:
     """Assert that an aggregator handles NaN rows, one objective, one sample and groups, and
     that permuting the rows permutes the totals. Objectives are named ``a``, ``b``, ``c``…"""
-    subject = AggregatorCheck(_resolve(AggregatorRegistry(), cls, hub), config, objectives)
-    _run_all(subject.checks(), subject.close)
+    hub = hub or Hub()
+    with building_with(hub):  # nested types (a gate's base) come from this hub
+        subject = AggregatorCheck(_resolve(AggregatorRegistry(), cls, hub), config, objectives)
+        _run_all(subject.checks(), subject.close)
 
 
 def check_normalizer(

@@ -12,9 +12,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from rewardhub.engine import FAILED, BoundSource, Engine, _to_rows, run_sync
+from rewardhub._loop import run_sync
+from rewardhub.building import building_with
+from rewardhub.engine import BoundSource, Engine
 from rewardhub.hub import Hub
 from rewardhub.registry import SourceRegistry
+from rewardhub.rows import to_rows
 from rewardhub.source import RewardSource
 from rewardhub.spec import errors_to_spec_error
 from rewardhub.testing._common import (
@@ -28,9 +31,6 @@ from rewardhub.testing._common import (
 )
 from rewardhub.testing.samples import DEFAULT_SAMPLES, edge_samples
 from rewardhub.types import FloatArray, RewardBatch, Sample
-
-#: engine reasons that mean the source broke, not that it abstained on purpose
-_BROKEN = ("error: ", "wrong output: ")
 
 
 class SourceCheck:
@@ -121,17 +121,28 @@ class SourceCheck:
             self._main = self.run(self.samples)
         return self._main
 
-    def _broken(self, batch: RewardBatch, samples: Sequence[Sample], what: str) -> None:
-        for i, errs in enumerate(batch.errors):
-            reason = errs.get("conformance", "")
-            if reason.startswith(_BROKEN) or reason.startswith("timeout"):
-                raise _fail(
-                    self.name,
-                    f"on {what} sample {i} (completion {samples[i].completion[:40]!r}…) the "
-                    f"engine recorded {reason!r}",
-                    "handle this input: return a value, rh.Abstain(reason) or rh.Fail(reason), "
-                    "and rows of exactly len(objectives) finite numbers",
-                )
+    def _broken(self, samples: Sequence[Sample], what: str) -> None:
+        """The source raised on a sample or returned something that is not a row (which the
+        engine turns into an abstention the source did not choose)."""
+        source = self.shared
+        k = len(source.output_objectives)
+        out = self.raw(source, list(samples), use_async=source.is_async())
+        try:
+            rows = to_rows(out, len(samples), k, source.fail_values())
+        except (ValueError, TypeError) as exc:
+            raise _fail(
+                self.name,
+                f"on the {what} samples the output is not {len(samples)} rows: {exc}",
+                "return one row per sample",
+            ) from None
+        for i in rows.broken:
+            raise _fail(
+                self.name,
+                f"on {what} sample {i} (completion {samples[i].completion[:40]!r}…) the "
+                f"engine recorded {rows.reasons[i]!r}",
+                "handle this input: return a value, rh.Abstain(reason) or rh.Fail(reason), "
+                "and rows of exactly len(objectives) finite numbers",
+            )
 
     # checks
 
@@ -204,7 +215,7 @@ class SourceCheck:
             for batch in (self.samples, []):
                 out = self.raw(source, list(batch), use_async=use_async)
                 try:
-                    _to_rows(out, len(batch), k, source.fail_values())
+                    to_rows(out, len(batch), k, source.fail_values())
                 except (ValueError, TypeError) as exc:
                     raise _fail(
                         self.name,
@@ -227,23 +238,23 @@ class SourceCheck:
                 f"({len(self.samples)}, {k})",
                 "objectives_for(config) must match what score returns",
             )
-        self._broken(batch, self.samples, "conformance")
+        self._broken(self.samples, "conformance")
         for i, row in enumerate(batch.values):
-            reason = batch.errors[i].get("conformance")
+            reason = batch.reasons[i].get("conformance")
             if np.isnan(row).any() and not reason:
                 raise _fail(
                     self.name,
                     f"sample {i} has NaN without a reason",
                     "abstain with rh.Abstain(reason)",
                 )
-            if reason and reason.startswith(FAILED) and np.isnan(row).any():
+            if batch.failed[i].any() and np.isnan(row).any():
                 raise _fail(self.name, f"sample {i} failed with NaN values", "set fail_value")
 
     def check_edge_cases(self) -> None:
         """Empty, blank, unicode, very long completions and chat/empty prompts are handled."""
         edges = edge_samples(self.samples[0])
-        batch = self.run(edges)
-        self._broken(batch, edges, "edge-case")
+        self.run(edges)  # through the engine too: nothing escapes it
+        self._broken(edges, "edge-case")
 
     def check_batch_invariance(self) -> None:
         """A sample scores the same alone, in a batch, and in any order."""
@@ -299,14 +310,16 @@ class SourceCheck:
         source = self.shared
         k = len(source.output_objectives)
         fails = source.fail_values()
-        sync = _to_rows(
+        sync = to_rows(
             self.raw(source, self.samples, use_async=False), len(self.samples), k, fails
-        )
-        asy = _to_rows(self.raw(source, self.samples, use_async=True), len(self.samples), k, fails)
-        if not _same(sync[0], asy[0], self.tolerance):
+        ).values
+        asy = to_rows(
+            self.raw(source, self.samples, use_async=True), len(self.samples), k, fails
+        ).values
+        if not _same(sync, asy, self.tolerance):
             raise _fail(
                 self.name,
-                f"score and ascore disagree{_first_diff(sync[0], asy[0], self.tolerance)}",
+                f"score and ascore disagree{_first_diff(sync, asy, self.tolerance)}",
                 "share one implementation (e.g. ascore awaits the same helper score runs)",
             )
 
@@ -413,5 +426,7 @@ def check_source(
     field when there is one); sync/async parity; pickling; cache re-keying when a file it reads
     (``cache_files()``) changes. Raises :class:`ConformanceError` saying what to fix.
     """
-    subject = SourceCheck(_resolve(SourceRegistry(), cls, hub), config, samples)
-    _run_all(subject.checks(), subject.close)
+    hub = hub or Hub()
+    with building_with(hub):  # nested types (an ensemble's members) come from this hub
+        subject = SourceCheck(_resolve(SourceRegistry(), cls, hub), config, samples)
+        _run_all(subject.checks(), subject.close)

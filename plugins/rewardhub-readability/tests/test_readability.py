@@ -38,7 +38,7 @@ def test_one_word_and_repetitive_answers_fail_at_the_worst_score() -> None:
             [rh.Sample(prompt="q", completion=t) for t in ("Yes.", "a a a a a a a a a a a a.")]
         )
     assert res.vector.column("readability").tolist() == [-1.0, -1.0]
-    assert all(e["readability"].startswith("failed: ") for e in res.vector.errors)
+    assert all(e["readability"].startswith("failed: ") for e in res.vector.reasons)
 
 
 def test_squash_is_bounded_monotone_and_keeps_nan() -> None:
