@@ -198,7 +198,9 @@ def test_server_names_a_body_that_is_not_json() -> None:
         )
     assert got.status_code == 422
     error = got.json()["error"]
-    assert error.startswith("body: not valid JSON at character 1") and "[0]" not in error
+    # named as the body, with the parser's reason and the fix; never as an item "[0]"
+    assert error.startswith("body: not valid JSON") and "[0]" not in error
+    assert "line 1 column 2" in error and "Content-Type: application/json" in error
 
 
 # -- the command line ----------------------------------------------------------------------------

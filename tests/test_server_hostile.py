@@ -192,7 +192,9 @@ def test_aggregate_never_moves_the_running_statistics() -> None:
         first = httpx.post(f"{url}/v1/score", json={"samples": samples}).json()["results"]
         state = pipe.state_dict()
         huge = [{"rewards": {"brevity": 1e200, "format": 1e200}}] * 1000
-        agg = httpx.post(f"{url}/v1/aggregate", json={"results": huge})
+        # normalize: true asks for the running statistics to be applied: the very state a
+        # client must not move (without it the server refuses: the spec normalises)
+        agg = httpx.post(f"{url}/v1/aggregate", json={"results": huge, "normalize": True})
         assert agg.status_code == 200
         assert pipe.state_dict() == state  # the client's records went into a copy
         again = httpx.post(f"{url}/v1/score", json={"samples": samples}).json()["results"]

@@ -308,7 +308,20 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
         )(route(handler))
 
     _document_the_secret_path(app)
-    install_dashboard(app, state)
+    # the page is HTML, its refusal JSON: say so, or the schema would claim text/html for both
+    unauthorized = {
+        "description": "missing or wrong token",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"error": {"type": "string"}},
+                    "required": ["error"],
+                }
+            }
+        },
+    }
+    install_dashboard(app, state, responses={401: unauthorized})
     app.add_middleware(Guard, state=state, handlers=scoring)
     return app
 

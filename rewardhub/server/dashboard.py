@@ -42,7 +42,12 @@ class RecentWindow:
         return ScoredData.from_records(list(self.records)) if self.records else None
 
 
-def install_dashboard(app: FastAPI, state: ServerState, refresh_s: int = 10) -> RecentWindow:
+def install_dashboard(
+    app: FastAPI,
+    state: ServerState,
+    refresh_s: int = 10,
+    responses: dict[int | str, dict[str, Any]] | None = None,
+) -> RecentWindow:
     """Add ``/dashboard`` to ``app`` and record every scored sample into its window."""
     from fastapi import APIRouter
     from fastapi.responses import HTMLResponse
@@ -59,7 +64,13 @@ def install_dashboard(app: FastAPI, state: ServerState, refresh_s: int = 10) -> 
     vars(scorer)["rows"] = recording  # every route scores through scorer.rows
     router = APIRouter()
 
-    @router.get("/dashboard", response_class=HTMLResponse, response_model=None, tags=["ops"])
+    @router.get(
+        "/dashboard",
+        response_class=HTMLResponse,
+        response_model=None,
+        tags=["ops"],
+        responses=responses,  # behind the bearer token: its refusal is documented too
+    )
     async def dashboard() -> Any:
         """The report's charts over the recent scored samples, and the server's counters."""
         return HTMLResponse(render(state, window, refresh_s))
