@@ -8,7 +8,7 @@ from typing import Any
 from openenv.core.rubrics import Rubric, RubricDict
 
 from rewardhub.bridges._common import PipelineBridge, Scored
-from rewardhub.bridges.openenv import to_sample
+from rewardhub.bridges._openenv_args import to_sample
 
 
 class ObjectiveRubric(Rubric):  # type: ignore[misc]

@@ -9,7 +9,7 @@ from openjudge.graders.base_grader import BaseGrader
 from openjudge.graders.schema import GraderError, GraderMode, GraderScore
 
 from rewardhub.bridges._common import PipelineBridge
-from rewardhub.bridges.openjudge import to_sample
+from rewardhub.bridges._openjudge_args import to_sample
 
 
 class PipelineGrader(BaseGrader):  # type: ignore[misc]

@@ -26,6 +26,8 @@ from rewardhub.bridges._common import (
     instance_of,
     number,
 )
+from rewardhub.bridges._openenv_args import PROMPT_KEY, REFERENCE_KEY
+from rewardhub.bridges._openenv_args import to_sample as to_sample
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
@@ -35,9 +37,6 @@ from rewardhub.types import Sample
 if TYPE_CHECKING:
     from rewardhub.adapters._common import SpecLike
     from rewardhub.hub import Hub
-
-#: observation metadata keys that carry the sample's prompt and reference
-PROMPT_KEY, REFERENCE_KEY = "prompt", "reference"
 
 
 class OpenEnvConfig(BaseModel):
@@ -182,21 +181,6 @@ class OpenEnvRubric(BridgeSource):
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
-
-
-def to_sample(action: Any, observation: Any, action_field: str = "message") -> Sample:
-    """An OpenEnv (action, observation) as a Sample: the action (or its ``action_field``) is
-    the completion; the observation's metadata gives the prompt, reference and metadata."""
-    completion = action if isinstance(action, str) else getattr(action, action_field, None)
-    if not isinstance(completion, str):
-        raise ValueError(
-            f"the action {type(action).__name__} has no text field {action_field!r}; pass "
-            "action_field= naming the field that holds the completion"
-        )
-    metadata = dict(getattr(observation, "metadata", None) or {})
-    prompt = metadata.pop(PROMPT_KEY, "")
-    reference = metadata.pop(REFERENCE_KEY, None)
-    return Sample(prompt=prompt, completion=completion, reference=reference, metadata=metadata)
 
 
 def pipeline_rubric(

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,7 @@ from rewardhub.bridges._common import (
     number,
     ref_files,
 )
+from rewardhub.bridges._openjudge_args import to_sample as to_sample
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Row, Scores
@@ -163,23 +164,6 @@ class OpenJudge(BridgeSource):
                 return Abstain(f"openjudge grader {name!r} scored {result.score!r}")
             row.append(value)
         return row
-
-
-def to_sample(
-    query: Any = "", response: Any = "", reference_response: Any = None, **kwargs: Any
-) -> Sample:
-    """OpenJudge grader arguments as a Sample: ``query`` is the prompt, ``response`` the
-    completion, ``reference_response`` (or ``reference``) the reference; the rest metadata."""
-    reference = kwargs.pop("reference", None)
-    if reference_response not in (None, ""):
-        reference = reference_response
-    kwargs.pop("messages", None)
-    metadata = kwargs.pop("metadata", None)
-    extra = {k: v for k, v in kwargs.items() if isinstance(k, str)}
-    if isinstance(metadata, Mapping):
-        extra = {**extra, **metadata}
-    prompt = query if isinstance(query, (str, list)) else str(query)
-    return Sample(prompt=prompt, completion=str(response), reference=reference, metadata=extra)
 
 
 def pipeline_grader(

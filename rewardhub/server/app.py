@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -24,9 +24,9 @@ from rewardhub.adapters.openrlhf import no_response, to_samples
 from rewardhub.batch_of_one import advice, batch_of_one
 from rewardhub.batching import Row
 from rewardhub.errors import InputError, RewardHubError, SpecError
-from rewardhub.outcome import json_number, record
+from rewardhub.outcome import json_number
 from rewardhub.server import codec
-from rewardhub.server.codec import RequestError
+from rewardhub.server.codec import RequestError, row_record
 from rewardhub.server.dashboard import install_dashboard
 from rewardhub.server.guard import Guard, Handler
 from rewardhub.server.metrics import Metrics
@@ -63,23 +63,6 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
         504: "past the request deadline",
     }.items()
 }
-
-
-def row_record(row: Row, objectives: Sequence[str]) -> dict[str, Any]:
-    """One sample's JSON answer: the record format of :mod:`rewardhub.outcome` (null for no
-    value, ``outcomes`` naming the cells that are not values), the total, and ``unscorable``
-    with the reason whenever the total is null."""
-    rec = record(
-        objectives,
-        [row.values[o] for o in objectives],
-        [row.outcome(o) for o in objectives],
-        row.reasons,
-        None if row.std is None else [row.std[o] for o in objectives],
-    )
-    rec["total"] = json_number(row.total)
-    if rec["total"] is None:
-        rec["unscorable"] = row.unscorable or "the aggregate gave no number (e.g. nothing applied)"
-    return rec
 
 
 def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> FastAPI:

@@ -11,6 +11,9 @@ from typing import Any, TypeVar
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
+from rewardhub.batching import Row
+from rewardhub.outcome import json_number, record
+
 T = TypeVar("T")
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -210,3 +213,20 @@ def inline_schema(adapter: TypeAdapter[Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = resolve(schema)
     return out
+
+
+def row_record(row: Row, objectives: Sequence[str]) -> dict[str, Any]:
+    """One sample's JSON answer: the record format of :mod:`rewardhub.outcome` (null for no
+    value, ``outcomes`` naming the cells that are not values), the total, and ``unscorable``
+    with the reason whenever the total is null."""
+    rec = record(
+        objectives,
+        [row.values[o] for o in objectives],
+        [row.outcome(o) for o in objectives],
+        row.reasons,
+        None if row.std is None else [row.std[o] for o in objectives],
+    )
+    rec["total"] = json_number(row.total)
+    if rec["total"] is None:
+        rec["unscorable"] = row.unscorable or "the aggregate gave no number (e.g. nothing applied)"
+    return rec

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rewardhub.report.data import ScoredData
 from rewardhub.report.html import page, scored_section, table
+from rewardhub.server.codec import row_record
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -33,8 +34,6 @@ class RecentWindow:
         self.seen = 0
 
     def add(self, rows: Sequence[Row]) -> None:
-        from rewardhub.server.app import row_record
-
         self.records.extend(row_record(r, self.objectives) for r in rows)
         self.seen += len(rows)
 
