@@ -338,3 +338,83 @@ def test_under_a_running_event_loop_like_a_notebook() -> None:
 def test_no_nan_leaks_into_correct_answers(source: MathVerify) -> None:
     got = rows(source, [S(prompt="", completion="\\boxed{4}", reference="4")])
     assert not any(math.isnan(v) for v in got[0])
+
+
+# -- require_evaluated: the value must be stated, not the arithmetic that gives it ------------
+
+#: (completion, reference): the question's arithmetic restated (or left undone), the value
+#: never stated; math-verify's own semantics (require_evaluated: false) pay each one
+UNEVALUATED = [
+    ("We compute 52 + 30", "82"),  # the prompt's own expression echoed
+    ("\\boxed{52+30}", "82"),
+    ("$17 \\cdot 20$", "340"),
+    ("\\boxed{17 \\times 20}", "340"),
+    ("Answer: $100 - 18$", "82"),
+    ("\\boxed{2^{10}}", "1024"),
+    ("\\boxed{\\sqrt{6724}}", "82"),
+    ("\\boxed{5!}", "120"),
+    ("\\boxed{\\frac{1+1}{4}}", "\\frac{1}{2}"),
+    ("\\boxed{-(52+30)}", "-82"),
+    ("\\boxed{0.5 + 0.25}", "0.75"),
+    ("\\boxed{x = 52 + 30}", "82"),  # the library compares the right-hand side
+    ("\\boxed{52+30}", "x = 82"),  # ... and a reference's
+    ("<think>52 + 30 = 82</think> We compute 52 + 30", 82),
+]
+
+#: (completion, reference): the value stated, in any number notation, or references that are
+#: not plain numbers (the library's semantics): each scores 1
+STATED = [
+    ("82", "82"),
+    ("\\boxed{82}", "82"),
+    ("52+30=82", "82"),  # the library reads the value after '='
+    ("The answer is $52+30=82$.", "82"),
+    ("\\boxed{82.0}", "82"),
+    ("\\boxed{\\frac{164}{2}}", "82"),  # a fraction of numbers is a number notation
+    ("164/2", "82"),
+    ("\\boxed{1/2}", "\\frac{1}{2}"),
+    ("\\boxed{-\\frac{1}{2}}", "-0.5"),
+    ("-1/2", "-0.5"),
+    ("\\boxed{3\\frac{1}{2}}", "3.5"),
+    ("\\boxed{8.2 \\times 10^{1}}", "82"),
+    ("\\boxed{-6.02 \\times 10^{23}}", "-6.02 \\times 10^{23}"),
+    ("\\boxed{50\\%}", "0.5"),
+    ("\\boxed{\\sqrt{17}}", "4.123105625617661"),  # irrational: the closed form is the value
+    ("\\boxed{2\\pi}", "6.283185"),
+    ("\\boxed{52+30}", "52+30"),  # an expression as the reference: the library's semantics
+    ("\\boxed{x+1}", "1+x"),
+    ("\\boxed{[82, 83)}", "[82,83)"),
+    ("The probability that Alice wins the game is 2/3.", "2/3"),  # '3.' is the full stop
+]
+
+
+def test_unevaluated_arithmetic_is_refused_against_a_number(source: MathVerify) -> None:
+    got = rows(source, [S(prompt="", completion=c, reference=r) for c, r in UNEVALUATED])
+    paid = [case for case, row in zip(UNEVALUATED, got) if not isinstance(row, rh.Fail)]
+    assert paid == []
+    assert all(row.reason.startswith("unevaluated: the answer ") for row in got)
+    assert "52 + 30" in got[0].reason and "require_evaluated" in got[0].reason
+
+
+def test_stated_values_and_symbolic_references_score_one(source: MathVerify) -> None:
+    got = rows(source, [S(prompt="", completion=c, reference=r) for c, r in STATED])
+    wrong = [case for case, row in zip(STATED, got) if row != [1.0, 1.0]]
+    assert wrong == []
+
+
+def test_require_evaluated_false_keeps_the_librarys_semantics() -> None:
+    assert MathVerifyConfig().require_evaluated is True
+    src = MathVerify({"require_evaluated": False, "workers": 1})
+    try:
+        got = rows(src, [S(prompt="", completion=c, reference=r) for c, r in UNEVALUATED])
+    finally:
+        src.close()
+    assert got == [[1.0]] * len(UNEVALUATED)
+
+
+def test_the_echo_hack_scores_zero_in_a_pipeline() -> None:
+    p = rh.Pipeline.from_yaml(ROOT / "examples" / "redteam" / "sound-math.yaml")
+    prompt = "What is 52 + 30? Put the final answer in \\boxed{}."
+    completions = ["We compute 52 + 30", "\\boxed{52+30}", "82", "\\boxed{82}", "52+30=82"]
+    result = p.score([S(prompt, c, "82") for c in completions])
+    assert result.vector.values.ravel().tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    p.close()

@@ -1,7 +1,9 @@
 """Worker process of the ``math-verify`` source: ``python -m rewardhub.sources._math_worker``.
 
 Reads one JSON request per line (see ``MathVerify.score``: the answer region, the reference,
-and the library's options under its own names) and answers ``{"found", "correct", "answer"}``, ``{"timeout": true}`` or ``{"gold_error": ...}``. Each
+the library's options under its own names and ``require_evaluated``) and answers
+``{"found", "correct", "answer"}``, ``{"found", "correct", "unevaluated"}`` (an answer
+``require_evaluated`` refuses), ``{"timeout": true}`` or ``{"gold_error": ...}``. Each
 request runs under a ``setitimer`` alarm of ``timeout_s`` (math-verify's own alarms are turned
 off: they share the same timer). The parent kills a worker that does not answer in time.
 """
@@ -31,6 +33,7 @@ def _setup() -> Any:
     import math_verify.parser
     from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
+    from rewardhub.sources._math_evaluated import refuses
     from rewardhub.sources._math_text import (
         LENIENT,
         balanced,
@@ -110,6 +113,12 @@ def _setup() -> Any:
             pred = parse_lenient(text, req) if how in LENIENT else parse(mark_hedges(text), req)
             if not pred:
                 return {"found": how in LENIENT, "correct": False, "answer": text[:200]}
+            if req.get("require_evaluated", True):
+                refused = refuses(list(gold), pred)
+                if refused is not None:  # 52 + 30 against 82: the value was never stated
+                    shown = next((p for p in reversed(pred) if isinstance(p, str)), refused)
+                    return {"found": True, "correct": False, "unevaluated": str(shown)[:200],
+                            "extractor": how}  # fmt: skip
             ok = math_verify.verify(
                 list(gold),
                 pred,

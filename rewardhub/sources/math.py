@@ -1,5 +1,7 @@
 """The ``math-verify`` source: the final answer checked with math-verify, with the library's
-own semantics by default (``math_verify.parse`` finds the answer, ``verify`` compares).
+own semantics by default (``math_verify.parse`` finds the answer, ``verify`` compares), but
+for one stricter rule, ``require_evaluated`` (:mod:`rewardhub.sources._math_evaluated`): an
+answer that only restates arithmetic (``52 + 30``) does not count for a number reference.
 
 math-verify times out with ``signal.alarm``, which only works in a main thread, so it runs in
 worker processes (:mod:`rewardhub.workers`, ``python -m rewardhub.sources._math_worker``),
@@ -75,6 +77,16 @@ class MathVerifyConfig(BaseModel):
         description="verify(): a relation in the reference (x < 3) may match a set answer "
         "((-oo, 3)); the other way round always may",
     )
+    require_evaluated: bool = Field(
+        True,
+        description="stricter than the math-verify library: when the reference is a stated "
+        "number (82, -3, 0.5, \\frac{1}{2}, 50\\%), an answer that is an unevaluated "
+        "expression of numbers (52 + 30, 17 \\cdot 20, 2^{10}, \\sqrt{6724}) is refused (a "
+        "failed check) even though it equals the reference: restating the question's own "
+        "arithmetic is not solving it. Number notations still count (1/2, \\frac{164}{2}, "
+        "3\\frac{1}{2}, 6.02 \\times 10^{23}, 10^{3}), and so do irrational closed forms "
+        "(\\sqrt{17}); false = the library's semantics",
+    )
     reasoning_delimiters: list[str] = Field(
         default_factory=lambda: ["</think>"],
         description="text before the last closing reasoning delimiter never counts as the "
@@ -107,6 +119,7 @@ class MathVerify(RewardSource):
 
     type = "math-verify"
     Config = MathVerifyConfig
+    version = "2"  # 2: require_evaluated
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -142,7 +155,7 @@ class MathVerify(RewardSource):
             todo.append(i)
             requests.append({
                 "completion": answer[-c.max_chars :], "gold": gold,
-                "timeout_s": c.timeout_s, **options,
+                "timeout_s": c.timeout_s, "require_evaluated": c.require_evaluated, **options,
             })  # fmt: skip
         if requests:
             # the worker enforces timeout_s itself; the extra second covers a worker stuck in C
@@ -182,6 +195,11 @@ class MathVerify(RewardSource):
             return Abstain(f"malformed reference: {ans['gold_error']}")
         if ans.get("error"):
             return Fail(f"error: {ans['error']}")
+        if ans.get("unevaluated"):
+            return Fail(
+                f"unevaluated: the answer {ans['unevaluated']} is an expression of numbers, not "
+                "the value the reference states (require_evaluated)"
+            )
         row = [1.0 if ans.get("correct") else 0.0]
         if self.config.format:
             row.append(1.0 if ans.get("found") else 0.0)
