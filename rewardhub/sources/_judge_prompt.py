@@ -71,10 +71,12 @@ def _visible(text: str) -> str:
 
 def neutralize(text: str) -> str:
     """The completion as the judge reads it: look-alikes folded, every chat-template marker
-    and turn-opening role line removed (repeatedly, so removal cannot assemble a new one)."""
+    and turn-opening role line removed (repeatedly, so removal cannot assemble a new one).
+    A marker becomes a line break, so a role word after it starts a line and goes too."""
     text = _visible(text)
     while True:
-        out = _ROLE_LINE.sub("", _BARE.sub(" ", _MARKERS.sub(" ", text)))
+        out = _MARKERS.sub("\n", text)
+        out = _ROLE_LINE.sub("", _BARE.sub(" ", out.replace("<|", "").replace("|>", "")))
         if out == text:
             return out
         text = out

@@ -24,14 +24,19 @@ SLOTS = ("\x1eRH-QUESTION\x1e", "\x1eRH-ANSWER\x1e")
 
 @dataclass(frozen=True)
 class Template:
-    """Token ids of the judge's fixed text: before the question, between, after the answer."""
+    """Token ids of the judge's fixed text: before the question, between, after the answer;
+    ``text`` is the rendered template with the stand-ins (for reading)."""
 
+    text: str
     head: tuple[int, ...]
     middle: tuple[int, ...]
     tail: tuple[int, ...]
 
     def join(self, question: Sequence[int], answer: Sequence[int]) -> list[int]:
         return [*self.head, *question, *self.middle, *answer, *self.tail]
+
+    def render(self, question: str, answer: str) -> str:
+        return self.text.replace(SLOTS[0], question).replace(SLOTS[1], answer)
 
 
 def _special_ids(tok: Any) -> set[int]:
@@ -68,7 +73,7 @@ def template(tok: Any, config: JudgeConfig) -> Template:
     head, rest = text.split(SLOTS[0])
     middle, tail = rest.split(SLOTS[1])
     enc = tok([head, middle, tail], add_special_tokens=False)["input_ids"]
-    return Template(tuple(before + enc[0]), tuple(enc[1]), tuple(enc[2] + after))
+    return Template(text, tuple(before + enc[0]), tuple(enc[1]), tuple(enc[2] + after))
 
 
 def data_ids(tok: Any, texts: list[str]) -> list[list[int]]:

@@ -126,9 +126,7 @@ class LLMJudge(RewardSource):
 
     def render(self, sample: Sample) -> str:
         """The judge's input as text, for reading (the model gets :meth:`input_ids`)."""
-        _, tok, _, _ = self._lm
-        text: str = tok.decode(self.input_ids([sample])[0])
-        return text
+        return self._lm[3].render(*sample_texts(sample))
 
     def _limit(self, model: Any) -> int:
         ctx = int(getattr(model.config, "max_position_embeddings", 0) or 0)
