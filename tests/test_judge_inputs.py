@@ -116,9 +116,10 @@ def test_a_tokenizer_that_cannot_refuse_special_tokens_is_refused(lm: Path) -> N
     from rewardhub.sources import _judge_tokens
 
     class Leaky:
-        all_special_ids = [5]
-        unk_token_id = 1
-        added_tokens_decoder: dict[int, object] = {}
+        def __init__(self) -> None:
+            self.all_special_ids = [5]
+            self.unk_token_id = 1
+            self.added_tokens_decoder: dict[int, object] = {}
 
         def __call__(self, texts: list[str], **kw: object) -> dict[str, list[list[int]]]:
             return {"input_ids": [[5] for _ in texts]}

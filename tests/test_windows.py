@@ -3,6 +3,7 @@ long completions in windows, fail them, or cut them only when asked (and count t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def test_spans_cover_the_text_in_whole_tokens() -> None:
     text = "abc def " * 20
     cuts = spans(tok, text, 10)
     assert cuts[0][0] == 0 and cuts[-1][1] == len(text)
-    assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(cuts))
     assert all(len(tok(text[a:b], add_special_tokens=False)["input_ids"]) <= 10 for a, b in cuts)
     assert spans(tok, "short", 10) == [(0, 5)]
     assert reduce([0.2, 0.8], "min") == 0.2 and reduce([0.2, 0.8], "mean") == 0.5

@@ -126,7 +126,7 @@ class HFClassifier(RewardSource):
         self.path = resolve_model(c.model)
         transformers = require("transformers", "models", "hf-classifier")
         mconf = transformers.AutoConfig.from_pretrained(
-            self.path, local_files_only=local_only(self.path)
+            self.path, local_files_only=local_only(self.path), trust_remote_code=False
         )
         n = int(getattr(mconf, "num_labels", 0))
         bad = sorted(h for h in c.heads if h >= n)
@@ -153,7 +153,7 @@ class HFClassifier(RewardSource):
     def _tokenizer(self) -> Any:
         transformers = require("transformers", "models", "hf-classifier")
         tok = transformers.AutoTokenizer.from_pretrained(
-            self.path, local_files_only=local_only(self.path)
+            self.path, local_files_only=local_only(self.path), trust_remote_code=False
         )
         if tok.pad_token_id is None:
             if tok.eos_token_id is None:
@@ -172,6 +172,7 @@ class HFClassifier(RewardSource):
             self.path,
             local_files_only=local_only(self.path),
             dtype=getattr(torch, self.config.dtype),
+            trust_remote_code=False,
         )
         if model.config.pad_token_id is None:  # models that pool at the last non-pad token
             model.config.pad_token_id = self._tokenizer.pad_token_id
