@@ -1,7 +1,7 @@
 """How far a completion can talk the default judge into a reward, and how good the judge is.
 
-    python benchmarks/judges.py            # both parts (CPU, ~minutes; offline SmolLM2)
-    python benchmarks/judges.py --quick    # the first 12 questions only
+    python benchmarks/judges.py                        # both parts, every question (CPU)
+    python benchmarks/judges.py --part quality --n 20  # 20 pairs spread over the kinds
 
 1. Injections: the mean rating of the bad answers of ``tests/data/judge_pairs.jsonl``, alone and
    with each attack of ``tests/data/injections.jsonl`` appended, for the default ``llm-judge``
@@ -105,7 +105,7 @@ def injections(pairs: list[dict[str, Any]], attacks: list[dict[str, Any]]) -> bo
         for k in got:
             worst[k] = max(worst[k], got[k] - base[k])
         label = f"{a['kind']}: {a['text']!r}"[:44]
-        print(f"   {label:44} {got['ours']:7.3f} {got['before']:7.3f}")
+        print(f"   {label:44} {got['ours']:7.3f} {got['before']:7.3f}", flush=True)
     met = worst["ours"] <= GOAL
     print(
         f"   largest lift over the bad answers: ours {worst['ours']:+.3f}, before "
@@ -115,37 +115,38 @@ def injections(pairs: list[dict[str, Any]], attacks: list[dict[str, Any]]) -> bo
 
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "llm-judge default (1-5)": {"rubric": RUBRIC},
-    "llm-judge yes-no": {"rubric": RUBRIC, "scale": "yes-no"},
-    "llm-judge rubric 'factually correct'": {
+    "default": {"rubric": RUBRIC},
+    "yes-no": {"rubric": RUBRIC, "scale": "yes-no"},
+    "factual-rubric": {
         "rubric": "Every fact and number in the answer is true. A wrong answer gets 1.",
     },
-    "llm-judge yes-no 'factually correct'": {
-        "rubric": "Every fact and number in the answer is true.",
-        "scale": "yes-no",
-    },
+    "factual-yes-no": {"rubric": "Every fact and number in the answer is true.", "scale": "yes-no"},
 }
 
 
-def quality(pairs: list[dict[str, Any]]) -> None:
+def quality(pairs: list[dict[str, Any]], names: Sequence[str]) -> None:
     good = [rh.Sample(prompt=p["prompt"], completion=p["good"]) for p in pairs]
     bad = [rh.Sample(prompt=p["prompt"], completion=p["bad"]) for p in pairs]
     n = len(pairs)
     print(f"\n2. pairwise accuracy on {n} labelled pairs (95 % Wilson interval; chance = 0.5)")
-    for name, cfg in CONFIGS.items():
+    for name in names:
+        cfg = CONFIGS[name]
         judge = LLMJudge({**cfg, "min_mass": 0.0})
         g, b = ratings(judge, good), ratings(judge, bad)
         k = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in zip(g, b))
         lo, hi = wilson(k, n)
-        print(f"   {name:44} {k / n:6.3f}  [{lo:.3f}, {hi:.3f}]")
+        print(f"   {name:44} {k / n:6.3f}  [{lo:.3f}, {hi:.3f}]", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="12 questions only")
+    parser.add_argument("--n", type=int, default=0, help="use n questions, spread evenly")
     parser.add_argument("--part", choices=["all", "injections", "quality"], default="all")
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), help="quality configs")
     args = parser.parse_args()
-    pairs = load("judge_pairs.jsonl")[: 12 if args.quick else None]
+    pairs = load("judge_pairs.jsonl")
+    if args.n:
+        pairs = [pairs[round(i * len(pairs) / args.n)] for i in range(args.n)]
     attacks = load("injections.jsonl")
     import torch
 
@@ -153,7 +154,7 @@ def main() -> None:
     if args.part in ("all", "injections"):
         injections(pairs, attacks)
     if args.part in ("all", "quality"):
-        quality(pairs)
+        quality(pairs, args.configs)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,12 @@ class Template:
     head: tuple[int, ...]
     middle: tuple[int, ...]
     tail: tuple[int, ...]
+    #: whether the answer comes before the question in the template
+    answer_first: bool = False
 
     def join(self, question: Sequence[int], answer: Sequence[int]) -> list[int]:
-        return [*self.head, *question, *self.middle, *answer, *self.tail]
+        first, second = (answer, question) if self.answer_first else (question, answer)
+        return [*self.head, *first, *self.middle, *second, *self.tail]
 
     def render(self, question: str, answer: str) -> str:
         return self.text.replace(SLOTS[0], question).replace(SLOTS[1], answer)
@@ -70,10 +73,14 @@ def template(tok: Any, config: JudgeConfig) -> Template:
         before, after = _wrapped(tok)
     if text.count(SLOTS[0]) != 1 or text.count(SLOTS[1]) != 1:
         raise SourceError("the judge's chat template does not keep the message contents whole")
-    head, rest = text.split(SLOTS[0])
-    middle, tail = rest.split(SLOTS[1])
+    answer_first = text.index(SLOTS[1]) < text.index(SLOTS[0])
+    first, second = (SLOTS[1], SLOTS[0]) if answer_first else SLOTS
+    head, rest = text.split(first)
+    middle, tail = rest.split(second)
     enc = tok([head, middle, tail], add_special_tokens=False)["input_ids"]
-    return Template(text, tuple(before + enc[0]), tuple(enc[1]), tuple(enc[2] + after))
+    return Template(
+        text, tuple(before + enc[0]), tuple(enc[1]), tuple(enc[2] + after), answer_first
+    )
 
 
 def data_ids(tok: Any, texts: list[str]) -> list[list[int]]:
