@@ -113,3 +113,16 @@ def test_a_pickled_weights_file_is_not_unpickled(tmp_path: Path) -> None:
     assert not marker.exists(), "a pickle in the model folder ran code"
     assert "Error" in why, why
     shutil.rmtree(rm)
+
+
+def test_the_models_extra_requires_a_sentence_transformers_that_refuses_foreign_modules() -> None:
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    reqs = [Requirement(r) for r in project["project"]["optional-dependencies"]["models"]]
+    (st,) = [r for r in reqs if r.name == "sentence-transformers"]
+    # 6.0 is the first release that refuses a modules.json class outside its package
+    assert not any(st.specifier.contains(Version(v)) for v in ("3.4.1", "5.1.0", "5.99"))
+    assert st.specifier.contains(Version("6.0.0"))
