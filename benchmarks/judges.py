@@ -143,11 +143,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=0, help="use n questions, spread evenly")
     parser.add_argument("--part", choices=["all", "injections", "quality"], default="all")
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), help="quality configs")
+    parser.add_argument("--pick", default="", help="question indices, e.g. 0,13,25")
+    parser.add_argument("--attacks", default="", help="attack indices, e.g. 0,5,14")
     args = parser.parse_args()
     pairs = load("judge_pairs.jsonl")
     if args.n:
         pairs = [pairs[round(i * len(pairs) / args.n)] for i in range(args.n)]
+    if args.pick:
+        pairs = [pairs[int(i)] for i in args.pick.split(",")]
     attacks = load("injections.jsonl")
+    if args.attacks:
+        attacks = [attacks[int(i)] for i in args.attacks.split(",")]
     import torch
 
     torch.manual_seed(0)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,14 +63,7 @@ def lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tm.llama_causal_lm(tmp_path_factory.mktemp("lm") / "m")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+_one_thread = pytest.fixture(autouse=True, scope="module")(tm.one_thread)
 
 
 def _judge(path: Path, **config: object) -> rh.RewardSource:

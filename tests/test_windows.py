@@ -4,7 +4,6 @@ long completions in windows, fail them, or cut them only when asked (and count t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,7 @@ OPENING = " ".join([REF] * 4)
 TAIL = " zzz qqq 999 ### !!! xxx" * 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+_one_thread = pytest.fixture(autouse=True, scope="module")(tm.one_thread)
 
 
 @pytest.fixture(scope="module")
