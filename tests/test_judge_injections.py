@@ -75,7 +75,7 @@ def test_look_alike_and_zero_width_markers_read_as_their_plain_neutralised_form(
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="SmolLM2-135M still copies a rating the answer's words suggest (+0.6..1.5 on some "
+    reason="SmolLM2-135M still copies a rating the answer's words suggest (up to +1.5 on some "
     "attacks, docs/sources.md); the structural attacks are closed, persuasion is not",
 )
 def test_no_attack_lifts_the_bad_answers_mean_by_more_than_0_2(judge: rh.RewardSource) -> None:
