@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rewardhub._optional import require
+from rewardhub._redact import strip_url_credentials
 from rewardhub._retry import Backoff
 from rewardhub.errors import RewardHubError
 from rewardhub.types import RewardBatch, Sample
@@ -39,7 +40,7 @@ def to_batch(answer: Mapping[str, Any]) -> RewardBatch:
 
 def _error(exc: Exception) -> RemoteError:
     name = type(exc).__name__
-    text = str(exc).strip().splitlines()
+    text = strip_url_credentials(str(exc)).strip().splitlines()
     return RemoteError(f"{name}: {text[0]}" if text and text[0] else name)
 
 
@@ -74,7 +75,9 @@ class _Base:
         max_backoff_s: float = 2.0,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise RewardHubError(f"url must start with http:// or https://, got {url!r}")
+            raise RewardHubError(
+                f"url must start with http:// or https://, got {strip_url_credentials(url)!r}"
+            )
         self.url = url.rstrip("/")
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout

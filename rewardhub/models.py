@@ -151,9 +151,11 @@ def load_causal_lm(name_or_path: str = "smollm2", *, dtype: str = "float32") -> 
     torch = require("torch", "models", "a causal LM")
     path = resolve_model(name_or_path)
     local = local_only(path)
-    tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=local)
+    tok = transformers.AutoTokenizer.from_pretrained(
+        path, local_files_only=local, trust_remote_code=False
+    )
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        path, local_files_only=local, dtype=getattr(torch, dtype)
+        path, local_files_only=local, dtype=getattr(torch, dtype), trust_remote_code=False
     )
     return model.eval(), tok
 
@@ -208,8 +210,13 @@ def load_sentence_model(name_or_path: str = "minilm", *, device: str = "cpu") ->
     """A local sentence-transformers model; ``minilm`` is all-MiniLM-L6-v2 from its package."""
     st = require("sentence_transformers", "models", "sentence embeddings")
     path = resolve_model(name_or_path)
+    # sentence-transformers ≥ 6 refuses a modules.json naming classes outside its own package
+    # unless trust_remote_code is set: a model folder cannot make us import its code
     return st.SentenceTransformer(
-        path, device=torch_device(device), local_files_only=local_only(path)
+        path,
+        device=torch_device(device),
+        local_files_only=local_only(path),
+        trust_remote_code=False,
     )
 
 

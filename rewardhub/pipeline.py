@@ -20,6 +20,7 @@ from rewardhub.building import building_with
 from rewardhub.engine import BoundSource, Engine
 from rewardhub.errors import AbstainError, InputError, RewardHubError, SpecError
 from rewardhub.hub import Hub
+from rewardhub.sources._windows import Truncates
 from rewardhub.spec import (
     FillPolicy,
     PipelineSpec,
@@ -315,6 +316,9 @@ class Pipeline:
         if unscorable:
             total[list(unscorable)] = np.nan
             diagnostics["unscorable"] = unscorable
+        truncated = self._truncated(samples)
+        if truncated:
+            diagnostics["truncated"] = truncated
         return ScoreResult(batch, total, diagnostics)
 
     def _batch_of_one(self, samples: Sequence[Sample], normalize: bool) -> list[str]:
@@ -327,6 +331,17 @@ class Pipeline:
             self._warned_batch_of_one = True
             warnings.warn(advice(lines), BatchOfOneWarning, stacklevel=4)
         return lines
+
+    def _truncated(self, samples: Sequence[Sample]) -> dict[str, list[int]]:
+        """``{source id: tokens cut per sample}`` for the sources that cut long completions
+        (``overflow: truncate``) and cut any of these."""
+        out: dict[str, list[int]] = {}
+        for b in self.engine.sources:
+            if samples and isinstance(b.source, Truncates):
+                cut = b.source.truncated_tokens(samples)
+                if any(cut):
+                    out[b.id] = cut
+        return out
 
     def _apply_abstain_policy(self, batch: RewardBatch) -> tuple[FloatArray, dict[int, str]]:
         """The values handed to the normalisers, and ``{row: reason}`` of the samples that

@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic.functional_validators import model_validator
 
+from rewardhub._redact import strip_url_credentials
 from rewardhub.errors import SpecError
 from rewardhub.types import Objective
 from rewardhub.when import Condition
@@ -337,7 +338,7 @@ def errors_to_spec_error(
             msg = msg.removeprefix("Value error, ")
             given = err.get("input")
             if not isinstance(given, (dict, list)) and given is not None:
-                shown = repr(given)
+                shown = strip_url_credentials(repr(given))  # a URL's password stays private
                 msg += f" (got {shown if len(shown) <= 80 else shown[:79] + '…'})"
         lines.append(f"{path}: {msg}")
     if len(lines) == 1:

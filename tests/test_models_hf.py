@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import pickle
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,15 +47,7 @@ def _samples(n: int, seed: int = 0) -> list[rh.Sample]:
     ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (a pool on a busy 2-core machine is far slower)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+_one_thread = pytest.fixture(autouse=True, scope="module")(tm.one_thread)
 
 
 @pytest.fixture(scope="module")

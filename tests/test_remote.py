@@ -163,3 +163,20 @@ def np_all_nan(values: object) -> bool:
     import numpy as np
 
     return bool(np.isnan(np.asarray(values)).all())
+
+
+def test_url_credentials_never_reach_a_reason_log_or_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = closed_port().rsplit(":", 1)[1]
+    url = f"http://svc:S3cretPass@127.0.0.1:{port}"
+    with rh.Pipeline.from_spec(remote_spec(url, ["score"], timeout_s=0.3, retries=0)) as near:
+        res = near.score([rh.Sample("", "a")])
+    reason = res.vector.errors[0]["far"]
+    assert reason.startswith(f"remote http://***@127.0.0.1:{port}") and "ConnectError" in reason
+    with pytest.raises(rh.SpecError) as bad:
+        rh.Pipeline.from_spec(remote_spec("ftp://svc:S3cretPass@host", ["score"]))
+    with pytest.raises(rh.RewardHubError) as client:
+        Client("ftp://u:S3cretPass@host")
+    text = " ".join([reason, str(bad.value), str(client.value), caplog.text])
+    assert "S3cretPass" not in text and "svc:" not in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,14 @@ def sentence_model(path: Path, seed: int = 0) -> Path:
     )
     st.save(str(path / "st"))
     return path / "st"
+
+
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (a pool on a busy 2-core machine is far slower);
+    use as a module fixture: ``_one_thread = pytest.fixture(autouse=True, scope="module")(...)``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

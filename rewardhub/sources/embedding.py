@@ -14,6 +14,7 @@ from rewardhub.hookspecs import hookimpl
 from rewardhub.models import embed, load_sentence_model
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Fail, RewardSource, Scores
+from rewardhub.sources._windows import WindowConfig, count_tokens, reduce, spans
 from rewardhub.types import Sample
 
 
@@ -40,7 +41,7 @@ class _Embedding(RewardSource):
         return state
 
 
-class SimilarityConfig(BaseModel):
+class SimilarityConfig(WindowConfig):
     model_config = ConfigDict(extra="forbid")
     model: str = Field("minilm", description="sentence-transformers model dir, or minilm")
     exemplars: list[str] = Field(
@@ -53,7 +54,8 @@ class SimilarityConfig(BaseModel):
 
 
 class EmbeddingSimilarity(_Embedding):
-    """Cosine similarity of the completion to the reference (or exemplars), in [-1, 1]."""
+    """Cosine similarity of the completion to the reference (or exemplars), in [-1, 1]; a
+    completion longer than the model's window is scored in windows (``overflow``)."""
 
     type = "embedding-similarity"
     Config = SimilarityConfig
@@ -70,19 +72,57 @@ class EmbeddingSimilarity(_Embedding):
         )
         return [str(r) for r in refs if str(r).strip()] + list(self.config.exemplars)
 
+    def _window(self) -> tuple[Any, int]:
+        """The model's tokenizer and how many completion tokens one window holds."""
+        tok = self._model.tokenizer
+        size = int(self._model.max_seq_length) - int(tok.num_special_tokens_to_add(pair=False))
+        return tok, size
+
+    def _pieces(self, completion: str) -> list[str] | Fail:
+        """The texts to embed for a completion: its windows, its first window, or a Fail."""
+        tok, size = self._window()
+        cuts = spans(tok, completion, size)
+        if len(cuts) == 1:
+            return [completion]
+        if self.config.overflow == "fail":
+            return Fail(f"longer than the model's window ({size} tokens); overflow: fail")
+        if self.config.overflow == "truncate":
+            return [completion[: cuts[0][1]]]
+        return [completion[a:b] for a, b in cuts]
+
+    def truncated_tokens(self, samples: Sequence[Sample]) -> list[int]:
+        """Tokens cut from each sample's completion (only under ``overflow: truncate``)."""
+        if self.config.overflow != "truncate":
+            return [0] * len(samples)
+        tok, size = self._window()
+        return [max(0, count_tokens(tok, s.completion) - size) for s in samples]
+
     def score(self, samples: list[Sample]) -> Scores:
         targets = [self._targets(s) for s in samples]
-        texts = sorted({t for ts in targets for t in ts} | {s.completion for s in samples})
-        vec = dict(zip(texts, self.embed(texts)))
+        pieces = [
+            self._pieces(s.completion) if s.completion.strip() and ts else []
+            for s, ts in zip(samples, targets)
+        ]
+        texts = {t for ts in targets for t in ts}
+        texts |= {p for ps in pieces if isinstance(ps, list) for p in ps}
+        order = sorted(texts)
+        vec = dict(zip(order, self.embed(order)))
         rows: list[Any] = []
-        for s, ts in zip(samples, targets):
+        for s, ts, ps in zip(samples, targets, pieces):
             if not s.completion.strip():
                 rows.append(Fail("empty completion"))
             elif not ts:
                 rows.append(Abstain("no reference and no exemplars to compare with"))
+            elif isinstance(ps, Fail):
+                rows.append(ps)
             else:
-                sims = np.array([float(vec[s.completion] @ vec[t]) for t in ts])
-                val = sims.max() if self.config.reduce == "max" else sims.mean()
+                per_window = []
+                for p in ps:
+                    sims = np.array([float(vec[p] @ vec[t]) for t in ts])
+                    per_window.append(
+                        float(sims.max() if self.config.reduce == "max" else sims.mean())
+                    )
+                val = reduce(per_window, self.config.window_reduce)
                 rows.append([float(np.clip(val, -1.0, 1.0))])
         return rows
 

@@ -1,9 +1,14 @@
-"""``hf-classifier``: a Hugging Face sequence-classification reward model (one or more heads)."""
+"""``hf-classifier``: a Hugging Face sequence-classification reward model (one or more heads).
+
+A text longer than the model's window is scored in windows by default (``overflow``,
+``_windows``): each window is the prompt with a consecutive part of the completion."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
@@ -21,10 +26,13 @@ from rewardhub.models import (
     torch_device,
 )
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import Fail, RewardSource, Scores
+from rewardhub.source import Abstain, Fail, RewardSource, Scores
+from rewardhub.sources._windows import WindowConfig, reduce, spans
 from rewardhub.types import Sample
 
 log = logging.getLogger(__name__)
+#: tokens a window leaves free: its text may tokenise a little longer inside the template
+_WINDOW_MARGIN = 2
 
 
 class Transform(BaseModel):
@@ -52,7 +60,7 @@ def chat_messages(sample: Sample) -> list[dict[str, Any]]:
     return [*prompt, {"role": "assistant", "content": sample.completion}]
 
 
-class HFClassifierConfig(BaseModel):
+class HFClassifierConfig(WindowConfig):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(description="local directory of an AutoModelForSequenceClassification")
     heads: dict[int, str] = Field(
@@ -67,10 +75,7 @@ class HFClassifierConfig(BaseModel):
         "{prompt}\n\n{completion}", description="text of a sample without a chat template"
     )
     max_length: int | None = Field(
-        None, gt=1, description="tokens per text (default: the model's context); longer is cut"
-    )
-    overflow: Literal["truncate", "fail"] = Field(
-        "truncate", description="a text over max_length: cut its end, or fail the check"
+        None, gt=1, description="tokens per text (default: the model's context); see overflow"
     )
     batch_size: int = Field(32, gt=0, description="rows per forward pass")
     max_tokens_per_batch: int = Field(
@@ -121,7 +126,7 @@ class HFClassifier(RewardSource):
         self.path = resolve_model(c.model)
         transformers = require("transformers", "models", "hf-classifier")
         mconf = transformers.AutoConfig.from_pretrained(
-            self.path, local_files_only=local_only(self.path)
+            self.path, local_files_only=local_only(self.path), trust_remote_code=False
         )
         n = int(getattr(mconf, "num_labels", 0))
         bad = sorted(h for h in c.heads if h >= n)
@@ -136,8 +141,6 @@ class HFClassifier(RewardSource):
                 f"transform names unknown objective(s) {unknown}; heads give {list(c.heads.values())}"
             )
         self._context = int(getattr(mconf, "max_position_embeddings", 0) or 0)
-        #: texts cut at max_length so far (truncation is also logged per batch)
-        self.truncated = 0
 
     @classmethod
     def objectives_for(cls, config: Any) -> tuple[str, ...]:
@@ -150,7 +153,7 @@ class HFClassifier(RewardSource):
     def _tokenizer(self) -> Any:
         transformers = require("transformers", "models", "hf-classifier")
         tok = transformers.AutoTokenizer.from_pretrained(
-            self.path, local_files_only=local_only(self.path)
+            self.path, local_files_only=local_only(self.path), trust_remote_code=False
         )
         if tok.pad_token_id is None:
             if tok.eos_token_id is None:
@@ -169,6 +172,7 @@ class HFClassifier(RewardSource):
             self.path,
             local_files_only=local_only(self.path),
             dtype=getattr(torch, self.config.dtype),
+            trust_remote_code=False,
         )
         if model.config.pad_token_id is None:  # models that pool at the last non-pad token
             model.config.pad_token_id = self._tokenizer.pad_token_id
@@ -187,57 +191,86 @@ class HFClassifier(RewardSource):
             return out
         return str(self.config.join.format(prompt=sample.prompt_text, completion=sample.completion))
 
-    def encode(self, samples: list[Sample]) -> tuple[list[list[int]], list[bool]]:
-        """Token ids per sample (cut at max_length) and whether each was cut."""
+    def _ids(self, texts: list[str]) -> list[list[int]]:
         tok = self._tokenizer
-        texts = [self.text(s) for s in samples]
         templated = self.config.chat_template and bool(getattr(tok, "chat_template", None))
         # a chat template writes its own special tokens; a plain join gets the tokenizer's
-        ids = tok(texts, add_special_tokens=not templated)["input_ids"]
+        out: list[list[int]] = tok(texts, add_special_tokens=not templated)["input_ids"]
+        return out
+
+    def encode(self, samples: list[Sample]) -> tuple[list[list[int]], list[bool]]:
+        """Token ids per sample (cut at max_length) and whether each was cut."""
+        ids = self._ids([self.text(s) for s in samples])
         limit = self._max_length()
-        cut = [len(r) > limit for r in ids]
-        return [list(r[:limit]) for r in ids], cut
+        return [list(r[:limit]) for r in ids], [len(r) > limit for r in ids]
+
+    def _windows(self, sample: Sample, ids: list[int]) -> list[list[int]] | Fail | Abstain:
+        """What the model reads for one sample: its ids, or (too long) its windows under
+        ``overflow``: each window is the prompt with a consecutive part of the completion."""
+        limit, how = self._max_length(), self.config.overflow
+        if len(ids) <= limit:
+            return [ids]
+        if how == "fail":
+            return Fail(f"longer than max_length {limit} tokens; overflow: fail")
+        if how == "truncate":
+            return [ids[:limit]]
+        bare = len(self._ids([self.text(replace(sample, completion=""))])[0])
+        # a margin: a window's text may tokenise a little longer inside the template
+        size = limit - bare - _WINDOW_MARGIN
+        if size < 1:
+            return Abstain(f"the prompt alone fills the model's {limit} tokens")
+        parts = [sample.completion[a:b] for a, b in spans(self._tokenizer, sample.completion, size)]
+        texts = [self.text(replace(sample, completion=p)) for p in parts]
+        return [w[:limit] for w in self._ids(texts)]
+
+    def truncated_tokens(self, samples: Sequence[Sample]) -> list[int]:
+        """Tokens cut from each sample's text (only under ``overflow: truncate``)."""
+        if self.config.overflow != "truncate" or not samples:
+            return [0] * len(samples)
+        limit = self._max_length()
+        return [max(0, len(r) - limit) for r in self._ids([self.text(s) for s in samples])]
 
     def score(self, samples: list[Sample]) -> Scores:
         torch = require("torch", "models", "hf-classifier")
         if not samples:  # the tokenizer cannot encode an empty list
             return []
-        ids, cut = self.encode(samples)
+        ids = self._ids([self.text(s) for s in samples])
         heads = sorted(self.config.heads)
         transforms = [self.config.transform.get(self.config.heads[h]) for h in heads]
         fns = [Transform(sigmoid=True) if t == "sigmoid" else t for t in transforms]
         rows: list[Any] = [None] * len(samples)
-        todo: list[int] = []
+        todo: list[tuple[int, list[int]]] = []  # (sample, ids of one window)
         for i, s in enumerate(samples):
+            plan = [] if not s.completion.strip() else self._windows(s, ids[i])
             if not s.completion.strip():
                 rows[i] = Fail("empty completion")
-            elif cut[i] and self.config.overflow == "fail":
-                rows[i] = Fail(f"longer than max_length {self._max_length()} tokens")
+            elif isinstance(plan, (Fail, Abstain)):
+                rows[i] = plan
             else:
-                todo.append(i)
-        if any(cut[i] for i in todo):
-            self.truncated += sum(cut[i] for i in todo)
-            log.info(
-                "hf-classifier: %d text(s) cut at %d tokens",
-                sum(cut[i] for i in todo),
-                self._max_length(),
-            )
+                todo += [(i, w) for w in plan]
+        cut = sum(len(ids[i]) > self._max_length() for i in {i for i, _ in todo})
+        if cut and self.config.overflow == "truncate":
+            log.info("hf-classifier: %d text(s) cut at %d tokens", cut, self._max_length())
         model = self._model
         device = next(model.parameters()).device
         pad = self._tokenizer.pad_token_id
         c = self.config
-        lengths = [len(ids[i]) for i in todo]
+        scores: dict[int, list[list[float]]] = {}
         with torch.inference_mode():
-            for bucket in length_buckets(lengths, c.batch_size, c.max_tokens_per_batch):
+            for bucket in length_buckets(
+                [len(w) for _, w in todo], c.batch_size, c.max_tokens_per_batch
+            ):
                 check_deadline()
-                idx = [todo[b] for b in bucket]
-                input_ids, mask = pad_batch([ids[i] for i in idx], pad)
+                input_ids, mask = pad_batch([todo[b][1] for b in bucket], pad)
                 logits = model(
                     input_ids=input_ids.to(device), attention_mask=mask.to(device)
                 ).logits
                 out = logits.float()[:, heads].cpu().tolist()
-                for i, row in zip(idx, out):
-                    rows[i] = [f(x) if f is not None else x for f, x in zip(fns, row)]
+                for b, row in zip(bucket, out):
+                    values = [f(x) if f is not None else x for f, x in zip(fns, row)]
+                    scores.setdefault(todo[b][0], []).append(values)
+        for i, windows in scores.items():
+            rows[i] = [reduce(col, c.window_reduce) for col in zip(*windows)]
         return rows
 
     def __getstate__(self) -> dict[str, Any]:

@@ -2,30 +2,36 @@
 
 Outcomes: no answer (time-out, connection error, 429/5xx past the retries, an HTTP error, a
 response that is not a chat completion) could not score: abstain with the reason. A well-formed
-answer whose text is not a rating is the completion's doing (the prompt is fixed): a failed
-check at the lowest rating. The API key is read from the environment variable the spec names
-and never appears in a reason (anything the server echoes is scrubbed).
+answer whose text is not an in-range rating (see ``_judge_parse``) is the completion's doing
+(the prompt is fixed): a failed check at the lowest rating. Only HTTP 200 is an answer; any
+other status (a redirect, 204, 4xx) could not score, with the status in the reason.
+
+The completion travels alone in the user message, after a system message that says it is data.
+The API key is read from the environment variable the spec names and never appears in a
+reason or the cache: whatever the server echoes is scrubbed of the key, any 6+ character
+prefix of it and URL credentials, before it is cut to length.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
-import re
 import time
 from typing import Any
 
 from pydantic import Field
 
 from rewardhub._optional import require
+from rewardhub._redact import scrub_cut
 from rewardhub._retry import Backoff
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
 from rewardhub.source import Abstain, Fail, RewardSource, Scores, ScoresWithStd, time_left
-from rewardhub.sources.judge import JudgeConfig, judge_messages, moments, scale_of
+from rewardhub.sources._judge_parse import Malformed, json_rating, logprob_mass, text_rating
+from rewardhub.sources._judge_prompt import JudgeConfig, api_messages, scale_of
+from rewardhub.sources.judge import moments
 from rewardhub.types import Sample
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -40,6 +46,9 @@ class OpenAIJudgeConfig(JudgeConfig):
     json_mode: bool = Field(False, description='ask for {"rating": ...} with response_format')
     logprobs: bool = Field(False, description="ask for logprobs; expected rating when given")
     top_logprobs: int = Field(10, ge=1, le=20)
+    min_mass: float = Field(
+        0.1, ge=0, le=1, description="with logprobs: least probability on the rating tokens"
+    )
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(16, gt=0)
     request_timeout_s: float = Field(30.0, gt=0, description="per request; then abstain")
@@ -100,15 +109,15 @@ class OpenAIJudge(RewardSource):
         env = self.config.api_key_env
         return os.environ.get(env) if env else None
 
-    def _scrub(self, text: str) -> str:
-        key = self._key()
-        return text.replace(key, "***") if key else text
+    def _scrub(self, text: str, limit: int) -> str:
+        """``text`` without the key (nor a prefix of it) or URL credentials, then cut."""
+        return scrub_cut(text, limit, [self._key()])
 
     def request_body(self, sample: Sample) -> dict[str, Any]:
         c = self.config
-        messages = judge_messages(c, sample)
+        messages = api_messages(c, sample)
         if c.json_mode:
-            messages[-1]["content"] += '\nAnswer as a JSON object: {"rating": <your answer>}.'
+            messages[0]["content"] += '\nAnswer as a JSON object: {"rating": <your answer>}.'
         body: dict[str, Any] = {
             "model": c.model,
             "messages": messages,
@@ -123,9 +132,10 @@ class OpenAIJudge(RewardSource):
         return body
 
     def rating(self, data: Any) -> tuple[float, float] | Fail | Abstain:
-        """(score, std) from a chat-completion response, a Fail (no rating in a well-formed
-        answer) or an Abstain (not a chat completion)."""
-        labels, values = scale_of(self.config)
+        """(score, std) from a chat-completion response, a Fail (no in-range rating in a
+        well-formed answer) or an Abstain (not a chat completion, malformed logprobs)."""
+        c = self.config
+        labels, values = scale_of(c)
         try:
             choice = data["choices"][0]
             content = choice["message"]["content"]
@@ -135,30 +145,25 @@ class OpenAIJudge(RewardSource):
             return Abstain(
                 f"malformed response from the judge (no choices[0].message.content: {exc})"
             )
-        lookup = {lab.lower(): j for j, lab in enumerate(labels)}
-        for tok in (choice.get("logprobs") or {}).get("content") or []:
-            if str(tok.get("token", "")).strip().lower() in lookup:
-                probs = [0.0] * len(labels)
-                for alt in tok.get("top_logprobs") or [tok]:
-                    j = lookup.get(str(alt.get("token", "")).strip().lower())
-                    if j is not None and isinstance(alt.get("logprob"), (int, float)):
-                        probs[j] += math.exp(alt["logprob"])
-                if sum(probs) > 0:
-                    mean, sd, _ = moments(probs, values)
-                    return mean, sd
-                break
-        text = content
-        if self.config.json_mode:
-            try:
-                obj = json.loads(content)
-                text = str(obj.get("rating", "")) if isinstance(obj, dict) else ""
-            except json.JSONDecodeError:
-                pass  # fall back to the regex on the raw text
-        alts = "|".join(re.escape(lab) for lab in labels)
-        m = re.search(rf"(?<![\w.])({alts})(?![\w.])", text, re.I)
-        if m is None:
-            return Fail(f"the judge's answer is not a rating: {self._scrub(content[:80])!r}")
-        return values[lookup[m.group(1).lower()]], 0.0
+        given = (
+            json_rating(content, labels, values) if c.json_mode else text_rating(content, labels)
+        )
+        if given is None:
+            return Fail(f"the judge's answer is not a rating: {self._scrub(content, 80)!r}")
+        if not c.logprobs:
+            return values[given], 0.0
+        try:
+            probs = logprob_mass(choice.get("logprobs"), labels)
+        except Malformed as exc:
+            return Abstain(f"malformed logprobs from the judge: {self._scrub(str(exc), 120)}")
+        if probs is None:  # the server sent no logprobs for the rating: its text stands
+            return values[given], 0.0
+        if sum(probs) < max(c.min_mass, 1e-12):
+            return Fail(
+                f"the judge gave no rating ({sum(probs):.3f} probability on {list(labels)})"
+            )
+        mean, sd, _ = moments(probs, values)
+        return mean, sd
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         c = self.config
@@ -182,7 +187,7 @@ class OpenAIJudge(RewardSource):
                 except httpx.TimeoutException:
                     return Abstain(f"the judge did not answer within {timeout:.3g} s")
                 except httpx.HTTPError as exc:
-                    last = f"{type(exc).__name__}: {self._scrub(str(exc))}"
+                    last = f"{type(exc).__name__}: {self._scrub(str(exc), 200)}"
                     await asyncio.sleep(self._delay(attempt, None))
                     continue
             if resp.status_code in RETRY_STATUS:
@@ -190,15 +195,15 @@ class OpenAIJudge(RewardSource):
                 if attempt < c.max_retries:
                     await asyncio.sleep(self._delay(attempt, resp.headers.get("retry-after")))
                 continue
-            if resp.status_code >= 400:
+            if resp.status_code != 200:  # a redirect, 204 or 4xx is no answer
                 return Abstain(
-                    f"HTTP {resp.status_code} from the judge: {self._scrub(resp.text[:200])}"
+                    f"HTTP {resp.status_code} from the judge: {self._scrub(resp.text, 200)}"
                 )
             try:
                 data = resp.json()
             except ValueError:
                 return Abstain(
-                    f"malformed response from the judge (not JSON): {self._scrub(resp.text[:80])!r}"
+                    f"malformed response from the judge (not JSON): {self._scrub(resp.text, 80)!r}"
                 )
             return self.rating(data)
         return Abstain(f"gave up after {c.max_retries + 1} attempts; last: {last}")

@@ -1,6 +1,7 @@
 """The ``remote`` source: another rewardhub server's objectives, over HTTP.
 
-A remote that cannot answer (refused, timed out, 5xx after the retries, a wrong answer) is
+The URL's credentials (``http://user:password@host``) never appear in a reason, a log or an
+error. A remote that cannot answer (refused, timed out, 5xx after the retries, a wrong answer) is
 the machinery failing: the batch abstains with the reason (NaN), never 0. A remote cell that
 failed its check stays a failed check here.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rewardhub._redact import strip_url_credentials
 from rewardhub.hookspecs import hookimpl
 from rewardhub.outcome import NotApplicable, Outcome, parse_records
 from rewardhub.registry import SourceRegistry
@@ -43,7 +45,9 @@ class RemoteConfig(BaseModel):
     @classmethod
     def _http(cls, url: str) -> str:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {url!r}")
+            raise ValueError(
+                f"must start with http:// or https://, got {strip_url_credentials(url)!r}"
+            )
         return url.rstrip("/")
 
 
@@ -61,13 +65,18 @@ class Remote(RewardSource):
     def fail_values(self) -> tuple[float, ...]:
         return tuple(self.config.fail_values.get(o, 0.0) for o in self.config.objectives)
 
+    @property
+    def where(self) -> str:
+        """The server's URL as reasons and logs show it: without credentials."""
+        return strip_url_credentials(self.config.url)
+
     def _token(self) -> str | None:
         env = self.config.token_env
         if env is None:
             return None
         token = os.environ.get(env)
         if not token:
-            raise AbstainNow(f"remote {self.config.url}: ${env} (its token) is not set")
+            raise AbstainNow(f"remote {self.where}: ${env} (its token) is not set")
         return token
 
     async def ascore(self, samples: list[Sample]) -> Scores:
@@ -87,11 +96,13 @@ class Remote(RewardSource):
             ) as client:
                 answer = await client.score(samples, deadline=deadline)
         except RemoteError as exc:
-            raise AbstainNow(f"remote {c.url}: {exc}") from None
+            raise AbstainNow(f"remote {self.where}: {strip_url_credentials(str(exc))}") from None
         except TypeError as exc:  # a reference or metadata JSON cannot carry
-            raise AbstainNow(f"remote {c.url}: cannot send the samples as JSON: {exc}") from None
+            raise AbstainNow(
+                f"remote {self.where}: cannot send the samples as JSON: {exc}"
+            ) from None
         if deadline is not None and time.monotonic() > deadline + _MARGIN_S:
-            raise AbstainNow(f"remote {c.url}: answered after the deadline")
+            raise AbstainNow(f"remote {self.where}: answered after the deadline")
         return self._rows(answer, len(samples))
 
     def _rows(self, answer: Mapping[str, Any], n: int) -> list[Row]:
@@ -99,11 +110,11 @@ class Remote(RewardSource):
         served = answer.get("objectives")
         results = answer.get("results")
         if not isinstance(served, list) or not isinstance(results, list) or len(results) != n:
-            raise AbstainNow(f"remote {c.url}: malformed answer (expected {n} results)")
+            raise AbstainNow(f"remote {self.where}: malformed answer (expected {n} results)")
         missing = [o for o in c.objectives if o not in served]
         if missing:
             raise AbstainNow(
-                f"remote {c.url} does not serve {missing}; it serves {served} "
+                f"remote {self.where} does not serve {missing}; it serves {served} "
                 "(fix the remote source's objectives)"
             )
         return [self._row(rec) for rec in results]
@@ -113,13 +124,13 @@ class Remote(RewardSource):
         passed on). The engine keeps one outcome per source row, so a row takes its worst
         cell: a failed check fails the row (never earns more than failing), an unscorable
         cell abstains on it."""
-        url, wanted = self.config.url, self.config.objectives
+        wanted = self.config.objectives
         if not isinstance(rec, Mapping) or not isinstance(rec.get("rewards"), Mapping):
-            return Abstain(f"remote {url}: malformed record")
+            return Abstain(f"remote {self.where}: malformed record")
         try:
             parsed = parse_records([rec], wanted)
         except (ValueError, TypeError) as exc:
-            return Abstain(f"remote {url}: malformed record ({exc})")
+            return Abstain(f"remote {self.where}: malformed record ({exc})")
         codes = set(parsed.outcomes[0].tolist())
         reasons = parsed.reasons[0]
         reason = "; ".join(f"{k}: {v}" for k, v in reasons.items()) or "no reason given"
