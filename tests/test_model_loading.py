@@ -47,7 +47,7 @@ def _score(kind: str, path: Path) -> Any:
     with rh.Pipeline({"sources": [{"type": kind, "config": config}]}) as pipe:
         b = pipe.vector([rh.Sample(prompt="q", completion="a", reference="a")])
     assert b.unscorable.all(), "a hostile model scored instead of being refused"
-    return b.errors
+    return b.reasons
 
 
 def test_modules_json_cannot_import_a_foreign_class(

@@ -299,7 +299,7 @@ def test_one_bad_logprob_fails_its_sample_alone() -> None:
     many = [rh.Sample(prompt=f"q{i}", completion="7" if i == 3 else "4") for i in range(20)]
     with FakeServer(handler) as srv, _pipe(srv.url, logprobs=True) as pipe:
         b = pipe.vector(many)
-    assert math.isnan(b.values[3, 0]) and "malformed logprobs" in str(b.errors[3])
+    assert math.isnan(b.values[3, 0]) and "malformed logprobs" in str(b.reasons[3])
     assert (np.delete(b.values[:, 0], 3) == 4.0).all()
 
 
@@ -311,7 +311,7 @@ def test_only_http_200_is_an_answer(status: int) -> None:
 
     with FakeServer(handler) as srv, _pipe(srv.url, max_retries=0) as pipe:
         b = pipe.vector(SAMPLES[:1])
-    assert math.isnan(b.values[0, 0]) and f"HTTP {status}" in str(b.errors[0])
+    assert math.isnan(b.values[0, 0]) and f"HTTP {status}" in str(b.reasons[0])
 
 
 def test_completion_travels_alone_after_a_data_instruction() -> None:
@@ -350,7 +350,7 @@ def test_a_key_cut_by_truncation_never_reaches_a_reason_or_the_cache(tmp_path: P
         with rh.Pipeline(spec) as pipe:
             res = pipe.score(SAMPLES)
     assert res.vector.failed.all()  # an echo is no rating: a failed check, cached
-    out = json.dumps([res.vector.to_records(), [str(e) for e in res.vector.errors]])
+    out = json.dumps([res.vector.to_records(), [str(e) for e in res.vector.reasons]])
     blobs = [out.encode()] + [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
     assert len(blobs) > 1
     for n in range(6, len(KEY) + 1):

@@ -172,7 +172,7 @@ def test_url_credentials_never_reach_a_reason_log_or_error(
     url = f"http://svc:S3cretPass@127.0.0.1:{port}"
     with rh.Pipeline.from_spec(remote_spec(url, ["score"], timeout_s=0.3, retries=0)) as near:
         res = near.score([rh.Sample("", "a")])
-    reason = res.vector.errors[0]["far"]
+    reason = res.vector.reasons[0]["far"]
     assert reason.startswith(f"remote http://***@127.0.0.1:{port}") and "ConnectError" in reason
     with pytest.raises(rh.SpecError) as bad:
         rh.Pipeline.from_spec(remote_spec("ftp://svc:S3cretPass@host", ["score"]))

@@ -68,7 +68,7 @@ def test_similarity_overflow_fail_and_counted_truncation(st_model: Path) -> None
     short = rh.Sample(prompt="q", completion=REF, reference=REF)
     with _pipe("embedding-similarity", model=str(st_model), overflow="fail") as pipe:
         b = pipe.vector([long, short])
-    assert b.values[0, 0] == -1.0 and "overflow: fail" in str(b.errors[0])
+    assert b.values[0, 0] == -1.0 and "overflow: fail" in str(b.reasons[0])
     assert b.values[1, 0] > 0.99
     with _pipe("embedding-similarity", model=str(st_model), overflow="truncate") as pipe:
         res = pipe.score([long, short, rh.Sample(prompt="q", completion=OPENING, reference=REF)])
@@ -118,4 +118,4 @@ def test_classifier_prompt_alone_past_the_window_abstains(rm: Path) -> None:
     s = rh.Sample(prompt="p " * 80, completion="a " * 10)
     with _pipe("hf-classifier", model=str(rm)) as pipe:
         b = pipe.vector([s])
-    assert np.isnan(b.values[0, 0]) and "prompt alone" in str(b.errors[0])
+    assert np.isnan(b.values[0, 0]) and "prompt alone" in str(b.reasons[0])
