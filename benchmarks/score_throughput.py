@@ -203,7 +203,7 @@ def main() -> None:
             )
         )
         print(
-            f"  model spec: first {first:.2f} s, cached {again:.2f} s, start-up+torch {fixed:.2f} s"
+            f"  model spec: first {first:.2f} s, cached {again:.2f} s, start-up {fixed:.2f} s"
         )
     report(rows)
 
