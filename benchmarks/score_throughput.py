@@ -202,9 +202,7 @@ def main() -> None:
                 (again - fixed) * 50 <= first - fixed,
             )
         )
-        print(
-            f"  model spec: first {first:.2f} s, cached {again:.2f} s, start-up {fixed:.2f} s"
-        )
+        print(f"  model spec: first {first:.2f} s, cached {again:.2f} s, start-up {fixed:.2f} s")
     report(rows)
 
 
