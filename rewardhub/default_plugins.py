@@ -20,7 +20,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rewardhub.sources.ensemble",
     "rewardhub.aggregate.scalarize",
     "rewardhub.aggregate.normalize",
-    "rewardhub.aggregate.lexicographic",
+    "rewardhub.aggregate.lexicographic_order",
     "rewardhub.aggregate.robust",
     "rewardhub.aggregate.pareto",
     "rewardhub.aggregate.uncertainty",

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 import rewardhub as rh
 from rewardhub.aggregate import ensemble_stats, lcb, lexicographic, uwo, wco
 from rewardhub.aggregate.gates import Gate, Lagrangian
-from rewardhub.aggregate.lexicographic import Lexicographic
+from rewardhub.aggregate.lexicographic_order import Lexicographic
 from rewardhub.aggregate.uncertainty import LCB, UWO, WCO
 from rewardhub.building import building_with
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rewardhub.aggregate.attribution import (
         binding_counts,
     )
-    from rewardhub.aggregate.lexicographic import (
+    from rewardhub.aggregate.lexicographic_order import (
         lexicographic,
     )
     from rewardhub.aggregate.normalize import (
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 # the functional API loads on first use, so `import rewardhub` stays fast
 _LAZY = {
     "binding_counts": "rewardhub.aggregate.attribution",
-    "lexicographic": "rewardhub.aggregate.lexicographic",
+    "lexicographic": "rewardhub.aggregate.lexicographic_order",
     "clip": "rewardhub.aggregate.normalize",
     "group_normalize": "rewardhub.aggregate.normalize",
     "minmax": "rewardhub.aggregate.normalize",
