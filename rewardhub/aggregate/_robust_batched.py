@@ -21,6 +21,7 @@ import numpy.typing as npt
 from rewardhub.types import FloatArray
 
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.intp]
 #: the barrier only has to find each group's face (Newton on it does the rest): it stops at
 #: this fraction of the accepted gap
 BARRIER = 0.5
@@ -71,13 +72,64 @@ def _kkt_solve(h: FloatArray, grad: FloatArray, free: BoolArray) -> FloatArray:
     try:
         d: FloatArray = np.linalg.solve(a, rhs[..., None])[..., 0][:, :m]
     except np.linalg.LinAlgError:  # a singular group: the projected gradient for everyone
-        mean = np.where(free, grad, 0.0).sum(axis=1) / np.maximum(free.sum(axis=1), 1)
-        d = np.where(free, -(grad - mean[:, None]), 0.0)
+        return _projected_descent(grad, free)
     bad = ~np.isfinite(d).all(axis=1)
     if bad.any():
-        mean = np.where(free[bad], grad[bad], 0.0).sum(axis=1) / np.maximum(free[bad].sum(1), 1)
-        d[bad] = np.where(free[bad], -(grad[bad] - mean[:, None]), 0.0)
+        d[bad] = _projected_descent(grad[bad], free[bad])
     return d
+
+
+def _projected_descent(grad: FloatArray, free: BoolArray) -> FloatArray:
+    """−∇f projected on {Σ d = 0, d_j = 0 where not free}: a descent direction that always
+    exists (the fallback where a Newton direction does not)."""
+    mean = np.where(free, grad, 0.0).sum(axis=1) / np.maximum(free.sum(axis=1), 1)
+    out: FloatArray = np.where(free, -(grad - mean[:, None]), 0.0)
+    return out
+
+
+def _backtrack(
+    v: FloatArray,
+    mask: BoolArray,
+    k: FloatArray,
+    lam: float,
+    idx: IntArray,
+    w0: FloatArray,
+    d: FloatArray,
+    alpha: FloatArray,
+    start: FloatArray,
+    slope: FloatArray,
+    *,
+    tries: int,
+    floor: float,
+    mu: FloatArray | None = None,
+    edge: tuple[FloatArray, IntArray] | None = None,
+) -> tuple[FloatArray, IntArray]:
+    """Armijo backtracking for the groups ``idx`` at once: each group's step ``alpha`` (halved
+    in place until accepted) from ``w0`` along ``d``, until f (minus μ Σ log w when ``mu`` is
+    given: the barrier) is ≤ start + 1e-4·α·slope. Trial points are clipped at ``floor`` and
+    renormalised; with ``edge`` = (α_max, blocking coordinate), a step of α_max lands exactly
+    on that face. Returns the accepted points (``w0`` where none was) and the positions still
+    pending."""
+    new_w = w0.copy()
+    pending = np.arange(idx.size)
+    for _ in range(tries):
+        trial = np.maximum(w0[pending] + alpha[pending, None] * d[pending], floor)
+        if edge is not None:
+            alpha_max, blocking = edge
+            hit = alpha[pending] == alpha_max[pending]
+            trial[hit, blocking[pending][hit]] = 0.0
+        trial /= trial.sum(axis=1, keepdims=True)
+        sub = idx[pending]
+        value = _evaluate(v[sub], mask[sub], k[sub], lam, trial)[0]
+        if mu is not None:
+            value = value - mu[pending] * np.log(trial).sum(axis=1)
+        ok = value <= start[pending] + 1e-4 * alpha[pending] * slope[pending]
+        new_w[pending[ok]] = trial[ok]
+        pending = pending[~ok]
+        if pending.size == 0:
+            break
+        alpha[pending] *= 0.5
+    return new_w, pending
 
 
 def _barrier(
@@ -112,25 +164,14 @@ def _barrier(
         slope = np.einsum("gm,gm->g", gb, d)
         wrong = ~(slope < 0)
         if wrong.any():
-            d[wrong] = -(gb[wrong] - gb[wrong].mean(axis=1, keepdims=True))
+            d[wrong] = _projected_descent(gb[wrong], every[idx][wrong])
             slope[wrong] = np.einsum("gm,gm->g", gb[wrong], d[wrong])
         ratio = np.where(d < 0, -wa / np.where(d < 0, d, -1.0), np.inf)
         alpha = np.minimum(1.0, 0.99 * ratio.min(axis=1))
         start = f[idx] - mua * np.log(wa).sum(axis=1)
-        pending = np.arange(idx.size)
-        new_w = wa.copy()
-        for _ in range(30):
-            trial = np.maximum(wa[pending] + alpha[pending, None] * d[pending], 1e-300)
-            trial /= trial.sum(axis=1, keepdims=True)
-            sub = idx[pending]
-            ft = _evaluate(v[sub], mask[sub], k[sub], lam, trial)[0]
-            value = ft - mua[pending] * np.log(trial).sum(axis=1)
-            ok = value <= start[pending] + 1e-4 * alpha[pending] * slope[pending]
-            new_w[pending[ok]] = trial[ok]
-            pending = pending[~ok]
-            if pending.size == 0:
-                break
-            alpha[pending] *= 0.5
+        new_w, pending = _backtrack(
+            v, mask, k, lam, idx, wa, d, alpha, start, slope, tries=30, floor=1e-300, mu=mua
+        )
         # a group with no descent left in floating point is as close as the barrier gets:
         # Newton on its face takes over
         stuck[idx[pending]] = True
@@ -173,23 +214,23 @@ def _face_newton(
         blocking = ratio.argmin(axis=1)
         alpha_max = ratio.min(axis=1)
         alpha = np.minimum(1.0, alpha_max)
-        pending = np.arange(idx.size)
-        new_w = wa.copy()
         rows = np.arange(idx.size)
-        for _ in range(50):
-            trial = np.maximum(wa[pending] + alpha[pending, None] * d[pending], 0.0)
-            # a step that reaches the face's edge lands on it exactly
-            hit = alpha[pending] == alpha_max[pending]
-            trial[hit, blocking[pending][hit]] = 0.0
-            trial /= trial.sum(axis=1, keepdims=True)
-            sub = idx[pending]
-            ft = _evaluate(v[sub], mask[sub], k[sub], lam, trial)[0]
-            ok = ft <= f[sub] + 1e-4 * alpha[pending] * slope[pending]
-            new_w[pending[ok]] = trial[ok]
-            pending = pending[~ok]
-            if pending.size == 0:
-                break
-            alpha[pending] *= 0.5
+        # a step that reaches the face's edge lands on it exactly
+        new_w, pending = _backtrack(
+            v,
+            mask,
+            k,
+            lam,
+            idx,
+            wa,
+            d,
+            alpha,
+            f[idx],
+            slope,
+            tries=50,
+            floor=0.0,
+            edge=(alpha_max, blocking),
+        )
         moved = np.ones(idx.size, dtype=bool)
         moved[pending] = False
         f_new = _evaluate(v[idx], mask[idx], k[idx], lam, new_w)[0]

@@ -358,10 +358,8 @@ def robust_weights_batched(
 
 
 def _as_groups(groups: npt.ArrayLike | Sequence[npt.ArrayLike]) -> list[FloatArray]:
-    if isinstance(groups, np.ndarray) and groups.ndim == 3:
-        blocks = [check_values(b) for b in groups]
-    else:
-        blocks = [check_values(b) for b in groups]  # type: ignore[union-attr]
+    # a 3-D array iterates as its G blocks, like a sequence of 2-D ones
+    blocks = [check_values(b) for b in groups]  # type: ignore[union-attr]
     if blocks and len({b.shape[1] for b in blocks}) != 1:
         raise AggregationError(
             f"robust_weights_batched: every group needs the same objectives, got widths "
