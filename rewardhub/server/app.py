@@ -293,16 +293,8 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
     _document_the_secret_path(app)
     # the page is HTML, its refusal JSON: say so, or the schema would claim text/html for both
     unauthorized = {
-        "description": "missing or wrong token",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"error": {"type": "string"}},
-                    "required": ["error"],
-                }
-            }
-        },
+        "description": _REFUSALS[401]["description"],
+        "content": {"application/json": {"schema": codec.inline_schema(codec.ERROR_BODY)}},
     }
     install_dashboard(app, state, responses={401: unauthorized})
     app.add_middleware(Guard, state=state, handlers=scoring)

@@ -120,6 +120,7 @@ class RequestError(Exception):
 SCORE = TypeAdapter(ScoreRequest)
 AGGREGATE = TypeAdapter(AggregateRequest)
 OPENRLHF = TypeAdapter(OpenRLHFRequest)
+ERROR_BODY = TypeAdapter(ErrorBody)
 
 
 def parse(adapter: TypeAdapter[T], body: bytes) -> T:
