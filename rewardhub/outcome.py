@@ -176,10 +176,15 @@ def record(
         rec["std"] = json_row(objectives, std)
     if reasons:
         rec["reasons"] = dict(reasons)
-    odd = {o: Outcome(c).label for o, c in zip(objectives, outcomes) if c}
+    odd = _odd_cells(objectives, outcomes)
     if odd:
         rec["outcomes"] = odd
     return rec
+
+
+def _odd_cells(objectives: Sequence[str], codes: Iterable[int]) -> dict[str, str]:
+    """``{objective: label}`` of the cells that are not plain values (the ``outcomes`` key)."""
+    return {o: _LABELS[int(c)] for o, c in zip(objectives, codes) if c}
 
 
 def json_rows(names: Sequence[str], matrix: FloatArray) -> list[dict[str, float | None]]:
@@ -212,7 +217,7 @@ def records(
         if why:
             rec["reasons"] = dict(why)
     for i in np.flatnonzero(outcomes.any(axis=1)).tolist():
-        out[i]["outcomes"] = {o: _LABELS[c] for o, c in zip(objectives, outcomes[i].tolist()) if c}
+        out[i]["outcomes"] = _odd_cells(objectives, outcomes[i].tolist())
     return out
 
 

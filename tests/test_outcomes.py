@@ -374,3 +374,21 @@ def test_no_typed_outcome_or_reason_earns_more_than_an_honest_failure(
         assert total == baseline or (math.isnan(total) and math.isnan(baseline))
     else:
         assert math.isnan(total) or total <= baseline + 1e-9, (method, norm, kind, total, baseline)
+
+
+def test_records_of_a_batch_are_the_records_of_its_rows() -> None:
+    """The column-wise record builder (a score run) and the one-row one (the server) write
+    the same format: every outcome, a std, reasons, NaN and inf."""
+    from rewardhub.outcome import record, records
+
+    names = ("a", "b", "c")
+    values = np.array([[1.0, np.nan, 0.0], [np.inf, 2.5, np.nan], [0.5, 0.25, -1.0]])
+    codes = np.array([[0, 3, 2], [0, 0, 1], [0, 0, 0]], dtype=np.int8)
+    std = np.array([[0.1, np.nan, 0.0], [0.2, 0.3, np.nan], [0.0, 0.0, 0.0]])
+    reasons = [{"s": "failed: x"}, {"s": "not applicable"}, {}]
+    batch = records(names, values, codes, reasons, std)
+    rows = [
+        record(names, values[i].tolist(), codes[i].tolist(), reasons[i], std[i].tolist())
+        for i in range(3)
+    ]
+    assert batch == rows
