@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import math
 import sqlite3
+import struct
+import sys
 import threading
 import warnings
 from collections import OrderedDict, deque
@@ -84,34 +84,47 @@ class MemoryCache:
         return len(self._data)
 
 
-def _dump(e: Entry) -> str:
-    if isinstance(e, bytes):
-        e = (e, None, None, 0)
-
-    def enc(row: bytes | None) -> list[float | None] | None:
-        if row is None:
-            return None
-        return [None if math.isnan(x) else x for x in np.frombuffer(row).tolist()]
-
-    return json.dumps([enc(e[0]), enc(e[1]), e[2], e[3]])
+#: a payload's header: outcome code, whether a reason follows, bytes of values, bytes of std
+#: (``_NO_STD`` when there is none); then the values, the std and the reason (UTF-8), with
+#: floats as little-endian float64
+_HEADER = struct.Struct("<BBII")
+_NO_STD = 0xFFFFFFFF
+_LITTLE = sys.byteorder == "little"
 
 
-def _load(text: str) -> Entry:
-    v, s, r, code = json.loads(text)
+def _le(row: bytes) -> bytes:
+    return row if _LITTLE else np.frombuffer(row, np.float64).astype("<f8").tobytes()
 
-    def dec(row: list[float | None] | None) -> bytes | None:
-        if row is None:
-            return None
-        return np.array([math.nan if x is None else x for x in row], dtype=np.float64).tobytes()
 
-    values = dec(v)
-    assert values is not None
-    return (values, dec(s), r, int(code))
+def _native(row: bytes) -> bytes:
+    return row if _LITTLE else np.frombuffer(row, "<f8").astype(np.float64).tobytes()
+
+
+def _dump(e: Entry) -> bytes:
+    values, std, reason, code = (e, None, None, 0) if isinstance(e, bytes) else e
+    text = b"" if reason is None else reason.encode("utf-8", "surrogatepass")
+    head = _HEADER.pack(code, reason is not None, len(values), _NO_STD if std is None else len(std))
+    return b"".join((head, _le(values), b"" if std is None else _le(std), text))
+
+
+def _load(payload: bytes) -> Entry:
+    code, has_reason, nv, ns = _HEADER.unpack_from(payload)
+    at = _HEADER.size
+    values = _native(payload[at : at + nv])
+    if not has_reason and ns == _NO_STD and code == 0:
+        return values  # a plain row, as the memory cache keeps it
+    at += nv
+    std = None if ns == _NO_STD else _native(payload[at : at + ns])
+    at += 0 if std is None else ns
+    reason = payload[at:].decode("utf-8", "surrogatepass") if has_reason else None
+    return (values, std, reason, code)
 
 
 #: the layout of the cache file: 2 stores each entry's outcome code (version 1, unnumbered,
-#: kept only the reason text, from which the outcome can no longer be read)
-SCHEMA_VERSION = 2
+#: kept only the reason text, from which the outcome can no longer be read); 3 stores it as
+#: binary (a JSON payload cost more to read back than a cheap source costs to compute) under
+#: a digest taken with orjson
+SCHEMA_VERSION = 3
 
 
 class DiskCache:
@@ -134,7 +147,7 @@ class DiskCache:
             self._check_version()
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS results (source TEXT NOT NULL, sample TEXT NOT NULL, "
-                "payload TEXT NOT NULL, PRIMARY KEY (source, sample)) WITHOUT ROWID"
+                "payload BLOB NOT NULL, PRIMARY KEY (source, sample)) WITHOUT ROWID"
             )
             self._db.commit()
 
@@ -156,7 +169,7 @@ class DiskCache:
                 self._db.execute("DROP TABLE results")
                 warnings.warn(
                     f"the disk cache {str(self.path)!r} was written by an older rewardhub "
-                    f"(layout {version}, without outcome codes); its {count} entries are "
+                    f"(layout {version}); its {count} entries are "
                     "dropped and will be recomputed",
                     UserWarning,
                     stacklevel=4,

@@ -136,6 +136,13 @@ class Tally:
         """Count records as :func:`records` writes them."""
         self.add(objectives, parse_records(recs, objectives).outcomes)
 
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts (a chunk counted elsewhere)."""
+        for label, per_column in other.counts.items():
+            mine = self.counts.setdefault(label, {})
+            for name, n in per_column.items():
+                mine[name] = mine.get(name, 0) + n
+
     def get(self, kind: Outcome, objective: str) -> int:
         return self.counts[kind.label].get(objective, 0)
 

@@ -244,3 +244,38 @@ def test_sources_without_files_keep_their_key(tmp_path: Path) -> None:
         rh.Pipeline(spec, hub=rh.Hub(entry_points=False)) as b,
     ):
         assert a.engine.sources[0].cache_key == b.engine.sources[0].cache_key
+
+
+def test_binary_payloads_read_back_exactly(tmp_path: Path) -> None:
+    """Every float (NaN, ±inf, -0.0, subnormals), std or none, any reason text (lone
+    surrogates included) and every outcome code comes back as written, through the file."""
+    from rewardhub.cache import pack_rows
+
+    rng = np.random.default_rng(0)
+    odd = [np.nan, np.inf, -np.inf, -0.0, 5e-324, 1.7976931348623157e308]
+    entries: list[Any] = []
+    for i in range(200):
+        k = int(rng.integers(0, 4))
+        row = rng.normal(size=(1, k)) * 10 ** rng.uniform(-300, 300)
+        if k and i % 3 == 0:
+            row[0, 0] = odd[i % len(odd)]
+        values = pack_rows(row)[0]
+        if i % 4 == 0:
+            entries.append(values)  # a plain row
+            continue
+        std = pack_rows(np.abs(row))[0] if i % 2 else None
+        reason = [None, "failed: x", "é \ud800 \U0001f600", ""][i % 4]
+        entries.append((values, std, reason, i % 4))
+    cache = DiskCache(tmp_path / "c.sqlite")
+    digests = [f"{i:064x}" for i in range(len(entries))]
+    cache.put_many("src", digests, entries)
+    cache.close()
+    back = DiskCache(tmp_path / "c.sqlite").get_many("src", digests)
+    for d, e in zip(digests, entries):
+        plain = isinstance(e, tuple) and e[1] is None and e[2] is None and e[3] == 0
+        assert back[d] == (e[0] if plain else e)
+
+
+def test_digests_of_lone_surrogates_differ_from_their_replacement() -> None:
+    a, b = S("x \ud800"), S("x \ufffd")
+    assert a.digest != b.digest and a.digest == S("x \ud800").digest

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 import rewardhub as rh
 from rewardhub.batch_of_one import BatchOfOneWarning
-from rewardhub.cli import _number, build_app
+from rewardhub.cli import build_app
+from rewardhub.run_summary import number as _number
 
 from .server_support import live
 

@@ -53,7 +53,7 @@ def register_commands(cli: "typer.Typer") -> None:
 
         from rewardhub._console import err, fail
         from rewardhub._output import OutputError, check_directory
-        from rewardhub.cli import _load_pipeline
+        from rewardhub._spec_file import load_pipeline
         from rewardhub.errors import RewardHubError
         from rewardhub.evaluate import evaluate, read_pairs
         from rewardhub.hub import Hub
@@ -65,7 +65,7 @@ def register_commands(cli: "typer.Typer") -> None:
             cache_path = cache or (
                 output.with_name(output.name + ".cache.sqlite") if output else None
             )
-            with _load_pipeline(spec, Hub(), cache_path) as pipe, _Bar(len(data), err) as tick:
+            with load_pipeline(spec, Hub(), cache_path) as pipe, _Bar(len(data), err) as tick:
                 result = evaluate(
                     pipe, data, chunk_size=chunk_size, resamples=resamples, seed=seed, on_chunk=tick
                 )

@@ -109,7 +109,7 @@ def register_commands(cli: "typer.Typer") -> None:
 
         from rewardhub._console import err, fail, say
         from rewardhub._output import OutputError, prepare_cache
-        from rewardhub.cli import _load_pipeline
+        from rewardhub._spec_file import load_pipeline
         from rewardhub.errors import RewardHubError
         from rewardhub.hub import Hub
         from rewardhub.redteam.audit import audit
@@ -127,7 +127,7 @@ def register_commands(cli: "typer.Typer") -> None:
                 prepare_cache(cache_path, fresh=fresh_cache)
             hub = Hub()
             chosen = choose_exploits(hub.exploits, exploits)
-            with _load_pipeline(spec, hub, cache_path) as pipe:
+            with load_pipeline(spec, hub, cache_path) as pipe:
                 targets = read_targets(data, hints_from(pipe), limit)
                 with _progress(len(targets), err) as tick:
                     report = audit(

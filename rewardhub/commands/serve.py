@@ -62,7 +62,7 @@ def register_commands(cli: "typer.Typer") -> None:
 
         from rewardhub._console import fail, say
         from rewardhub._optional import require
-        from rewardhub.cli import _load_pipeline
+        from rewardhub._spec_file import load_pipeline
         from rewardhub.server.settings import ServerSettings, check_bind
 
         try:
@@ -94,7 +94,7 @@ def register_commands(cli: "typer.Typer") -> None:
             from rewardhub.hub import Hub
             from rewardhub.server.run import serve
 
-            with _load_pipeline(spec, Hub(), None) as pipe:
+            with load_pipeline(spec, Hub(), None) as pipe:
                 say("", f"serving {spec} ({', '.join(pipe.objectives)}) on {host}:{port}")
                 serve(pipe, settings, log_level=log_level)
         except ValidationError as exc:
