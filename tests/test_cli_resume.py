@@ -108,3 +108,22 @@ def test_rejected_lines_keep_their_place_across_a_resume(tmp_path: Path) -> None
     assert code == 0, text
     assert out.read_text().splitlines() == full
     assert (tmp_path / "out.jsonl.rejects.jsonl").read_text() == rejects
+
+
+def test_resumed_chunks_start_where_the_interrupted_run_started_them(tmp_path: Path) -> None:
+    """With a spec comparing the lines of a chunk (z-scores per chunk), a resumed run must
+    cut its chunks where the first run did, blank lines included, or the rest differs."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC + "normalize: zscore\n")
+    inp = tmp_path / "in.jsonl"
+    lines = [json.dumps({"prompt": "p", "completion": "7" * (i * i % 11)}) for i in range(9)]
+    lines[2] = ""  # the first chunk (3 lines) ends with a blank line: 2 output lines
+    inp.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert run("score", spec, inp, "-o", out, "--chunk-size", 3)[0] == 0
+    full = out.read_text().splitlines()
+    out.rename(tmp_path / "out.jsonl.partial")
+    (tmp_path / "out.jsonl.partial").write_text("\n".join(full[:2]) + "\n")  # chunk 1 only
+    code, text = run("score", spec, inp, "-o", out, "--chunk-size", 3, "--resume")
+    assert code == 0, text
+    assert out.read_text().splitlines() == full
