@@ -219,3 +219,46 @@ def test_a_summary_merged_from_chunks_equals_one_built_in_order() -> None:
     n, mean, std, lo, hi = merged.stats("x")
     assert n == values.size and lo == values.min() and hi == values.max()
     assert np.isclose(mean, values.mean(), rtol=1e-12) and np.isclose(std, values.std(), rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_workers_keeps_whole_lines_in_order_and_resume_finishes(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import time
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    inp = tmp_path / "in.jsonl"
+    write_input(inp, 300_000)
+    partial = tmp_path / "out.jsonl.partial"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    code = "from rewardhub.cli import main; main()"
+    args = ["score", str(spec), str(inp), "-o", str(tmp_path / "out.jsonl"), "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        while not (partial.exists() and partial.stat().st_size > 200_000):
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.02)  # polling for the first chunks, not synchronising on time
+        proc.send_signal(signal.SIGINT)
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, text
+    kept = partial.read_bytes()
+    done = score(spec, inp, "-o", tmp_path / "out.jsonl", "--resume", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    one = score(spec, inp, "-o", tmp_path / "one.jsonl", "--workers", "1")
+    assert one.returncode == 0, one.stderr
+    full = (tmp_path / "one.jsonl").read_bytes()
+    # the interrupted run wrote whole chunks, a prefix of the one-process output
+    assert full.startswith(kept) and kept.endswith(b"\n")
+    assert (tmp_path / "out.jsonl").read_bytes() == full
