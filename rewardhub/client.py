@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rewardhub._optional import require
@@ -83,6 +84,45 @@ class _Base:
         self.timeout = timeout
         self.retry = Backoff(retries, backoff_s, max_backoff_s)
 
+    def _attempts(self, deadline: float | None) -> Generator[_Send | _Wait, Any, dict[str, Any]]:
+        """The retry rules without the I/O, shared by both clients: yields a request to send
+        (with its time-out) or a wait, is sent the response or the transport error, and
+        returns the answer or raises the last error."""
+        last: RemoteError | None = None
+        for attempt in range(self.retry.retries + 1):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            got = yield _Send(self.timeout if left is None else min(self.timeout, left))
+            retry_after = None
+            if isinstance(got, Exception):
+                last = _error(got)
+            else:
+                retry_after = got.headers.get("retry-after")
+                try:
+                    return _answer(got)
+                except RemoteError as exc:
+                    if exc.status not in RETRY_STATUS:
+                        raise
+                    last = exc
+            pause = self.retry.pause(attempt, retry_after, deadline)
+            if pause is None:
+                break
+            yield _Wait(pause)
+        if last is None:
+            raise RemoteError("no time left for the request")
+        raise last
+
+
+@dataclass(frozen=True)
+class _Send:
+    timeout: float
+
+
+@dataclass(frozen=True)
+class _Wait:
+    seconds: float
+
 
 class Client(_Base):
     """Sync client: ``Client(url, token=...).score(samples)`` → the /v1/score answer."""
@@ -98,30 +138,24 @@ class Client(_Base):
     ) -> dict[str, Any]:
         """One request with retries (the async client's rules: ``Retry-After`` is honoured,
         ``deadline``, a ``time.monotonic()`` value, bounds every attempt and every wait)."""
-        last: RemoteError | None = None
-        for attempt in range(self.retry.retries + 1):
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            timeout = self.timeout if left is None else min(self.timeout, left)
-            retry_after = None
-            try:
-                response = self._http.request(method, self.url + path, json=json, timeout=timeout)
-                retry_after = response.headers.get("retry-after")
-                return _answer(response)
-            except self._errors as exc:
-                last = _error(exc)
-            except RemoteError as exc:
-                if exc.status not in RETRY_STATUS:
-                    raise
-                last = exc
-            pause = self.retry.pause(attempt, retry_after, deadline)
-            if pause is None:
-                break
-            time.sleep(pause)
-        if last is None:
-            raise RemoteError("no time left for the request")
-        raise last
+        plan = self._attempts(deadline)
+        step = next(plan)
+        try:
+            while True:
+                if isinstance(step, _Wait):
+                    time.sleep(step.seconds)
+                    step = plan.send(None)
+                    continue
+                try:
+                    got: Any = self._http.request(
+                        method, self.url + path, json=json, timeout=step.timeout
+                    )
+                except self._errors as exc:
+                    got = exc
+                step = plan.send(got)
+        except StopIteration as done:
+            answer: dict[str, Any] = done.value
+            return answer
 
     def score(
         self,
@@ -165,32 +199,24 @@ class AsyncClient(_Base):
     ) -> dict[str, Any]:
         """One request with retries; ``deadline`` (a ``time.monotonic()`` value) bounds every
         attempt and every wait, so the whole call ends by then."""
-        last: RemoteError | None = None
-        for attempt in range(self.retry.retries + 1):
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            timeout = self.timeout if left is None else min(self.timeout, left)
-            retry_after = None
-            try:
-                response = await self._http.request(
-                    method, self.url + path, json=json, timeout=timeout
-                )
-                retry_after = response.headers.get("retry-after")
-                return _answer(response)
-            except self._errors as exc:
-                last = _error(exc)
-            except RemoteError as exc:
-                if exc.status not in RETRY_STATUS:
-                    raise
-                last = exc
-            pause = self.retry.pause(attempt, retry_after, deadline)
-            if pause is None:
-                break
-            await asyncio.sleep(pause)
-        if last is None:
-            raise RemoteError("no time left for the request")
-        raise last
+        plan = self._attempts(deadline)
+        step = next(plan)
+        try:
+            while True:
+                if isinstance(step, _Wait):
+                    await asyncio.sleep(step.seconds)
+                    step = plan.send(None)
+                    continue
+                try:
+                    got: Any = await self._http.request(
+                        method, self.url + path, json=json, timeout=step.timeout
+                    )
+                except self._errors as exc:
+                    got = exc
+                step = plan.send(got)
+        except StopIteration as done:
+            answer: dict[str, Any] = done.value
+            return answer
 
     async def score(
         self,

@@ -180,3 +180,64 @@ def test_url_credentials_never_reach_a_reason_log_or_error(
         Client("ftp://u:S3cretPass@host")
     text = " ".join([reason, str(bad.value), str(client.value), caplog.text])
     assert "S3cretPass" not in text and "svc:" not in text
+
+
+def _scripted(answers: list[object]) -> tuple[object, list[float]]:
+    """An httpx transport answering from ``answers`` (a status with headers, or an
+    exception to raise), recording each request's time-out."""
+    import httpx
+
+    seen: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"]["read"])
+        got = answers.pop(0)
+        if isinstance(got, Exception):
+            raise got
+        status, headers = got  # type: ignore[misc]
+        return httpx.Response(status, headers=headers, json={"ok": status})
+
+    return handle, seen
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_both_clients_follow_the_same_retry_rules(kind: str) -> None:
+    """Transport errors and 5xx/429 are retried (Retry-After honoured), a 4xx is raised at
+    once with its status, the last error is raised when tries run out, and a deadline in
+    the past sends nothing."""
+    import httpx
+
+    def call(answers: list[object], **kw: object) -> tuple[object, list[float]]:
+        handle, seen = _scripted(answers)
+        args = {"retries": 2, "backoff_s": 0.0, "timeout": 5.0}
+        if kind == "sync":
+            c = Client("http://x", **args)
+            c._http = httpx.Client(transport=httpx.MockTransport(handle))
+            try:
+                return c.request("GET", "/v1/spec", **kw), seen  # type: ignore[arg-type]
+            except RemoteError as exc:
+                return exc, seen
+
+        async def go() -> object:
+            a = AsyncClient("http://x", **args)
+            a._http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+            try:
+                return await a.request("GET", "/v1/spec", **kw)  # type: ignore[arg-type]
+            except RemoteError as exc:
+                return exc
+
+        return asyncio.run(go()), seen
+
+    boom = httpx.ConnectError("refused")
+    got, seen = call([boom, (503, {"retry-after": "0"}), (200, {})])
+    assert got == {"ok": 200} and seen == [5.0, 5.0, 5.0]
+    got, seen = call([(404, {}), (200, {})])
+    assert isinstance(got, RemoteError) and got.status == 404 and len(seen) == 1
+    got, seen = call([boom, (429, {}), (500, {})])
+    assert isinstance(got, RemoteError) and got.status == 500 and len(seen) == 3
+    got, seen = call([boom, boom, boom])
+    assert isinstance(got, RemoteError) and "ConnectError" in str(got) and got.status is None
+    got, seen = call([(200, {})], deadline=time.monotonic() - 1)
+    assert isinstance(got, RemoteError) and "no time left" in str(got) and seen == []
+    got, seen = call([(200, {})], deadline=time.monotonic() + 1.0)
+    assert got == {"ok": 200} and 0 < seen[0] <= 1.0
