@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
+from rewardhub.aggregate import _robust_small as small
 from rewardhub.aggregate._checks import check_positive, check_values
 from rewardhub.aggregate._robust_batched import solve_groups
 from rewardhub.aggregate.base import (
@@ -297,6 +298,13 @@ def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: 
     only with a certified duality gap ≤ gap_tol·max|v| (never a wrong w* returned silently)."""
     scale = float(np.abs(v).max())
     target = tol * scale
+    k, m = v.shape
+    if k * m * m <= small.MAX_WORK:
+        # plain-Python active-set Newton with an exact line search: a few steps at any scale
+        rows = v.tolist()
+        first = small.solve(rows, lam, target, max_iter)
+        if small.gap(rows, lam, first) <= gap_tol * scale:
+            return np.array(first)
     w = _newton_simplex(v, lam, target, max_iter)
     gap = _fw_gap(w, _evaluate(v, lam, w)[1])
     # Newton aims at ``tol``; where it stops short of it (floating point near a kink) its

@@ -1,0 +1,236 @@
+"""RMOD's worst-case weights for one small instance (the GRPO shape: K ≲ 64, m ≲ 8) in plain
+Python floats: at these sizes a numpy call costs more than the arithmetic it does.
+
+Same problem as :func:`rewardhub.aggregate.robust.robust_weights`:
+
+    w* = argmin_{w ∈ Δ_m}  λ · log( (1/K) Σ_k exp(values[k] · w / λ) )
+
+Method: active-set Newton with an *exact* line search. Each step works on the face spanned by
+w's support (plus, when the Frank–Wolfe vertex beats the face, that one coordinate), takes the
+Newton direction of f on the face in reduced coordinates (the covariance of column
+differences, centred so that a nearly one-hot softmax keeps its tiny curvature), and then
+minimises f along the direction up to the face's boundary. The one-dimensional minimisation
+is Newton on ψ(t) = log Σ_{r_k>0} r_k e^{x_k(t)} − log Σ_{r_k<0} |r_k| e^{x_k(t)}, whose root
+is f's stationary point on the line and which is nearly piecewise linear however large |v|/λ
+is: where the soft maximum is nearly hard (the case that stalls a backtracking Newton) a step
+walks to the next kink of the piecewise-linear max, like a simplex pivot, and Newton's
+quadratic convergence takes over once the tied candidates are found.
+
+The answer's duality gap (the Frank–Wolfe gap, as :func:`duality_gap` computes it) is
+returned with it; the caller certifies it and falls back to the numpy solvers if it does not.
+"""
+
+from __future__ import annotations
+
+import math
+from operator import mul
+
+exp = math.exp
+log = math.log
+
+#: the line search stops once its Newton correction is this small relative to the step
+STEP_TOL = 1e-3
+#: the largest K·m² this solver takes (above it the numpy solvers are cheaper)
+MAX_WORK = 4096
+
+
+def _gradient(
+    cols: list[list[float]], s: list[float]
+) -> tuple[list[float], list[float], list[float]]:
+    """p = softmax(s), g = valuesᵀp, and e = exp(s − max s) (unnormalised p)."""
+    top = max(s)
+    e = [exp(x - top) for x in s]
+    z = sum(e)
+    p = [x / z for x in e]
+    return p, [sum(map(mul, p, c)) for c in cols], e
+
+
+def _solve_spd(h: list[list[float]], rhs: list[float]) -> list[float] | None:
+    """Cholesky solve of a small symmetric positive semi-definite system, with a relative
+    ridge; None when it is numerically zero (no curvature to use)."""
+    n = len(rhs)
+    if n == 1:
+        a = h[0][0]
+        x1 = rhs[0] / a if a > 0 else math.inf
+        return [x1] if math.isfinite(x1) else None
+    trace = sum(h[i][i] for i in range(n))
+    if not trace > 0:
+        return None
+    ridge = 1e-13 * trace
+    if n == 2:
+        a, b, c = h[0][0] + ridge, h[1][0], h[1][1] + ridge
+        det = a * c - b * b
+        if not det > 0:
+            return None
+        x0, x1 = (c * rhs[0] - b * rhs[1]) / det, (a * rhs[1] - b * rhs[0]) / det
+        return [x0, x1] if math.isfinite(x0) and math.isfinite(x1) else None
+    low = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        row = low[i]
+        for j in range(i + 1):
+            acc = h[i][j] - sum(map(mul, row[:j], low[j][:j]))
+            if i == j:
+                acc += ridge
+                if not acc > 0:
+                    return None
+                row[i] = math.sqrt(acc)
+            else:
+                row[j] = acc / low[j][j]
+    y = [0.0] * n
+    for i in range(n):
+        y[i] = (rhs[i] - sum(map(mul, low[i][:i], y[:i]))) / low[i][i]
+    x = [0.0] * n
+    for i in range(n - 1, -1, -1):
+        x[i] = (y[i] - sum(low[j][i] * x[j] for j in range(i + 1, n))) / low[i][i]
+    return x if all(map(math.isfinite, x)) else None
+
+
+def _line(s: list[float], r: list[float], t_max: float, start: float) -> tuple[float, list[float]]:
+    """argmin_{0 ≤ t ≤ t_max} logsumexp(s + t·r) for a descent direction (Σ p_k r_k < 0 at
+    t = 0), and the point x = s + t·r. Newton on ψ (see the module docstring) from ``start``,
+    safeguarded by the bracket it keeps."""
+    pos = [k for k, rk in enumerate(r) if rk > 0]
+    neg = [k for k, rk in enumerate(r) if rk < 0]
+    if not pos:  # f decreases all the way to the face's edge
+        return t_max, [a + t_max * b for a, b in zip(s, r)]
+    rp = [r[k] for k in pos]
+    rn = [-r[k] for k in neg]
+    sp = [s[k] for k in pos]
+    sn = [s[k] for k in neg]
+
+    def psi(t: float) -> tuple[float, float]:
+        xp = [a + t * b for a, b in zip(sp, rp)]
+        xn = [a - t * b for a, b in zip(sn, rn)]
+        tp, tn = max(xp), max(xn)
+        ep = [b * exp(a - tp) for a, b in zip(xp, rp)]
+        en = [b * exp(a - tn) for a, b in zip(xn, rn)]
+        zp, zn = sum(ep), sum(en)
+        # ψ' = E_{q+}[r] − E_{q−}[r] ≥ min r⁺ + min |r⁻| > 0
+        slope = sum(map(mul, ep, rp)) / zp + sum(map(mul, en, rn)) / zn
+        return tp - tn + log(zp / zn), slope
+
+    lo, hi = 0.0, t_max
+    hi_known = False
+    t = min(start, t_max)
+    for _ in range(60):
+        value, slope = psi(t)
+        if value < 0:
+            if t >= t_max:  # still descending at the edge: step onto it
+                return t_max, [a + t_max * b for a, b in zip(s, r)]
+            lo = t
+        else:
+            hi, hi_known = t, True
+        nxt = t - value / slope
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi) if hi_known else hi
+        elif abs(nxt - t) <= STEP_TOL * t:
+            t = nxt  # Newton's last correction is this small: take it without checking
+            break
+        t = nxt
+    return t, [a + t * b for a, b in zip(s, r)]
+
+
+def solve(values: list[list[float]], lam: float, target: float, max_iter: int) -> list[float]:
+    """Weights for one instance (values as K rows of m floats), aiming at a duality gap ≤
+    ``target``. Certification is the caller's (see :func:`gap`)."""
+    m = len(values[0])
+    cols = [list(c) for c in zip(*values)]
+    inv = 1.0 / lam
+    w = [1.0 / m] * m
+    s = [sum(row) * inv / m for row in values]
+    every = range(m)
+    for _ in range(max_iter):
+        p, g, _ = _gradient(cols, s)
+        g_min = min(g)
+        if sum(map(mul, w, g)) - g_min <= target:
+            break
+        face = [j for j in every if w[j] > 0.0]
+        g_face = [g[j] for j in face]
+        face_min = min(g_face)
+        spread = max(g_face) - face_min
+        outside = [j for j in every if w[j] <= 0.0]
+        if outside:
+            enter = min(outside, key=g.__getitem__)
+            mean = sum(g_face) / len(g_face)
+            if g[enter] < face_min or spread <= max(target, 0.01 * (mean - g[enter])):
+                face.append(enter)  # the Frank–Wolfe vertex beats the face: let it in
+        d = _newton(cols, p, g, w, face, lam)
+        if d is None or any(d[j] < 0 and w[j] <= 0 for j in face):
+            # no curvature, or Newton would push the entering coordinate negative: the
+            # projected gradient (with the exact line search it still walks to a kink)
+            mean = sum(g[j] for j in face) / len(face)
+            d = [0.0] * m
+            for j in face:
+                d[j] = mean - g[j]
+        # a nearly one-hot softmax has almost no curvature, so Newton's step can be huge:
+        # the direction matters, its length only says where the line search starts
+        size = max(map(abs, d))
+        unit = 1.0
+        if size > 1.0:
+            unit = 1.0 / size
+            d = [x * unit for x in d]
+        if not sum(g[j] * d[j] for j in face) < 0:
+            break  # no descent direction left in floating point
+        t_max, block = math.inf, -1
+        for j in face:
+            if d[j] < 0 and -w[j] / d[j] < t_max:
+                t_max, block = -w[j] / d[j], j
+        dl = [x * inv for x in d]
+        r = [sum(map(mul, row, dl)) for row in values]
+        t, s_new = _line(s, r, t_max, unit)
+        if not t > 0:
+            break
+        new = list(w)
+        for j in face:
+            new[j] = max(w[j] + t * d[j], 0.0)
+        if t >= t_max:
+            new[block] = 0.0  # the step ends on this face
+        if new == w:
+            break
+        total = sum(new)
+        w = [x / total for x in new]
+        s = s_new if total == 1.0 else [sum(map(mul, row, w)) * inv for row in values]
+    return w
+
+
+def _newton(
+    cols: list[list[float]],
+    p: list[float],
+    g: list[float],
+    w: list[float],
+    face: list[int],
+    lam: float,
+) -> list[float] | None:
+    """Newton's direction for f on ``face`` (Σ d = 0, zero off the face), in the coordinates
+    y_a = d_a (a ≠ pivot), d_pivot = −Σ y: there ∇²f is the covariance under p of the column
+    differences v_a − v_pivot, over λ (computed centred), and ∇f is g_a − g_pivot."""
+    if len(face) < 2:
+        return None
+    pivot = max(face, key=w.__getitem__)
+    others = [a for a in face if a != pivot]
+    base = cols[pivot]
+    gp = g[pivot]
+    centred = [[x - y - (g[a] - gp) for x, y in zip(cols[a], base)] for a in others]
+    weighted = [list(map(mul, p, c)) for c in centred]
+    n = len(others)
+    h = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            h[i][j] = h[j][i] = sum(map(mul, weighted[i], centred[j])) / lam
+    y = _solve_spd(h, [gp - g[a] for a in others])
+    if y is None:
+        return None
+    d = [0.0] * len(w)
+    for a, ya in zip(others, y):
+        d[a] = ya
+    d[pivot] = -sum(y)
+    return d if math.isfinite(d[pivot]) else None
+
+
+def gap(values: list[list[float]], lam: float, w: list[float]) -> float:
+    """The duality (Frank–Wolfe) gap of ``w``, computed from scratch as
+    :func:`rewardhub.aggregate.robust.duality_gap` does."""
+    cols = [list(c) for c in zip(*values)]
+    s = [sum(map(mul, row, w)) / lam for row in values]
+    _, g, _ = _gradient(cols, s)
+    return max(0.0, float(sum(map(mul, w, g))) - min(g))
