@@ -89,6 +89,10 @@ def _line(s: list[float], r: list[float], t_max: float, start: float) -> tuple[f
     """argmin_{0 ≤ t ≤ t_max} logsumexp(s + t·r) for a descent direction (Σ p_k r_k < 0 at
     t = 0), and the point x = s + t·r. Newton on ψ (see the module docstring) from ``start``,
     safeguarded by the bracket it keeps."""
+    # s relative to its maximum: s itself can be ~|v|/λ while t·r is tiny near the optimum,
+    # and s + t·r would keep only the leading digits of t·r
+    top = max(s)
+    s = [x - top for x in s]
     pos = [k for k, rk in enumerate(r) if rk > 0]
     neg = [k for k, rk in enumerate(r) if rk < 0]
     if not pos:  # f decreases all the way to the face's edge
@@ -121,11 +125,11 @@ def _line(s: list[float], r: list[float], t_max: float, start: float) -> tuple[f
         else:
             hi, hi_known = t, True
         nxt = t - value / slope
-        if not lo < nxt < hi:
-            nxt = 0.5 * (lo + hi) if hi_known else hi
-        elif abs(nxt - t) <= STEP_TOL * t:
+        if lo <= nxt <= hi and abs(nxt - t) <= STEP_TOL * t:
             t = nxt  # Newton's last correction is this small: take it without checking
             break
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi) if hi_known else hi
         t = nxt
     return t, [a + t * b for a, b in zip(s, r)]
 
@@ -165,11 +169,12 @@ def solve(values: list[list[float]], lam: float, target: float, max_iter: int) -
         # a nearly one-hot softmax has almost no curvature, so Newton's step can be huge:
         # the direction matters, its length only says where the line search starts
         size = max(map(abs, d))
-        unit = 1.0
+        reach = 1.0  # where Newton's own step ends, in units of the scaled d
         if size > 1.0:
-            unit = 1.0 / size
-            d = [x * unit for x in d]
-        if not sum(g[j] * d[j] for j in face) < 0:
+            reach = size
+            d = [x / size for x in d]
+        level = g[face[0]]
+        if not sum((g[j] - level) * d[j] for j in face) < 0:  # ∇f·d, as Σ d = 0
             break  # no descent direction left in floating point
         t_max, block = math.inf, -1
         for j in face:
@@ -177,7 +182,7 @@ def solve(values: list[list[float]], lam: float, target: float, max_iter: int) -
                 t_max, block = -w[j] / d[j], j
         dl = [x * inv for x in d]
         r = [sum(map(mul, row, dl)) for row in values]
-        t, s_new = _line(s, r, t_max, unit)
+        t, s_new = _line(s, r, t_max, reach)
         if not t > 0:
             break
         new = list(w)
