@@ -40,6 +40,9 @@ from rewardhub.registry import AggregatorRegistry
 from rewardhub.types import FloatArray, json_row
 
 IntArray = npt.NDArray[np.intp]
+#: below this many groups :func:`robust_weights_batched` solves them one by one (measured:
+#: the vectorised solve's fixed numpy cost is worth it from about 8 groups of 8 × 3)
+SMALL_BATCH = 8
 Solver = Literal["newton", "cvxpy"]
 
 
@@ -390,6 +393,9 @@ def _solve_many(
     m = blocks[0].shape[1]
     if m == 1:
         return [np.ones(1) for _ in blocks]
+    if len(blocks) < SMALL_BATCH and all(b.shape[0] * m * m <= small.MAX_WORK for b in blocks):
+        # a few small groups: the plain-Python solver per group beats numpy's call overhead
+        return [_certified_or_error(b, lam, tol, gap_tol, max_iter) for b in blocks]
     kmax = max(b.shape[0] for b in blocks)
     v = np.zeros((len(blocks), kmax, m))
     mask = np.zeros((len(blocks), kmax), dtype=bool)
@@ -403,11 +409,18 @@ def _solve_many(
         if gaps[g] <= gap_tol * scale[g]:  # the certificate robust_weights gives
             out.append(weights[g])
             continue
-        try:  # the single-group solver: Newton, barrier, polish, or a clear error
-            out.append(_certified(b, lam, tol, gap_tol, max_iter))
-        except AggregationError as exc:
-            out.append(exc)
+        # the single-group solver: Newton, barrier, polish, or a clear error
+        out.append(_certified_or_error(b, lam, tol, gap_tol, max_iter))
     return out
+
+
+def _certified_or_error(
+    v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: int
+) -> FloatArray | AggregationError:
+    try:
+        return _certified(v, lam, tol, gap_tol, max_iter)
+    except AggregationError as exc:
+        return exc
 
 
 def _impute(v: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
