@@ -5,12 +5,14 @@ the same problem as :func:`rewardhub.aggregate.robust.robust_weights`:
 
     w*_g = argmin_{w ∈ Δ_m}  λ · log( (1/K_g) Σ_k exp(values[g, k] · w / λ) )
 
-All groups take the same steps together: a log-barrier interior-point method (batched Newton
-on the KKT systems, a per-group line search and a per-group barrier weight μ), then Newton on
-the face each group's barrier answer points at, which makes its near-zero weights exact zeros
-and its gap as small as the floats allow. Every group's answer is certified by the same duality
-gap as the single-group solver; a group that is not certified is solved again by that solver
-(which certifies or raises), so the batched answer is never less exact than the loop.
+All groups take the same steps together: active-set Newton with an exact line search (the
+method of :mod:`rewardhub.aggregate._robust_small`, vectorised: batched KKT solves on each
+group's face, a batched one-dimensional Newton along each group's step). Groups it leaves
+uncertified (none in the sweeps the tests run) go through a log-barrier interior-point method
+(per-group barrier weight μ), then Newton on the face each group's barrier answer points at.
+Every group's answer is certified by the same duality gap as the single-group solver; a group
+that is not certified is solved again by that solver (which certifies or raises), so the
+batched answer is never less exact than the loop.
 """
 
 from __future__ import annotations

@@ -6,11 +6,15 @@ soft-best candidate as bad as possible:
     w* = argmin_{w ∈ Δ_m}  λ · log( (1/K) Σ_k exp(values[k] · w / λ) )
 
 The objective is convex (a log-sum-exp of linear maps). :func:`robust_weights` solves it with
-an active-set Newton method on the simplex (exact KKT, a few iterations). Where |values|/λ is
-large the soft maximum is nearly hard, Newton's quadratic model holds only very close to the
-kink and it can stall; its answer is then checked against the duality gap and, if that is not
-small, replaced by a log-barrier interior-point solve (polished by Newton on its face). An
-answer whose gap cannot be certified raises. ``solver="cvxpy"`` uses cvxpy as the reference.
+an active-set Newton method on the simplex whose line search is exact (a one-dimensional
+Newton on the sign of f' along the step, :mod:`rewardhub.aggregate._robust_small`): where
+|values|/λ is large and the soft maximum is nearly hard, a backtracking Newton stalls, while an
+exact line search walks to the next kink like a simplex pivot and Newton converges once the
+tied candidates are found; small instances (the GRPO shape) run in plain Python floats, where
+numpy's per-call cost would dominate. Every answer is checked against the duality gap; one
+that is not certified falls back to numpy Newton, the vectorised solver and a log-barrier
+interior-point solve (polished by Newton on its face), and an answer whose gap cannot be
+certified raises. ``solver="cvxpy"`` uses cvxpy as the reference.
 """
 
 from __future__ import annotations
@@ -297,7 +301,8 @@ def robust_weights(
 
 
 def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: int) -> FloatArray:
-    """Newton where it converges, the barrier method where it does not, and either answer
+    """The plain-Python solver for small instances, numpy Newton for larger ones, the
+    vectorised solver and the barrier method where those do not converge, and any answer
     only with a certified duality gap ≤ gap_tol·max|v| (never a wrong w* returned silently)."""
     scale = float(np.abs(v).max())
     target = tol * scale
