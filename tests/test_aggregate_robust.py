@@ -205,3 +205,21 @@ def test_aggregator_makes_an_uncertified_group_unscorable(monkeypatch: pytest.Mo
     )
     assert np.isnan(out.total).all()  # NaN with the reason, never a made-up weighting
     assert "could not certify" in out.diagnostics["per_sample"][0]["error"]
+
+
+@pytest.mark.parametrize(
+    ("size", "lam"), [(1e-150, 1.0), (1e-20, 1.0), (1e-20, 1e10), (1.0, 1e100), (1e20, 1e100)]
+)
+def test_rewards_far_from_unit_scale_are_solved_as_the_same_scale_free_problem(
+    size: float, lam: float
+) -> None:
+    """argmin f(w; v, λ) = argmin f(w; v/c, λ/c): tiny or huge rewards are certified like
+    unit ones (they used to under- or overflow in the solver's products and raise)."""
+    from rewardhub.aggregate import robust_weights_batched
+
+    v = np.random.default_rng(0).normal(size=(8, 3))
+    w = robust_weights(v * size, lam)
+    np.testing.assert_allclose(w, robust_weights(v, lam / size), atol=1e-6)
+    assert duality_gap(v * size, w, lam) <= 1e-7 * size * np.abs(v).max()
+    batched = robust_weights_batched(np.stack([v * size] * 10), lam)
+    np.testing.assert_allclose(batched, np.stack([w] * 10), atol=1e-6)

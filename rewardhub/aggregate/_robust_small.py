@@ -112,7 +112,7 @@ def _line(s: list[float], r: list[float], t_max: float, start: float) -> tuple[f
         zp, zn = sum(ep), sum(en)
         # ψ' = E_{q+}[r] − E_{q−}[r] ≥ min r⁺ + min |r⁻| > 0
         slope = sum(map(mul, ep, rp)) / zp + sum(map(mul, en, rn)) / zn
-        return tp - tn + log(zp / zn), slope
+        return tp - tn + log(zp) - log(zn), slope
 
     lo, hi = 0.0, t_max
     hi_known = False
@@ -125,6 +125,8 @@ def _line(s: list[float], r: list[float], t_max: float, start: float) -> tuple[f
             lo = t
         else:
             hi, hi_known = t, True
+        if not slope > 0:  # ψ' underflowed: no resolution left on this line
+            break
         nxt = t - value / slope
         if lo <= nxt <= hi and abs(nxt - t) <= STEP_TOL * t:
             t = nxt  # Newton's last correction is this small: take it without checking

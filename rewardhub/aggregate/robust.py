@@ -307,11 +307,16 @@ def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: 
     scale = float(np.abs(v).max())
     target = tol * scale
     k, m = v.shape
-    if k * m * m <= small.MAX_WORK:
+    # the problem is scale-free: argmin f(w; v, λ) = argmin f(w; v/c, λ/c) and the gap scales
+    # by c, so the plain-Python solver works on max|v| = 1 (no under- or overflow in its
+    # products however small or large the rewards are)
+    unit = scale if scale > 0 else 1.0
+    lam_unit = lam / unit
+    if k * m * m <= small.MAX_WORK and 0 < lam_unit < math.inf:
         # plain-Python active-set Newton with an exact line search: a few steps at any scale
-        rows = v.tolist()
-        first = small.solve(rows, lam, target, max_iter)
-        if small.gap(rows, lam, first) <= gap_tol * scale:
+        rows = (v / unit).tolist()
+        first = small.solve(rows, lam_unit, tol, max_iter)
+        if small.gap(rows, lam_unit, first) <= gap_tol:
             return np.array(first)
     w = _newton_simplex(v, lam, target, max_iter)
     gap = _fw_gap(w, _evaluate(v, lam, w)[1])
