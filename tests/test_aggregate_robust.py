@@ -150,7 +150,7 @@ def test_uncertifiable_answer_raises_instead_of_returning(monkeypatch: pytest.Mo
     import rewardhub.aggregate.robust as robust
 
     # every method stops at the uniform start (as the old solver did): never returned silently
-    monkeypatch.setattr(robust.small, "solve", lambda v, lam, target, it: [1 / 3] * 3)
+    monkeypatch.setattr(robust.small, "solve", lambda problem, target, it: [1 / 3] * 3)
     monkeypatch.setattr(
         robust, "_newton_simplex", lambda v, lam, gtol, it, w0=None: np.full(3, 1 / 3)
     )

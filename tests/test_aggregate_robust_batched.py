@@ -262,7 +262,9 @@ def test_the_plain_python_solver_certifies_alone_on_a_wide_sweep() -> None:
         v = _sweep_group(rng, m)
         lam = float(10 ** rng.uniform(-3, 2))
         scale = float(np.abs(v).max())
-        w = small.solve(v.tolist(), lam, 1e-10 * scale, 200)
+        w = small.solve(small.Lists(v.tolist(), lam), 1e-10 * scale, 200)
+        w_np = small.solve(small.Arrays(v, lam), 1e-10 * scale, 200)
+        assert duality_gap(v, w_np, lam) <= 1e-7 * scale
         assert min(w) >= 0 and sum(w) == pytest.approx(1.0)
         assert small.gap(v.tolist(), lam, w) <= 1e-7 * scale
         assert duality_gap(v, w, lam) <= 1e-7 * scale

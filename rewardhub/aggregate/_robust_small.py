@@ -1,5 +1,6 @@
-"""RMOD's worst-case weights for one small instance (the GRPO shape: K ≲ 64, m ≲ 8) in plain
-Python floats: at these sizes a numpy call costs more than the arithmetic it does.
+"""RMOD's worst-case weights for one instance: active-set Newton with an exact line search,
+on plain Python floats for small instances (the GRPO shape, K·m² ≤ :data:`MAX_WORK`, where a
+numpy call costs more than the arithmetic it does) and on numpy vectors for larger ones.
 
 Same problem as :func:`rewardhub.aggregate.robust.robust_weights`:
 
@@ -16,23 +17,30 @@ is: where the soft maximum is nearly hard (the case that stalls a backtracking N
 walks to the next kink of the piecewise-linear max, like a simplex pivot, and Newton's
 quadratic convergence takes over once the tied candidates are found.
 
-The answer's duality gap (the Frank–Wolfe gap, as :func:`duality_gap` computes it) is
-returned with it; the caller certifies it and falls back to the numpy solvers if it does not.
+The caller certifies the answer by its duality gap (the Frank–Wolfe gap, as
+:func:`rewardhub.aggregate.robust.duality_gap` computes it; :func:`gap` here) and falls back
+to the other solvers where it is not certified.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from operator import mul
+from typing import Any, Protocol
+
+import numpy as np
+
+from rewardhub.types import FloatArray
 
 exp = math.exp
 log = math.log
 
 #: the line search stops once its Newton correction is this small relative to the step
 STEP_TOL = 1e-3
-#: the largest K·m² this solver takes: its cost grows with K·m², numpy's per call is flat, and
-#: they cross at about this size (measured: 16 × 4 is faster here, 32 × 5 in numpy)
-MAX_WORK = 512
+#: the largest K·m² solved with :class:`Lists`; above it :class:`Arrays` (Python's cost grows
+#: with K·m², numpy's per call is flat: measured 82 vs 102 µs at 8 × 3, 137 vs 94 µs at 16 × 3)
+MAX_WORK = 100
 
 
 def _gradient(
@@ -86,18 +94,155 @@ def _solve_spd(h: list[list[float]], rhs: list[float]) -> list[float] | None:
     return x if all(map(math.isfinite, x)) else None
 
 
-def _line(s: list[float], r: list[float], t_max: float, start: float) -> tuple[float, list[float]]:
+def _root(psi: Callable[[float], tuple[float, float]], t_max: float, start: float) -> float:
+    """The root of the increasing ψ in (0, t_max] (t_max itself where ψ < 0 there): Newton from
+    ``start``, safeguarded by the bracket it keeps."""
+    lo, hi = 0.0, t_max
+    hi_known = False
+    t = min(start, t_max)
+    for _ in range(60):
+        value, slope = psi(t)
+        if value < 0:
+            if t >= t_max:  # still descending at the edge: step onto it
+                return t_max
+            lo = t
+        else:
+            hi, hi_known = t, True
+        if not slope > 0:  # ψ' underflowed: no resolution left on this line
+            break
+        nxt = t - value / slope
+        if lo <= nxt <= hi and abs(nxt - t) <= STEP_TOL * t:
+            return nxt  # Newton's last correction is this small: take it without checking
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi) if hi_known else hi
+        t = nxt
+    return t
+
+
+class Problem(Protocol):
+    """One instance as :func:`solve` sees it: the K-long vectors (s, p, r) are the
+    implementation's own, the m-long ones (w, g, d) plain lists."""
+
+    m: int
+
+    def at(self, w: list[float]) -> Any: ...
+    def gradient(self, s: Any) -> tuple[Any, list[float]]: ...
+    def newton(
+        self, p: Any, g: list[float], w: list[float], face: list[int]
+    ) -> list[float] | None: ...
+    def along(self, d: list[float]) -> Any: ...
+    def line(self, s: Any, r: Any, t_max: float, start: float) -> tuple[float, Any]: ...
+
+
+class Lists:
+    """The instance as plain Python lists: for small K·m, where a numpy call costs more than
+    the arithmetic it does."""
+
+    def __init__(self, values: list[list[float]], lam: float) -> None:
+        self.rows = values
+        self.cols = [list(c) for c in zip(*values)]
+        self.lam = lam
+        self.inv = 1.0 / lam
+        self.m = len(values[0])
+
+    def at(self, w: list[float]) -> list[float]:
+        """s = values·w / λ."""
+        inv = self.inv
+        return [sum(map(mul, row, w)) * inv for row in self.rows]
+
+    def gradient(self, s: list[float]) -> tuple[list[float], list[float]]:
+        """p = softmax(s) and g = valuesᵀp."""
+        p, g, _ = _gradient(self.cols, s)
+        return p, g
+
+    def newton(
+        self, p: list[float], g: list[float], w: list[float], face: list[int]
+    ) -> list[float] | None:
+        return _newton(self.cols, p, g, w, face, self.lam)
+
+    def along(self, d: list[float]) -> list[float]:
+        """r = values·d / λ: how s moves along d."""
+        return self.at(d)
+
+    def line(
+        self, s: list[float], r: list[float], t_max: float, start: float
+    ) -> tuple[float, list[float]]:
+        """argmin_{0 ≤ t ≤ t_max} logsumexp(s + t·r) along a descent direction, and s + t·r."""
+        t = _line(s, r, t_max, start)
+        return t, [a + t * b for a, b in zip(s, r)]
+
+
+class Arrays:
+    """The same instance as numpy arrays: for larger K·m, where numpy's flat per-call cost
+    beats Python's per-element one."""
+
+    def __init__(self, values: FloatArray, lam: float) -> None:
+        self.v = values
+        self.lam = lam
+        self.m = values.shape[1]
+
+    def at(self, w: list[float]) -> FloatArray:
+        s: FloatArray = self.v @ np.asarray(w) / self.lam
+        return s
+
+    def gradient(self, s: FloatArray) -> tuple[FloatArray, list[float]]:
+        e = np.exp(s - s.max())
+        p: FloatArray = e / e.sum()
+        g: list[float] = (p @ self.v).tolist()
+        return p, g
+
+    def newton(
+        self, p: FloatArray, g: list[float], w: list[float], face: list[int]
+    ) -> list[float] | None:
+        """As :func:`_newton`: the reduced Hessian is the covariance under p of the column
+        differences v_a − v_pivot, centred, over λ."""
+        if len(face) < 2:
+            return None
+        pivot = max(face, key=w.__getitem__)
+        others = [a for a in face if a != pivot]
+        gp = g[pivot]
+        centred = self.v[:, others] - self.v[:, [pivot]] - (np.array([g[a] for a in others]) - gp)
+        h: list[list[float]] = ((centred.T * p) @ centred / self.lam).tolist()
+        return _embed(h, g, gp, pivot, others, len(w))
+
+    def along(self, d: list[float]) -> FloatArray:
+        return self.at(d)
+
+    def line(
+        self, s: FloatArray, r: FloatArray, t_max: float, start: float
+    ) -> tuple[float, FloatArray]:
+        s = s - s.max()  # see :func:`_line`
+        pos, neg = r > 0, r < 0
+        if not pos.any():
+            return t_max, s + t_max * r
+        rp, sp = r[pos], s[pos]
+        rn, sn = -r[neg], s[neg]
+
+        def psi(t: float) -> tuple[float, float]:
+            xp = sp + t * rp
+            xn = sn - t * rn
+            tp, tn = float(xp.max()), float(xn.max())
+            ep = rp * np.exp(xp - tp)
+            en = rn * np.exp(xn - tn)
+            zp, zn = float(ep.sum()), float(en.sum())
+            return tp - tn + log(zp) - log(zn), float(ep @ rp) / zp + float(en @ rn) / zn
+
+        t = _root(psi, t_max, start)
+        out: FloatArray = s + t * r
+        return t, out
+
+
+def _line(s: list[float], r: list[float], t_max: float, start: float) -> float:
     """argmin_{0 ≤ t ≤ t_max} logsumexp(s + t·r) for a descent direction (Σ p_k r_k < 0 at
-    t = 0), and the point x = s + t·r. Newton on ψ (see the module docstring) from ``start``,
-    safeguarded by the bracket it keeps."""
+    t = 0): the root of ψ (see the module docstring)."""
     # s relative to its maximum: s itself can be ~|v|/λ while t·r is tiny near the optimum,
     # and s + t·r would keep only the leading digits of t·r
     top = max(s)
     s = [x - top for x in s]
     pos = [k for k, rk in enumerate(r) if rk > 0]
-    neg = [k for k, rk in enumerate(r) if rk < 0]
     if not pos:  # f decreases all the way to the face's edge
-        return t_max, [a + t_max * b for a, b in zip(s, r)]
+        return t_max
+    neg = [k for k, rk in enumerate(r) if rk < 0]
     rp = [r[k] for k in pos]
     rn = [-r[k] for k in neg]
     sp = [s[k] for k in pos]
@@ -114,40 +259,18 @@ def _line(s: list[float], r: list[float], t_max: float, start: float) -> tuple[f
         slope = sum(map(mul, ep, rp)) / zp + sum(map(mul, en, rn)) / zn
         return tp - tn + log(zp) - log(zn), slope
 
-    lo, hi = 0.0, t_max
-    hi_known = False
-    t = min(start, t_max)
-    for _ in range(60):
-        value, slope = psi(t)
-        if value < 0:
-            if t >= t_max:  # still descending at the edge: step onto it
-                return t_max, [a + t_max * b for a, b in zip(s, r)]
-            lo = t
-        else:
-            hi, hi_known = t, True
-        if not slope > 0:  # ψ' underflowed: no resolution left on this line
-            break
-        nxt = t - value / slope
-        if lo <= nxt <= hi and abs(nxt - t) <= STEP_TOL * t:
-            t = nxt  # Newton's last correction is this small: take it without checking
-            break
-        if not lo < nxt < hi:
-            nxt = 0.5 * (lo + hi) if hi_known else hi
-        t = nxt
-    return t, [a + t * b for a, b in zip(s, r)]
+    return _root(psi, t_max, start)
 
 
-def solve(values: list[list[float]], lam: float, target: float, max_iter: int) -> list[float]:
-    """Weights for one instance (values as K rows of m floats), aiming at a duality gap ≤
-    ``target``. Certification is the caller's (see :func:`gap`)."""
-    m = len(values[0])
-    cols = [list(c) for c in zip(*values)]
-    inv = 1.0 / lam
+def solve(problem: Problem, target: float, max_iter: int) -> list[float]:
+    """Weights for one instance, aiming at a duality gap ≤ ``target``. Certification is the
+    caller's (see :func:`gap`)."""
+    m = problem.m
     w = [1.0 / m] * m
-    s = [sum(row) * inv / m for row in values]
+    s: Any = problem.at(w)
     every = range(m)
     for _ in range(max_iter):
-        p, g, _ = _gradient(cols, s)
+        p, g = problem.gradient(s)
         g_min = min(g)
         if sum(map(mul, w, g)) - g_min <= target:
             break
@@ -161,7 +284,7 @@ def solve(values: list[list[float]], lam: float, target: float, max_iter: int) -
             mean = sum(g_face) / len(g_face)
             if g[enter] < face_min or spread <= max(target, 0.01 * (mean - g[enter])):
                 face.append(enter)  # the Frank–Wolfe vertex beats the face: let it in
-        d = _newton(cols, p, g, w, face, lam)
+        d = problem.newton(p, g, w, face)
         if d is None or any(d[j] < 0 and w[j] <= 0 for j in face):
             # no curvature, or Newton would push the entering coordinate negative: the
             # projected gradient (with the exact line search it still walks to a kink)
@@ -183,9 +306,7 @@ def solve(values: list[list[float]], lam: float, target: float, max_iter: int) -
         for j in face:
             if d[j] < 0 and -w[j] / d[j] < t_max:
                 t_max, block = -w[j] / d[j], j
-        dl = [x * inv for x in d]
-        r = [sum(map(mul, row, dl)) for row in values]
-        t, s_new = _line(s, r, t_max, reach)
+        t, s_new = problem.line(s, problem.along(d), t_max, reach)
         if not t > 0:
             break
         new = list(w)
@@ -197,7 +318,7 @@ def solve(values: list[list[float]], lam: float, target: float, max_iter: int) -
             break
         total = sum(new)
         w = [x / total for x in new]
-        s = s_new if total == 1.0 else [sum(map(mul, row, w)) * inv for row in values]
+        s = s_new if total == 1.0 else problem.at(w)
     return w
 
 
@@ -225,10 +346,17 @@ def _newton(
     for i in range(n):
         for j in range(i + 1):
             h[i][j] = h[j][i] = sum(map(mul, weighted[i], centred[j])) / lam
+    return _embed(h, g, gp, pivot, others, len(w))
+
+
+def _embed(
+    h: list[list[float]], g: list[float], gp: float, pivot: int, others: list[int], m: int
+) -> list[float] | None:
+    """Solve the reduced Newton system and write y back as d (d_pivot = −Σ y)."""
     y = _solve_spd(h, [gp - g[a] for a in others])
     if y is None:
         return None
-    d = [0.0] * len(w)
+    d = [0.0] * m
     for a, ya in zip(others, y):
         d[a] = ya
     d[pivot] = -sum(y)

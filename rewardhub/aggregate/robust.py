@@ -11,10 +11,11 @@ Newton on the sign of f' along the step, :mod:`rewardhub.aggregate._robust_small
 |values|/λ is large and the soft maximum is nearly hard, a backtracking Newton stalls, while an
 exact line search walks to the next kink like a simplex pivot and Newton converges once the
 tied candidates are found; small instances (the GRPO shape) run in plain Python floats, where
-numpy's per-call cost would dominate. Every answer is checked against the duality gap; one
-that is not certified falls back to numpy Newton, the vectorised solver and a log-barrier
-interior-point solve (polished by Newton on its face), and an answer whose gap cannot be
-certified raises. ``solver="cvxpy"`` uses cvxpy as the reference.
+numpy's per-call cost would dominate, larger ones on numpy vectors. Every answer is checked
+against the duality gap; one that is not certified falls back to a backtracking numpy Newton,
+the vectorised solver and a log-barrier interior-point solve (polished by Newton on its
+face), and an answer whose gap cannot be certified raises. ``solver="cvxpy"`` uses cvxpy as
+the reference.
 """
 
 from __future__ import annotations
@@ -301,9 +302,10 @@ def robust_weights(
 
 
 def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: int) -> FloatArray:
-    """The plain-Python solver for small instances, numpy Newton for larger ones, the
-    vectorised solver and the barrier method where those do not converge, and any answer
-    only with a certified duality gap ≤ gap_tol·max|v| (never a wrong w* returned silently)."""
+    """Active-set Newton with an exact line search (plain Python for small instances, numpy
+    vectors for larger ones); where it does not certify, numpy Newton with backtracking, the
+    vectorised solver and the barrier method; and any answer only with a certified duality
+    gap ≤ gap_tol·max|v| (never a wrong w* returned silently)."""
     scale = float(np.abs(v).max())
     target = tol * scale
     k, m = v.shape
@@ -312,12 +314,19 @@ def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: 
     # products however small or large the rewards are)
     unit = scale if scale > 0 else 1.0
     lam_unit = lam / unit
-    if k * m * m <= small.MAX_WORK and 0 < lam_unit < math.inf:
-        # plain-Python active-set Newton with an exact line search: a few steps at any scale
-        rows = (v / unit).tolist()
-        first = small.solve(rows, lam_unit, tol, max_iter)
-        if small.gap(rows, lam_unit, first) <= gap_tol:
-            return np.array(first)
+    if 0 < lam_unit < math.inf:
+        # active-set Newton with an exact line search: a few steps at any scale, in plain
+        # Python for small instances and with numpy vectors for larger ones
+        scaled = v / unit
+        if k * m * m <= small.MAX_WORK:
+            rows = scaled.tolist()
+            first = np.array(small.solve(small.Lists(rows, lam_unit), tol, max_iter))
+            first_gap = small.gap(rows, lam_unit, first.tolist())
+        else:
+            first = np.array(small.solve(small.Arrays(scaled, lam_unit), tol, max_iter))
+            first_gap = _fw_gap(first, _evaluate(scaled, lam_unit, first)[1])
+        if first_gap <= gap_tol:
+            return first
     w = _newton_simplex(v, lam, target, max_iter)
     gap = _fw_gap(w, _evaluate(v, lam, w)[1])
     # Newton aims at ``tol``; where it stops short of it (floating point near a kink) its
@@ -403,8 +412,9 @@ def _solve_many(
     m = blocks[0].shape[1]
     if m == 1:
         return [np.ones(1) for _ in blocks]
-    if len(blocks) < SMALL_BATCH and all(b.shape[0] * m * m <= small.MAX_WORK for b in blocks):
-        # a few small groups: the plain-Python solver per group beats numpy's call overhead
+    if len(blocks) < SMALL_BATCH:
+        # a few groups: the single-instance solver per group beats the vectorised one's fixed
+        # numpy overhead
         return [_certified_or_error(b, lam, tol, gap_tol, max_iter) for b in blocks]
     kmax = max(b.shape[0] for b in blocks)
     v = np.zeros((len(blocks), kmax, m))
