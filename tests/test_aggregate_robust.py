@@ -165,6 +165,26 @@ def test_uncertifiable_answer_raises_instead_of_returning(monkeypatch: pytest.Mo
         robust_weights(v, 0.005)
 
 
+def test_the_fallbacks_still_certify_when_the_first_solver_stops_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first solver never needs them on the tests' sweeps, so pin the fallback chain
+    (numpy Newton, the vectorised solver, the barrier) on its own: each answers certified."""
+    import rewardhub.aggregate.robust as robust
+
+    monkeypatch.setattr(robust.small, "solve", lambda problem, target, it: [1 / 3] * 3)
+    v = np.array([[0.4, -0.4, 1.9], [3.9, 2.8, -2.1], [-7.0, -0.7, -3.7], [1.0, 2.0, -1.0]])
+    for lam in (0.005, 1.0):
+        w = robust_weights(v, lam)
+        assert duality_gap(v, w, lam) <= 1e-7 * 7.0
+    # and with numpy Newton stopping short too, the vectorised solver or the barrier answers
+    monkeypatch.setattr(
+        robust, "_newton_simplex", lambda v, lam, gtol, it, w0=None: np.full(3, 1 / 3)
+    )
+    w = robust_weights(v, 0.005)
+    assert duality_gap(v, w, 0.005) <= 1e-7 * 7.0
+
+
 def test_bad_inputs() -> None:
     with pytest.raises(rh.AggregationError, match="NaN"):
         robust_weights([[1.0, np.nan]])
