@@ -201,9 +201,23 @@ class Arrays:
         pivot = max(face, key=w.__getitem__)
         others = [a for a in face if a != pivot]
         gp = g[pivot]
-        centred = self.v[:, others] - self.v[:, [pivot]] - (np.array([g[a] for a in others]) - gp)
-        h: list[list[float]] = ((centred.T * p) @ centred / self.lam).tolist()
-        return _embed(h, g, gp, pivot, others, len(w))
+        grad = np.array([g[a] for a in others]) - gp
+        centred = self.v[:, others] - self.v[:, [pivot]] - grad
+        h = (centred.T * p) @ centred / self.lam
+        if len(others) <= 2:
+            return _embed(h.tolist(), g, gp, pivot, others, len(w))
+        trace = float(np.trace(h))
+        if not trace > 0:
+            return None
+        try:  # LAPACK beats the Python Cholesky from 3 × 3
+            y = np.linalg.solve(h + np.eye(len(others)) * (1e-13 * trace), -grad)
+        except np.linalg.LinAlgError:
+            return None
+        d = [0.0] * len(w)
+        for a, ya in zip(others, y.tolist()):
+            d[a] = ya
+        d[pivot] = -float(y.sum())
+        return d if math.isfinite(d[pivot]) and np.isfinite(y).all() else None
 
     def along(self, d: list[float]) -> FloatArray:
         return self.at(d)
@@ -212,24 +226,36 @@ class Arrays:
         self, s: FloatArray, r: FloatArray, t_max: float, start: float
     ) -> tuple[float, FloatArray]:
         s = s - s.max()  # see :func:`_line`
-        pos, neg = r > 0, r < 0
-        if not pos.any():
+        if not (r > 0).any():
             return t_max, s + t_max * r
-        rp, sp = r[pos], s[pos]
-        rn, sn = -r[neg], s[neg]
 
         def psi(t: float) -> tuple[float, float]:
-            xp = sp + t * rp
-            xn = sn - t * rn
-            tp, tn = float(xp.max()), float(xn.max())
-            ep = rp * np.exp(xp - tp)
-            en = rn * np.exp(xn - tn)
-            zp, zn = float(ep.sum()), float(en.sum())
-            return tp - tn + log(zp) - log(zn), float(ep @ rp) / zp + float(en @ rn) / zn
+            x = s + t * r
+            x -= x.max()
+            re = r * np.exp(x)
+            up, down = np.maximum(re, 0.0), np.minimum(re, 0.0)  # r_k e^{x_k} by sign of r_k
+            zp, zn = float(up.sum()), -float(down.sum())
+            if not (zp > 0 and zn > 0):  # one side underflowed under the common shift
+                return _psi_apart(x, r, t)
+            return log(zp) - log(zn), float(up @ r) / zp + float(down @ r) / zn
 
         t = _root(psi, t_max, start)
         out: FloatArray = s + t * r
         return t, out
+
+
+def _psi_apart(x: FloatArray, r: FloatArray, t: float) -> tuple[float, float]:
+    """ψ at x with each sign of r shifted by its own maximum (no side underflows)."""
+    del t
+    pos, neg = r > 0, r < 0
+    if not neg.any():
+        return math.inf, 1.0
+    xp, xn = x[pos], x[neg]
+    tp, tn = float(xp.max()), float(xn.max())
+    ep = r[pos] * np.exp(xp - tp)
+    en = -r[neg] * np.exp(xn - tn)
+    zp, zn = float(ep.sum()), float(en.sum())
+    return tp - tn + log(zp) - log(zn), float(ep @ r[pos]) / zp - float(en @ r[neg]) / zn
 
 
 def _line(s: list[float], r: list[float], t_max: float, start: float) -> float:
