@@ -308,3 +308,30 @@ def test_batched_is_never_worse_than_cvxpy() -> None:
             ref /= ref.sum()
             scale = float(np.abs(b).max())
             assert robust_objective(b, wg, lam) <= robust_objective(b, ref, lam) + 1e-7 * scale
+
+
+def test_the_two_representations_take_the_same_line_search_step() -> None:
+    """Lists and Arrays minimise logsumexp(s + t·r) on [0, t_max] to the same t, also where
+    one sign of r sits ~800 below the maximum (a shared exp shift underflows there)."""
+    from rewardhub.aggregate import _robust_small as small
+
+    rng = np.random.default_rng(6)
+    cases = []
+    for _ in range(50):
+        s = rng.normal(size=9) * 10
+        r = rng.normal(size=9)
+        r -= r @ np.exp(s - s.max()) / np.exp(s - s.max()).sum() + 0.1  # a descent direction
+        cases.append((s, r))
+    s = np.array([0.0, -800.0, -801.0, -5.0])
+    cases.append((s, np.array([0.0, 2.0, 1.0, -1.0])))  # rising candidates only far below
+    for s, r in cases:
+        lists = small.Lists([[1.0]], 1.0)
+        arrays = small.Arrays(np.ones((1, 1)), 1.0)
+        t_max = 3.0
+        t_l, _ = lists.line(s.tolist(), r.tolist(), t_max, 1.0)
+        t_a, _ = arrays.line(s, r, t_max, 1.0)
+        assert t_a == pytest.approx(t_l, rel=1e-6, abs=1e-12)
+        if t_l < t_max:  # an interior minimum: the slope vanishes there
+            x = s + t_l * r
+            p = np.exp(x - x.max())
+            assert abs(p @ r / p.sum()) <= 1e-3 * np.abs(r).max()

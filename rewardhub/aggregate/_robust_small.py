@@ -236,7 +236,7 @@ class Arrays:
             up, down = np.maximum(re, 0.0), np.minimum(re, 0.0)  # r_k e^{x_k} by sign of r_k
             zp, zn = float(up.sum()), -float(down.sum())
             if not (zp > 0 and zn > 0):  # one side underflowed under the common shift
-                return _psi_apart(x, r, t)
+                return _psi_apart(x, r)
             return log(zp) - log(zn), float(up @ r) / zp + float(down @ r) / zn
 
         t = _root(psi, t_max, start)
@@ -244,9 +244,8 @@ class Arrays:
         return t, out
 
 
-def _psi_apart(x: FloatArray, r: FloatArray, t: float) -> tuple[float, float]:
+def _psi_apart(x: FloatArray, r: FloatArray) -> tuple[float, float]:
     """ψ at x with each sign of r shifted by its own maximum (no side underflows)."""
-    del t
     pos, neg = r > 0, r < 0
     if not neg.any():
         return math.inf, 1.0
