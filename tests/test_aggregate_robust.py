@@ -149,7 +149,8 @@ def test_wide_random_sweep_against_cvxpy() -> None:
 def test_uncertifiable_answer_raises_instead_of_returning(monkeypatch: pytest.MonkeyPatch) -> None:
     import rewardhub.aggregate.robust as robust
 
-    # both methods stop at the uniform start (as the old solver did): never returned silently
+    # every method stops at the uniform start (as the old solver did): never returned silently
+    monkeypatch.setattr(robust.small, "solve", lambda problem, target, it: [1 / 3] * 3)
     monkeypatch.setattr(
         robust, "_newton_simplex", lambda v, lam, gtol, it, w0=None: np.full(3, 1 / 3)
     )
@@ -162,6 +163,26 @@ def test_uncertifiable_answer_raises_instead_of_returning(monkeypatch: pytest.Mo
     v = [[0.4, -0.4, 1.9], [3.9, 2.8, -2.1], [-7.0, -0.7, -3.7]]
     with pytest.raises(rh.AggregationError, match="could not certify"):
         robust_weights(v, 0.005)
+
+
+def test_the_fallbacks_still_certify_when_the_first_solver_stops_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first solver never needs them on the tests' sweeps, so pin the fallback chain
+    (numpy Newton, the vectorised solver, the barrier) on its own: each answers certified."""
+    import rewardhub.aggregate.robust as robust
+
+    monkeypatch.setattr(robust.small, "solve", lambda problem, target, it: [1 / 3] * 3)
+    v = np.array([[0.4, -0.4, 1.9], [3.9, 2.8, -2.1], [-7.0, -0.7, -3.7], [1.0, 2.0, -1.0]])
+    for lam in (0.005, 1.0):
+        w = robust_weights(v, lam)
+        assert duality_gap(v, w, lam) <= 1e-7 * 7.0
+    # and with numpy Newton stopping short too, the vectorised solver or the barrier answers
+    monkeypatch.setattr(
+        robust, "_newton_simplex", lambda v, lam, gtol, it, w0=None: np.full(3, 1 / 3)
+    )
+    w = robust_weights(v, 0.005)
+    assert duality_gap(v, w, 0.005) <= 1e-7 * 7.0
 
 
 def test_bad_inputs() -> None:
@@ -204,3 +225,21 @@ def test_aggregator_makes_an_uncertified_group_unscorable(monkeypatch: pytest.Mo
     )
     assert np.isnan(out.total).all()  # NaN with the reason, never a made-up weighting
     assert "could not certify" in out.diagnostics["per_sample"][0]["error"]
+
+
+@pytest.mark.parametrize(
+    ("size", "lam"), [(1e-150, 1.0), (1e-20, 1.0), (1e-20, 1e10), (1.0, 1e100), (1e20, 1e100)]
+)
+def test_rewards_far_from_unit_scale_are_solved_as_the_same_scale_free_problem(
+    size: float, lam: float
+) -> None:
+    """argmin f(w; v, λ) = argmin f(w; v/c, λ/c): tiny or huge rewards are certified like
+    unit ones (they used to under- or overflow in the solver's products and raise)."""
+    from rewardhub.aggregate import robust_weights_batched
+
+    v = np.random.default_rng(0).normal(size=(8, 3))
+    w = robust_weights(v * size, lam)
+    np.testing.assert_allclose(w, robust_weights(v, lam / size), atol=1e-6)
+    assert duality_gap(v * size, w, lam) <= 1e-7 * size * np.abs(v).max()
+    batched = robust_weights_batched(np.stack([v * size] * 10), lam)
+    np.testing.assert_allclose(batched, np.stack([w] * 10), atol=1e-6)

@@ -6,11 +6,16 @@ soft-best candidate as bad as possible:
     w* = argmin_{w ∈ Δ_m}  λ · log( (1/K) Σ_k exp(values[k] · w / λ) )
 
 The objective is convex (a log-sum-exp of linear maps). :func:`robust_weights` solves it with
-an active-set Newton method on the simplex (exact KKT, a few iterations). Where |values|/λ is
-large the soft maximum is nearly hard, Newton's quadratic model holds only very close to the
-kink and it can stall; its answer is then checked against the duality gap and, if that is not
-small, replaced by a log-barrier interior-point solve (polished by Newton on its face). An
-answer whose gap cannot be certified raises. ``solver="cvxpy"`` uses cvxpy as the reference.
+an active-set Newton method on the simplex whose line search is exact (a one-dimensional
+Newton on the sign of f' along the step, :mod:`rewardhub.aggregate._robust_small`): where
+|values|/λ is large and the soft maximum is nearly hard, a backtracking Newton stalls, while an
+exact line search walks to the next kink like a simplex pivot and Newton converges once the
+tied candidates are found; small instances (the GRPO shape) run in plain Python floats, where
+numpy's per-call cost would dominate, larger ones on numpy vectors. Every answer is checked
+against the duality gap; one that is not certified falls back to a backtracking numpy Newton,
+the vectorised solver and a log-barrier interior-point solve (polished by Newton on its
+face), and an answer whose gap cannot be certified raises. ``solver="cvxpy"`` uses cvxpy as
+the reference.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
+from rewardhub.aggregate import _robust_small as small
 from rewardhub.aggregate._checks import check_positive, check_values
 from rewardhub.aggregate._robust_batched import solve_groups
 from rewardhub.aggregate.base import (
@@ -39,6 +45,9 @@ from rewardhub.registry import AggregatorRegistry
 from rewardhub.types import FloatArray, json_row
 
 IntArray = npt.NDArray[np.intp]
+#: below this many groups :func:`robust_weights_batched` solves them one by one (measured:
+#: the vectorised solve's fixed numpy cost is worth it from about 8 groups of 8 × 3)
+SMALL_BATCH = 8
 Solver = Literal["newton", "cvxpy"]
 
 
@@ -293,10 +302,31 @@ def robust_weights(
 
 
 def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: int) -> FloatArray:
-    """Newton where it converges, the barrier method where it does not, and either answer
-    only with a certified duality gap ≤ gap_tol·max|v| (never a wrong w* returned silently)."""
+    """Active-set Newton with an exact line search (plain Python for small instances, numpy
+    vectors for larger ones); where it does not certify, numpy Newton with backtracking, the
+    vectorised solver and the barrier method; and any answer only with a certified duality
+    gap ≤ gap_tol·max|v| (never a wrong w* returned silently)."""
     scale = float(np.abs(v).max())
     target = tol * scale
+    k, m = v.shape
+    # the problem is scale-free: argmin f(w; v, λ) = argmin f(w; v/c, λ/c) and the gap scales
+    # by c, so the plain-Python solver works on max|v| = 1 (no under- or overflow in its
+    # products however small or large the rewards are)
+    unit = scale if scale > 0 else 1.0
+    lam_unit = lam / unit
+    if 0 < lam_unit < math.inf:
+        # active-set Newton with an exact line search: a few steps at any scale, in plain
+        # Python for small instances and with numpy vectors for larger ones
+        scaled = v / unit
+        if k * m * m <= small.MAX_WORK:
+            rows = scaled.tolist()
+            first = np.array(small.solve(small.Lists(rows, lam_unit), tol, max_iter))
+            first_gap = small.gap(rows, lam_unit, first.tolist())
+        else:
+            first = np.array(small.solve(small.Arrays(scaled, lam_unit), tol, max_iter))
+            first_gap = _fw_gap(first, _evaluate(scaled, lam_unit, first)[1])
+        if first_gap <= gap_tol:
+            return first
     w = _newton_simplex(v, lam, target, max_iter)
     gap = _fw_gap(w, _evaluate(v, lam, w)[1])
     # Newton aims at ``tol``; where it stops short of it (floating point near a kink) its
@@ -382,6 +412,10 @@ def _solve_many(
     m = blocks[0].shape[1]
     if m == 1:
         return [np.ones(1) for _ in blocks]
+    if len(blocks) < SMALL_BATCH:
+        # a few groups: the single-instance solver per group beats the vectorised one's fixed
+        # numpy overhead
+        return [_certified_or_error(b, lam, tol, gap_tol, max_iter) for b in blocks]
     kmax = max(b.shape[0] for b in blocks)
     v = np.zeros((len(blocks), kmax, m))
     mask = np.zeros((len(blocks), kmax), dtype=bool)
@@ -395,11 +429,18 @@ def _solve_many(
         if gaps[g] <= gap_tol * scale[g]:  # the certificate robust_weights gives
             out.append(weights[g])
             continue
-        try:  # the single-group solver: Newton, barrier, polish, or a clear error
-            out.append(_certified(b, lam, tol, gap_tol, max_iter))
-        except AggregationError as exc:
-            out.append(exc)
+        # the single-group solver: Newton, barrier, polish, or a clear error
+        out.append(_certified_or_error(b, lam, tol, gap_tol, max_iter))
     return out
+
+
+def _certified_or_error(
+    v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: int
+) -> FloatArray | AggregationError:
+    try:
+        return _certified(v, lam, tol, gap_tol, max_iter)
+    except AggregationError as exc:
+        return exc
 
 
 def _impute(v: FloatArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
