@@ -116,6 +116,11 @@ class MicroBatcher:
     With ``on_caller_loop=True`` it has no thread: it runs on the event loop of its first
     ``submit`` and takes calls from that loop only (the server's, where a thread hop per call
     would cost more than scoring a rule spec); ``close`` must then be called on that loop.
+
+    With ``eager=True`` a batch does not wait out the window: it leaves on the next turn of
+    the loop, with every call that arrived together, and the calls that come while it is
+    being scored gather for the next one (``max_inflight``). For pipelines whose sources are
+    cheap (every one runs inline), where holding a call costs more than the batch saves.
     """
 
     def __init__(
@@ -129,6 +134,7 @@ class MicroBatcher:
         allow_batch_relative: bool = False,
         on_batch: Callable[[int], None] | None = None,
         on_caller_loop: bool = False,
+        eager: bool = False,
     ) -> None:
         if not window_ms >= 0:
             raise ValueError(f"window_ms must be >= 0, got {window_ms}")
@@ -145,11 +151,12 @@ class MicroBatcher:
         self.weights = weights
         self.on_batch = on_batch
         self.on_caller_loop = on_caller_loop
+        self.eager = eager
         self.batch_sizes: list[int] = []
         """The size of every batch sent to the pipeline (for tests and benchmarks; not kept
         when ``on_batch`` is given, so a long-running server does not grow it forever)."""
         self._pending: list[_Item] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -257,8 +264,7 @@ class MicroBatcher:
         if len(self._pending) >= self.max_batch:
             self._flush()
         elif self._timer is None:
-            assert self._loop is not None
-            self._timer = self._loop.call_later(self.window_s, self._flush)
+            self._arm()
 
     def _flush(self) -> None:
         if self._timer is not None:
@@ -275,7 +281,14 @@ class MicroBatcher:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         if self._pending and self._timer is None and self._inflight < self.max_inflight:
-            assert self._loop is not None
+            self._arm()
+
+    def _arm(self) -> None:
+        """Send the pending calls when the window closes (next loop turn when eager)."""
+        assert self._loop is not None
+        if self.eager:
+            self._timer = self._loop.call_soon(self._flush)
+        else:
             self._timer = self._loop.call_later(self.window_s, self._flush)
 
     async def _run(self, items: list[_Item]) -> None:
