@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from typing import Any
 
 import httpx
 import pytest
@@ -222,3 +223,33 @@ def test_a_failed_check_never_beats_a_value_over_http() -> None:
         assert got["rewards"] == [0.0, 0.0]
         assert got["extra_logs"]["abstained"] == [0.0, 1.0]
         assert all(math.isfinite(x) for x in got["rewards"])
+
+
+def test_a_crash_is_a_json_500_without_its_details(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def model_dump(self, **kwargs: Any) -> Any:
+            raise RuntimeError("detail-that-stays-inside")
+
+    async def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("detail-that-stays-inside")
+
+    with rh.Pipeline.from_spec(RULES) as pipe:
+        app = create_app(pipe, ServerSettings())
+        pipe.spec = Broken()  # type: ignore[assignment]  # /v1/spec: a route FastAPI serves
+        vars(app.state.rewardhub.scorer)["rows"] = boom  # /v1/score: the guard's own path
+
+        async def run() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return [
+                    await c.get("/v1/spec"),
+                    await c.post("/v1/score", json={"samples": [{"completion": "x"}]}),
+                ]
+
+        with caplog.at_level("ERROR", logger="rewardhub.server"):
+            answers = asyncio.run(run())
+    for r in answers:
+        assert r.status_code == 500
+        assert r.json() == {"error": "internal error (see the server log)"}
+    assert "detail-that-stays-inside" not in caplog.text
+    assert "RuntimeError" in caplog.text  # the type only

@@ -125,6 +125,11 @@ def create_app(pipeline: Pipeline, settings: ServerSettings | None = None) -> Fa
     async def refused(request: Any, exc: RequestError) -> Any:
         return answer(exc.body(), exc.status)
 
+    @app.exception_handler(Exception)
+    async def crashed(request: Any, exc: Exception) -> Any:
+        # FastAPI's error layer answers this, then re-raises to the guard, which logs the type
+        return answer({"error": "internal error (see the server log)"}, 500)
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
@@ -348,7 +353,7 @@ def _sample(given: codec.SampleIn, i: int, max_depth: int) -> Sample:
     reference = given.get("reference")
     metadata = given.get("metadata") or {}
     for name, value in (("prompt", prompt), ("reference", reference), ("metadata", metadata)):
-        if isinstance(value, (list, dict)):
+        if value and isinstance(value, (list, dict)):  # an empty one is one level deep
             codec.check_depth(value, max_depth, f"samples[{i}].{name}")
     try:
         return Sample(prompt, given["completion"], reference, metadata)

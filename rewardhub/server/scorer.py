@@ -48,7 +48,7 @@ class Scorer:
             return list(await asyncio.gather(*(self.batcher.submit(s) for s in samples)))
         self.metrics.batch_size.observe(len(samples))
         result = await self.pipeline.ascore(samples, weights=weights)
-        return [Row.of(result, i) for i in range(len(samples))]
+        return Row.all(result)
 
     def close(self) -> None:
         if self.batcher is not None:
