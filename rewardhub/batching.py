@@ -14,7 +14,7 @@ import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -24,6 +24,10 @@ from rewardhub.types import Sample, ScoreResult
 
 if TYPE_CHECKING:
     from rewardhub.pipeline import Pipeline
+
+
+#: an outcome code → its Outcome (an enum call per cell costs more than the look-up)
+_OUTCOMES = {int(o): o for o in Outcome}
 
 
 @dataclass(frozen=True)
@@ -45,17 +49,32 @@ class Row:
 
     @classmethod
     def of(cls, result: ScoreResult, i: int) -> Row:
+        return cls.all(result, [i])[0]
+
+    @classmethod
+    def all(cls, result: ScoreResult, which: Sequence[int] | None = None) -> list[Row]:
+        """The rows of ``result`` (those at ``which``, default every one), the batch's
+        arrays read once for all of them."""
         v = result.vector
-        std = None if v.std is None else dict(zip(v.objectives, v.std[i].tolist()))
-        return cls(
-            values=dict(zip(v.objectives, v.values[i].tolist())),
-            total=float(result.total[i]),
-            reasons=dict(v.reasons[i]),
-            std=std,
-            sources=dict(zip(v.objectives, v.sources)),
-            outcomes={o: Outcome(c) for o, c in zip(v.objectives, np.asarray(v.outcomes)[i])},
-            unscorable=result.diagnostics.get("unscorable", {}).get(i),
-        )
+        idx = range(len(result.total)) if which is None else which
+        objectives = v.objectives
+        values = v.values.tolist()
+        std = None if v.std is None else v.std.tolist()
+        totals = result.total.tolist()
+        codes = np.asarray(v.outcomes).tolist()
+        unscorable = result.diagnostics.get("unscorable", {})
+        return [
+            cls(
+                values=dict(zip(objectives, values[i])),
+                total=float(totals[i]),
+                reasons=dict(v.reasons[i]),
+                std=None if std is None else dict(zip(objectives, std[i])),
+                sources=dict(zip(objectives, v.sources)),
+                outcomes={o: _OUTCOMES[c] for o, c in zip(objectives, codes[i])},
+                unscorable=unscorable.get(i),
+            )
+            for i in idx
+        ]
 
     def outcome(self, objective: str) -> Outcome:
         """The outcome of ``objective``'s cell."""
@@ -101,7 +120,9 @@ def check_rowwise(pipeline: Pipeline, who: str) -> None:
         )
 
 
-_Item = tuple[Sample, "cf.Future[Row]"]
+#: a call's future: a thread-safe one, or (on the caller's loop) that loop's own
+_Waiter = Union["cf.Future[Row]", "asyncio.Future[Row]"]
+_Item = tuple[Sample, _Waiter]
 
 
 class MicroBatcher:
@@ -116,6 +137,11 @@ class MicroBatcher:
     With ``on_caller_loop=True`` it has no thread: it runs on the event loop of its first
     ``submit`` and takes calls from that loop only (the server's, where a thread hop per call
     would cost more than scoring a rule spec); ``close`` must then be called on that loop.
+
+    With ``eager=True`` a batch does not wait out the window: it leaves on the next turn of
+    the loop, with every call that arrived together, and the calls that come while it is
+    being scored gather for the next one (``max_inflight``). For pipelines whose sources are
+    cheap (every one runs inline), where holding a call costs more than the batch saves.
     """
 
     def __init__(
@@ -129,6 +155,7 @@ class MicroBatcher:
         allow_batch_relative: bool = False,
         on_batch: Callable[[int], None] | None = None,
         on_caller_loop: bool = False,
+        eager: bool = False,
     ) -> None:
         if not window_ms >= 0:
             raise ValueError(f"window_ms must be >= 0, got {window_ms}")
@@ -145,11 +172,12 @@ class MicroBatcher:
         self.weights = weights
         self.on_batch = on_batch
         self.on_caller_loop = on_caller_loop
+        self.eager = eager
         self.batch_sizes: list[int] = []
         """The size of every batch sent to the pipeline (for tests and benchmarks; not kept
         when ``on_batch`` is given, so a long-running server does not grow it forever)."""
         self._pending: list[_Item] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,17 +191,11 @@ class MicroBatcher:
         """Score one sample in the next batch (from any event loop)."""
         if not self.on_caller_loop:
             return await asyncio.wrap_future(self._enqueue(sample))
-        loop = self._bind(asyncio.get_running_loop())
-        future: cf.Future[Row] = cf.Future()
-        waiter: asyncio.Future[Row] = loop.create_future()
-        # the batch resolves ``future`` on this loop's thread: copy it over without a hop
-        future.add_done_callback(lambda done: _copy(done, waiter))
+        # the batch resolves this loop's own future on this loop's thread: no hop, and a
+        # caller that gives up cancels it (dropped from its batch if that has not left yet)
+        future: asyncio.Future[Row] = self._bind(asyncio.get_running_loop()).create_future()
         self._add(sample, future)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            future.cancel()  # dropped from its batch if the batch has not left yet
-            raise
+        return await future
 
     def submit_sync(self, sample: Sample, timeout: float | None = None) -> Row:
         """Score one sample in the next batch, blocking this thread until its row is ready."""
@@ -249,7 +271,7 @@ class MicroBatcher:
                 self._loop = loop
             return self._loop
 
-    def _add(self, sample: Sample, future: cf.Future[Row]) -> None:
+    def _add(self, sample: Sample, future: _Waiter) -> None:
         if self._closed:
             _fail(future, RewardHubError("this MicroBatcher is closed"))
             return
@@ -257,8 +279,7 @@ class MicroBatcher:
         if len(self._pending) >= self.max_batch:
             self._flush()
         elif self._timer is None:
-            assert self._loop is not None
-            self._timer = self._loop.call_later(self.window_s, self._flush)
+            self._arm()
 
     def _flush(self) -> None:
         if self._timer is not None:
@@ -267,7 +288,7 @@ class MicroBatcher:
         while self._pending and self._inflight < self.max_inflight:
             taken, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             # a caller that gave up (cancelled) before its batch left is dropped here
-            live = [item for item in taken if item[1].set_running_or_notify_cancel()]
+            live = [item for item in taken if _live(item[1])]
             if live:
                 self._inflight += 1
                 assert self._loop is not None
@@ -275,7 +296,14 @@ class MicroBatcher:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         if self._pending and self._timer is None and self._inflight < self.max_inflight:
-            assert self._loop is not None
+            self._arm()
+
+    def _arm(self) -> None:
+        """Send the pending calls when the window closes (next loop turn when eager)."""
+        assert self._loop is not None
+        if self.eager:
+            self._timer = self._loop.call_soon(self._flush)
+        else:
             self._timer = self._loop.call_later(self.window_s, self._flush)
 
     async def _run(self, items: list[_Item]) -> None:
@@ -305,16 +333,16 @@ class MicroBatcher:
             for item in items:
                 await self._score([item])
             return
-        for i, (_, future) in enumerate(items):
+        for (_, future), row in zip(items, Row.all(result)):
             if not future.done():
-                future.set_result(Row.of(result, i))
+                future.set_result(row)
 
     def _shutdown(self) -> None:
         assert self._loop is not None
         if self._timer is not None:
             self._timer.cancel()
         for _, future in self._pending:
-            if future.set_running_or_notify_cancel():
+            if _live(future):
                 _fail(future, RewardHubError("the MicroBatcher was closed before this call ran"))
         self._pending = []
         for task in self._tasks:
@@ -330,17 +358,14 @@ class MicroBatcher:
         loop.create_task(stop())
 
 
-def _copy(done: cf.Future[Row], waiter: asyncio.Future[Row]) -> None:
-    if waiter.done():
-        return
-    if done.cancelled():
-        waiter.cancel()
-    elif (exc := done.exception()) is not None:
-        waiter.set_exception(exc)
-    else:
-        waiter.set_result(done.result())
+def _live(future: _Waiter) -> bool:
+    """Whether the call still waits (a cancelled one is dropped); a thread-safe future is
+    marked running, so that it can no longer be cancelled."""
+    if isinstance(future, cf.Future):
+        return future.set_running_or_notify_cancel()
+    return not future.cancelled()
 
 
-def _fail(future: cf.Future[Any], exc: BaseException) -> None:
+def _fail(future: _Waiter | cf.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)

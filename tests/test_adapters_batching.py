@@ -199,3 +199,26 @@ def test_on_caller_loop_takes_one_loop_only() -> None:
             asyncio.run(b.submit(sample(2)))
         with pytest.raises(RuntimeError, match="through submit only"):
             b.submit_sync(sample(3))
+
+
+def test_eager_batches_leave_on_the_next_loop_turn_without_the_window() -> None:
+    with sup.pipeline() as pipe:
+        # an hour's window: an eager batcher never arms it
+        b = MicroBatcher(pipe, window_ms=3_600_000, max_batch=8, on_caller_loop=True, eager=True)
+
+        async def run() -> list[Any]:
+            loop = asyncio.get_running_loop()
+
+            def no_window(*args: Any, **kwargs: Any) -> Any:
+                raise AssertionError("an eager batcher waited for the window")
+
+            loop.call_later = no_window  # type: ignore[method-assign]
+            together = await gather(b, [sample(i) for i in range(20)])
+            alone = await gather(b, [sample(20)])
+            b.close()
+            return [*together, *alone]
+
+        rows = asyncio.run(run())
+    assert [r.values["correct"] for r in rows] == [1.0] * 21
+    # calls that arrive together share batches (at most max_batch), a lone call goes alone
+    assert b.batch_sizes == [8, 8, 4, 1]

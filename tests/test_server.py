@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import rewardhub as rh
 from rewardhub.errors import RewardHubError
+from rewardhub.server.app import create_app
 from rewardhub.server.settings import ServerSettings, check_bind
 
 from .server_support import live, spec
@@ -140,7 +142,9 @@ def test_deadline_gives_504_and_a_burst_gets_429_with_retry_after() -> None:
 
 
 def test_micro_batching_merges_concurrent_requests_and_metrics_parse() -> None:
-    with rh.Pipeline.from_spec(RULES) as pipe, live(pipe, window_ms=200, max_batch=64) as url:
+    # a time-out sends a source to a worker thread: not a cheap spec, so the window holds
+    timed = {**RULES, "sources": [{**RULES["sources"][0], "timeout_s": 30}, RULES["sources"][1]]}
+    with rh.Pipeline.from_spec(timed) as pipe, live(pipe, window_ms=200, max_batch=64) as url:
 
         async def many() -> list[httpx.Response]:
             async with httpx.AsyncClient(timeout=20) as c:
@@ -163,6 +167,22 @@ def test_micro_batching_merges_concurrent_requests_and_metrics_parse() -> None:
         assert m["rewardhub_request_seconds_count|route=/v1/score"] == 16
         assert m["rewardhub_source_seconds_total|source=len"] > 0
         assert "rewardhub_cache_hits_total|tier=memory" in m
+
+
+def test_a_cheap_spec_is_batched_without_waiting_for_the_window() -> None:
+    with rh.Pipeline.from_spec(RULES) as pipe:
+        batcher = create_app(pipe, ServerSettings()).state.rewardhub.scorer.batcher
+        assert batcher is not None and batcher.eager  # every source runs inline
+    with rh.Pipeline.from_spec(spec("checked")) as pipe:
+        batcher = create_app(pipe, ServerSettings()).state.rewardhub.scorer.batcher
+        assert batcher is not None and not batcher.eager  # a python source: worker threads
+    # an hour's window: the requests are answered as soon as they are scored
+    with rh.Pipeline.from_spec(RULES) as pipe, live(pipe, window_ms=3_600_000) as url:
+        got = httpx.post(f"{url}/v1/score", json={"samples": [{"completion": "an answer"}]})
+        assert got.status_code == 200
+        assert got.json()["results"][0]["total"] == pytest.approx(
+            float(pipe.score([rh.Sample("", "an answer")]).total[0])
+        )
 
 
 def test_batch_relative_spec_scores_each_request_as_its_batch() -> None:
@@ -203,3 +223,33 @@ def test_a_failed_check_never_beats_a_value_over_http() -> None:
         assert got["rewards"] == [0.0, 0.0]
         assert got["extra_logs"]["abstained"] == [0.0, 1.0]
         assert all(math.isfinite(x) for x in got["rewards"])
+
+
+def test_a_crash_is_a_json_500_without_its_details(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def model_dump(self, **kwargs: Any) -> Any:
+            raise RuntimeError("detail-that-stays-inside")
+
+    async def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("detail-that-stays-inside")
+
+    with rh.Pipeline.from_spec(RULES) as pipe:
+        app = create_app(pipe, ServerSettings())
+        pipe.spec = Broken()  # type: ignore[assignment]  # /v1/spec: a route FastAPI serves
+        vars(app.state.rewardhub.scorer)["rows"] = boom  # /v1/score: the guard's own path
+
+        async def run() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return [
+                    await c.get("/v1/spec"),
+                    await c.post("/v1/score", json={"samples": [{"completion": "x"}]}),
+                ]
+
+        with caplog.at_level("ERROR", logger="rewardhub.server"):
+            answers = asyncio.run(run())
+    for r in answers:
+        assert r.status_code == 500
+        assert r.json() == {"error": "internal error (see the server log)"}
+    assert "detail-that-stays-inside" not in caplog.text
+    assert "RuntimeError" in caplog.text  # the type only

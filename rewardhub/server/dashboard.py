@@ -26,19 +26,23 @@ WINDOW = 10_000
 
 
 class RecentWindow:
-    """The last ``size`` scored samples, as records (``rewards``, ``total``, ``outcomes``)."""
+    """The last ``size`` scored samples; their records (``rewards``, ``total``,
+    ``outcomes``) are built when the page is drawn, not on the scoring path."""
 
     def __init__(self, objectives: Sequence[str], size: int = WINDOW) -> None:
         self.objectives = list(objectives)
-        self.records: deque[dict[str, Any]] = deque(maxlen=size)
+        self.rows: deque[Row] = deque(maxlen=size)
         self.seen = 0
 
     def add(self, rows: Sequence[Row]) -> None:
-        self.records.extend(row_record(r, self.objectives) for r in rows)
+        self.rows.extend(rows)
         self.seen += len(rows)
 
+    def records(self) -> list[dict[str, Any]]:
+        return [row_record(r, self.objectives) for r in self.rows]
+
     def data(self) -> ScoredData | None:
-        return ScoredData.from_records(list(self.records)) if self.records else None
+        return ScoredData.from_records(self.records()) if self.rows else None
 
 
 def install_dashboard(
@@ -87,7 +91,7 @@ def render(state: ServerState, window: RecentWindow, refresh_s: int = 10) -> str
     else:
         sections.append(scored_section(data))
     note = (
-        f"the last {len(window.records):,} of {window.seen:,} samples scored since the server "
+        f"the last {len(window.rows):,} of {window.seen:,} samples scored since the server "
         f"started; refreshed every {refresh_s} s"
     )
     html = page("rewardhub dashboard", sections, note)

@@ -34,6 +34,8 @@ SCORING = frozenset({"/v1/score", "/v1/aggregate", "/openrlhf"})
 OPEN = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 #: what the OpenRLHF route's path looks like in metrics and logs
 OPENRLHF = "/openrlhf"
+#: routes counted in the metrics under their own path (any other path is "other")
+_LABELLED = SCORING | OPEN | {"/metrics", "/v1/spec"}
 #: a scoring route's handler: the request body in, the JSON answer out (RequestError refuses)
 Handler = Callable[[bytes], Awaitable[bytes]]
 
@@ -67,105 +69,87 @@ class Guard:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        sent = {"status": 0}
-
-        async def tracked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                sent["status"] = message["status"]
-            await send(message)
-
+        sent = _Sent(send)
         route = "other"
         try:
             route = self._route(scope)
-            await self._handle(route, scope, receive, tracked)
+            await self._handle(route, scope, receive, sent)
         except Exception as exc:  # never a stack trace out: the type only, in the log too
             logger.error("request to %s failed: %s", route, type(exc).__name__)
-            if not sent["status"]:
-                await _reply(tracked, 500, "internal error (see the server log)")
+            if not sent.status:
+                await _reply(sent, 500, "internal error (see the server log)")
         finally:
             if route != "other":
-                m = self.state.metrics
-                m.requests.labels(route, str(sent["status"] or 500)).inc()
-                m.latency.labels(route).observe(time.perf_counter() - t0)
+                self.state.metrics.observe(route, sent.status or 500, time.perf_counter() - t0)
 
     def _route(self, scope: Scope) -> str:
         """The route's label; the OpenRLHF secret is checked and removed from the scope here,
         so neither the app nor uvicorn's access log ever sees it."""
         path: str = scope["path"]
-        if any(secret in path for secret in self._secrets):
-            self._hide_secrets(scope)  # e.g. //openrlhf/<secret>: a 404, but never logged
+        for secret in self._secrets:
+            if secret in path:
+                self._hide_secrets(scope)  # e.g. //openrlhf/<secret>: a 404, but never logged
+                break
         if path == OPENRLHF or path.startswith(OPENRLHF + "/"):
             scope["openrlhf_secret"] = path[len(OPENRLHF) + 1 :] if path != OPENRLHF else None
             scope["path"] = OPENRLHF
             scope["raw_path"] = OPENRLHF.encode()
             return OPENRLHF
-        if path in SCORING or path in OPEN or path in ("/metrics", "/v1/spec"):
-            return path
-        return "other"
+        return path if path in _LABELLED else "other"
 
-    async def _handle(self, route: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _handle(self, route: str, scope: Scope, receive: Receive, sent: _Sent) -> None:
         s = self.state.settings
         if self.state.draining and route not in ("/healthz", "/metrics"):
-            await _reply(send, 503, "the server is shutting down", {"retry-after": "1"})
+            await _reply(sent, 503, "the server is shutting down", {"retry-after": "1"})
             return
         refusal = self._auth(route, scope)
         if refusal is not None:
-            await _reply(send, *refusal)
+            await _reply(sent, *refusal)
             return
         if route not in SCORING:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, sent)
             return
-        body = await self._body(route, scope, receive, send)
+        body = await self._body(route, scope, receive, sent)
         if body is None:
             return
         # only a received body takes a slot: a client that trickles costs nobody else one
         if self.state.inflight >= s.max_inflight:
             await _reply(
-                send,
+                sent,
                 429,
                 f"too many requests in flight (at most {s.max_inflight}); retry later",
                 {"retry-after": str(s.retry_after_s)},
             )
             return
-        self.state.inflight += 1
-        self.state.metrics.inflight.inc()
-        started = False
-
-        async def marking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        self.state.inflight += 1  # the in-flight gauge reads it when scraped
         handler = self.handlers.get(route) if scope["method"] == "POST" else None
         try:
-            if handler is not None:
-                await _within(_answer(handler, body, marking), s.request_timeout_s)
-            else:
-                await _within(self.app(scope, _replay(body), marking), s.request_timeout_s)
-        except TimeoutError:
-            if not started:
-                await _reply(
-                    send,
-                    504,
-                    f"scoring took longer than the server's {s.request_timeout_s:g}s "
-                    "request deadline",
-                )
+            if handler is None:
+                await _within(self.app(scope, _replay(body), sent), s.request_timeout_s)
+                return
+            # the deadline covers the answer up to its first byte; the answer is sent after
+            try:
+                raw, status = await _within(_answer(handler, body), s.request_timeout_s)
+            except TimeoutError:
+                raw, status = _timed_out(s.request_timeout_s), 504
+            await _send_json(sent, status, raw)
+        except TimeoutError:  # the app's route (no handler) ran out of time
+            if not sent.status:
+                await _reply(sent, 504, _timed_out_message(s.request_timeout_s))
         finally:
             self.state.inflight -= 1
-            self.state.metrics.inflight.dec()
 
-    async def _body(self, route: str, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+    async def _body(self, route: str, scope: Scope, receive: Receive, sent: _Sent) -> bytes | None:
         """The request body, read under its own deadline and byte limit; None once a refusal
         (413, 408) is sent or the client has gone."""
         s = self.state.settings
         m = self.state.metrics
-        m.body_reading.inc()
+        m.receiving += 1
         try:
             return await _within(_read_body(scope, receive, s.max_body_bytes), s.body_timeout_s)
         except _TooLarge:
             await _reply(
-                send,
+                sent,
                 413,
                 f"request body over {s.max_body_bytes} bytes; send fewer samples per request "
                 "(or raise the server's --max-body-bytes)",
@@ -174,7 +158,7 @@ class Guard:
         except TimeoutError:
             m.body_timeouts.labels(route).inc()
             await _reply(
-                send,
+                sent,
                 408,
                 f"the request body did not arrive within the server's {s.body_timeout_s:g}s "
                 "body deadline; send it at once (or raise the server's --body-timeout)",
@@ -183,7 +167,7 @@ class Guard:
         except _Gone:
             pass
         finally:
-            m.body_reading.dec()
+            m.receiving -= 1
         return None
 
     def _hide_secrets(self, scope: Scope) -> None:
@@ -262,14 +246,47 @@ async def _within(aw: Awaitable[T], seconds: float) -> T:
         raise TimeoutError from None
 
 
-async def _answer(handler: Handler, body: bytes, send: Send) -> None:
+async def _answer(handler: Handler, body: bytes) -> tuple[bytes, int]:
+    """The handler's JSON answer and its status (a RequestError is the refusal's)."""
     try:
-        raw, status = await handler(body), 200
+        return await handler(body), 200
     except RequestError as exc:
-        raw, status = encode(exc.body()), exc.status
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(raw))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": raw})
+        return encode(exc.body()), exc.status
+
+
+def _timed_out_message(seconds: float) -> str:
+    return f"scoring took longer than the server's {seconds:g}s request deadline"
+
+
+def _timed_out(seconds: float) -> bytes:
+    return encode({"error": _timed_out_message(seconds)})
+
+
+class _Sent:
+    """``send`` that remembers the status it started a response with (0: none yet)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
+async def _send_json(
+    sent: _Sent, status: int, body: bytes, headers: dict[str, str] | None = None
+) -> None:
+    """One JSON response straight to the server (``sent`` keeps its status)."""
+    raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if headers:
+        raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+    sent.status = status
+    await sent.send({"type": "http.response.start", "status": status, "headers": raw})
+    await sent.send({"type": "http.response.body", "body": body})
 
 
 def _replay(body: bytes) -> Receive:
@@ -287,10 +304,6 @@ def _replay(body: bytes) -> Receive:
 
 
 async def _reply(
-    send: Send, status: int, message: str, headers: dict[str, str] | None = None
+    sent: _Sent, status: int, message: str, headers: dict[str, str] | None = None
 ) -> None:
-    body = encode({"error": message})
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    await _send_json(sent, status, encode({"error": message}), headers)

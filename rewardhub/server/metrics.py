@@ -3,7 +3,7 @@ counters and latency, batch sizes, and the engine's per-source counters read at 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,11 +43,14 @@ class Metrics:
         self.inflight = pc.Gauge(
             "rewardhub_inflight_requests", "scoring requests being served", registry=self.registry
         )
+        self.receiving = 0
+        """scoring requests whose body is still arriving (a plain count, read when scraped)"""
         self.body_reading = pc.Gauge(
             "rewardhub_bodies_receiving",
             "scoring requests whose body is still arriving (they hold no in-flight slot)",
             registry=self.registry,
         )
+        self.body_reading.set_function(lambda: self.receiving)
         self.body_timeouts = pc.Counter(
             "rewardhub_body_timeouts",
             "request bodies not received within the body deadline (answered 408)",
@@ -55,6 +58,24 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_EngineCollector(engine))
+        # the labelled children, looked up once per route and status (not per request)
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    def count_inflight(self, read: Callable[[], float]) -> None:
+        """The in-flight gauge reads ``read()`` when scraped (nothing per request)."""
+        self.inflight.set_function(read)
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        """One answered request: its count by route and status, and its latency."""
+        counter = self._counted.get((route, status))
+        if counter is None:
+            counter = self._counted[route, status] = self.requests.labels(route, str(status))
+        counter.inc()
+        timer = self._timed.get(route)
+        if timer is None:
+            timer = self._timed[route] = self.latency.labels(route)
+        timer.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         return self._pc.generate_latest(self.registry), self._pc.CONTENT_TYPE_LATEST

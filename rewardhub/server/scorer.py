@@ -32,6 +32,9 @@ class Scorer:
                 max_batch=settings.max_batch,
                 on_batch=metrics.batch_size.observe,
                 on_caller_loop=True,  # the server's loop: no thread hop per request
+                # cheap sources only: holding a call for the window costs more than batching
+                # saves; batches still form from the calls that come while one is scored
+                eager=all(b.runs_inline for b in pipeline.engine.sources),
             )
 
     async def rows(
@@ -45,7 +48,7 @@ class Scorer:
             return list(await asyncio.gather(*(self.batcher.submit(s) for s in samples)))
         self.metrics.batch_size.observe(len(samples))
         result = await self.pipeline.ascore(samples, weights=weights)
-        return [Row.of(result, i) for i in range(len(samples))]
+        return Row.all(result)
 
     def close(self) -> None:
         if self.batcher is not None:

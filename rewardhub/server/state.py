@@ -26,6 +26,9 @@ class ServerState:
     inflight: int = 0
     draining: bool = False
 
+    def __post_init__(self) -> None:
+        self.metrics.count_inflight(lambda: self.inflight)
+
     def close(self) -> None:
         self.scorer.close()
         self.workers.shutdown(wait=False, cancel_futures=True)
