@@ -287,11 +287,14 @@ def _line(s: list[float], r: list[float], t_max: float, start: float) -> float:
     return _root(psi, t_max, start)
 
 
-def solve(problem: Problem, target: float, max_iter: int) -> list[float]:
-    """Weights for one instance, aiming at a duality gap ≤ ``target``. Certification is the
+def solve(
+    problem: Problem, target: float, max_iter: int, start: list[float] | None = None
+) -> list[float]:
+    """Weights for one instance, aiming at a duality gap ≤ ``target``, from ``start`` (its
+    support is the first face; the simplex's centre by default). Certification is the
     caller's (see :func:`gap`)."""
     m = problem.m
-    w = [1.0 / m] * m
+    w = [1.0 / m] * m if start is None else start
     s: Any = problem.at(w)
     every = range(m)
     for _ in range(max_iter):
