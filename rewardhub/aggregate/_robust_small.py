@@ -43,7 +43,7 @@ STEP_TOL = 1e-3
 MAX_WORK = 100
 #: the exact line search landing this close (relative) to Newton's own step starts Newton's
 #: local phase, whose steps need no search
-PURE = 0.1
+PURE = 0.6
 
 
 def _gradient(
@@ -277,15 +277,24 @@ def _line(s: list[float], r: list[float], t_max: float, start: float) -> float:
     sn = [s[k] for k in neg]
 
     def psi(t: float) -> tuple[float, float]:
+        # each sign of r shifted by its own maximum (neither side underflows); one fused
+        # pass per side (cheaper than list-and-sum at the few candidates a side has)
         xp = [a + t * b for a, b in zip(sp, rp)]
+        tp = max(xp)
+        zp = zp1 = 0.0
+        for x, b in zip(xp, rp):
+            e = b * exp(x - tp)
+            zp += e
+            zp1 += e * b
         xn = [a - t * b for a, b in zip(sn, rn)]
-        tp, tn = max(xp), max(xn)
-        ep = [b * exp(a - tp) for a, b in zip(xp, rp)]
-        en = [b * exp(a - tn) for a, b in zip(xn, rn)]
-        zp, zn = sum(ep), sum(en)
+        tn = max(xn)
+        zn = zn1 = 0.0
+        for x, b in zip(xn, rn):
+            e = b * exp(x - tn)
+            zn += e
+            zn1 += e * b
         # ψ' = E_{q+}[r] − E_{q−}[r] ≥ min r⁺ + min |r⁻| > 0
-        slope = sum(map(mul, ep, rp)) / zp + sum(map(mul, en, rn)) / zn
-        return tp - tn + log(zp) - log(zn), slope
+        return tp - tn + log(zp) - log(zn), zp1 / zp + zn1 / zn
 
     return _root(psi, t_max, start)
 
@@ -384,9 +393,22 @@ def _newton(
     others = [a for a in face if a != pivot]
     base = cols[pivot]
     gp = g[pivot]
+    n = len(others)
+    if n <= 2:  # faces of 2 or 3 (every face at m = 3): one fused pass over the candidates
+        a, b = others[0], others[-1]
+        ga, gb = g[a] - gp, g[b] - gp
+        haa = hab = hbb = 0.0
+        for pk, xa, xb, y in zip(p, cols[a], cols[b], base):
+            da = xa - y - ga
+            db = xb - y - gb
+            q = pk * da
+            haa += q * da
+            hab += q * db
+            hbb += pk * db * db
+        h = [[haa / lam]] if n == 1 else [[haa / lam, hab / lam], [hab / lam, hbb / lam]]
+        return _embed(h, g, gp, pivot, others, len(w))
     centred = [[x - y - (g[a] - gp) for x, y in zip(cols[a], base)] for a in others]
     weighted = [list(map(mul, p, c)) for c in centred]
-    n = len(others)
     h = [[0.0] * n for _ in range(n)]
     for i in range(n):
         for j in range(i + 1):
