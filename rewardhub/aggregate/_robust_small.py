@@ -204,23 +204,30 @@ class Arrays:
         pivot = max(face, key=w.__getitem__)
         others = [a for a in face if a != pivot]
         gp = g[pivot]
-        grad = np.array([g[a] for a in others]) - gp
-        centred = self.v[:, others] - self.v[:, [pivot]] - grad
-        h = (centred.T * p) @ centred / self.lam
-        if len(others) <= 2:
+        grad = np.array([g[a] for a in others])
+        grad -= gp
+        # in place on the one copy the fancy index makes (~25% of a step's numpy calls)
+        centred = self.v[:, others]
+        centred -= self.v[:, pivot, None]
+        centred -= grad
+        h = (centred.T * p) @ centred
+        h /= self.lam
+        n = len(others)
+        if n <= 2:
             return _embed(h.tolist(), g, gp, pivot, others, len(w))
-        trace = float(np.trace(h))
+        trace = float(h.trace())
         if not trace > 0:
             return None
+        h.flat[:: n + 1] += 1e-13 * trace
         try:  # LAPACK beats the Python Cholesky from 3 × 3
-            y = np.linalg.solve(h + np.eye(len(others)) * (1e-13 * trace), -grad)
+            y = np.linalg.solve(h, -grad).tolist()
         except np.linalg.LinAlgError:
             return None
         d = [0.0] * len(w)
-        for a, ya in zip(others, y.tolist()):
+        for a, ya in zip(others, y):
             d[a] = ya
-        d[pivot] = -float(y.sum())
-        return d if math.isfinite(d[pivot]) and np.isfinite(y).all() else None
+        d[pivot] = -sum(y)
+        return d if all(map(math.isfinite, d)) else None
 
     def along(self, d: list[float]) -> FloatArray:
         return self.at(d)
