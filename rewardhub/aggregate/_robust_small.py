@@ -333,15 +333,17 @@ def solve(
         g_face = [g[j] for j in face]
         face_min = min(g_face)
         spread = max(g_face) - face_min
-        outside = [j for j in every if w[j] <= 0.0]
-        if outside:
-            enter = min(outside, key=g.__getitem__)
+        enter = -1
+        if len(face) < m:
+            enter = min((j for j in every if w[j] <= 0.0), key=g.__getitem__)
             mean = sum(g_face) / len(g_face)
             if g[enter] < face_min or spread <= max(target, 0.01 * (mean - g[enter])):
                 face.append(enter)  # the Frank–Wolfe vertex beats the face: let it in
+            else:
+                enter = -1
         d = problem.newton(p, g, w, face)
         is_newton = d is not None
-        if d is None or any(d[j] < 0 and w[j] <= 0 for j in face):
+        if d is None or (enter >= 0 and d[enter] < 0):
             is_newton = False
             # no curvature, or Newton would push the entering coordinate negative: the
             # projected gradient (with the exact line search it still walks to a kink)
