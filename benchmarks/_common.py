@@ -53,9 +53,12 @@ def median_of(fn: Callable[[], Any], repeat: int = 5) -> float:
 
 def report(rows: list[tuple[str, float, float, str, bool]]) -> None:
     """Print ``name | ours | baseline | ratio | goal | met`` rows (times in ms)."""
-    print(f"{'benchmark':48} {'ours ms':>10} {'base ms':>10} {'ratio':>8}  goal")
+    # as wide as the longest name: a longer one shifted its row's columns out from under the
+    # header, and its ratio was read as the next row's
+    width = max([48, *(len(row[0]) for row in rows)])
+    print(f"{'benchmark':{width}} {'ours ms':>10} {'base ms':>10} {'ratio':>8}  goal")
     for name, ours, base, goal, met in rows:
         ratio = ours / base if base else float("nan")
         print(
-            f"{name:48} {ours * 1e3:10.2f} {base * 1e3:10.2f} {ratio:8.3f}  {goal} {'ok' if met else 'MISSED'}"
+            f"{name:{width}} {ours * 1e3:10.2f} {base * 1e3:10.2f} {ratio:8.3f}  {goal} {'ok' if met else 'MISSED'}"
         )

@@ -148,41 +148,57 @@ def test_wide_random_sweep_against_cvxpy() -> None:
 
 def test_uncertifiable_answer_raises_instead_of_returning(monkeypatch: pytest.MonkeyPatch) -> None:
     import rewardhub.aggregate.robust as robust
+    from rewardhub.errors import MissingExtraError
 
-    # every method stops at the uniform start (as the old solver did): never returned silently
-    monkeypatch.setattr(robust.small, "solve", lambda problem, target, it: [1 / 3] * 3)
-    monkeypatch.setattr(
-        robust, "_newton_simplex", lambda v, lam, gtol, it, w0=None: np.full(3, 1 / 3)
-    )
-    monkeypatch.setattr(robust, "_barrier", lambda v, lam, target: np.full(3, 1 / 3))
-    monkeypatch.setattr(
-        robust,
-        "solve_groups",
-        lambda v, mask, lam, target, accept: (np.full((1, 3), 1 / 3), accept * 2),
-    )
+    # the solver stops at the uniform start (as the old one did) and cvxpy is not installed:
+    # never returned silently, and the error names the instance and the fix
+    monkeypatch.setattr(robust.small, "solve", lambda problem, target, it, start: [1 / 3] * 3)
+
+    def no_cvxpy(v: np.ndarray, lam: float) -> np.ndarray:
+        raise MissingExtraError("cvxpy", "solver")
+
+    monkeypatch.setattr(robust, "_cvxpy_weights", no_cvxpy)
     v = [[0.4, -0.4, 1.9], [3.9, 2.8, -2.1], [-7.0, -0.7, -3.7]]
-    with pytest.raises(rh.AggregationError, match="could not certify"):
+    with pytest.raises(rh.AggregationError, match=r"could not certify .* 3 × 3 .*λ = 0\.005"):
+        robust_weights(v, 0.005)
+    # an uncertified cvxpy answer is not returned either
+    monkeypatch.setattr(robust, "_cvxpy_weights", lambda v, lam: np.full(3, 1 / 3))
+    with pytest.raises(rh.AggregationError, match="rewardhub\\[solver\\]"):
         robust_weights(v, 0.005)
 
 
-def test_the_fallbacks_still_certify_when_the_first_solver_stops_short(
+def test_cvxpy_is_the_certified_last_resort_when_the_solver_stops_short(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The first solver never needs them on the tests' sweeps, so pin the fallback chain
-    (numpy Newton, the vectorised solver, the barrier) on its own: each answers certified."""
+    """The active-set solver certifies every instance of the tests' sweeps by itself, so pin
+    what remains behind it on its own: an answer it leaves uncertified is solved by cvxpy and
+    returned only under the same certificate (cvxpy finds the face, the solver restarts on
+    it: Clarabel's own answer is not certified at small λ)."""
+    pytest.importorskip("cvxpy")
     import rewardhub.aggregate.robust as robust
 
-    monkeypatch.setattr(robust.small, "solve", lambda problem, target, it: [1 / 3] * 3)
+    calls = []
+    solve_cvxpy = robust._cvxpy_weights
+
+    def counted(v: np.ndarray, lam: float) -> np.ndarray:
+        calls.append(lam)
+        return solve_cvxpy(v, lam)
+
+    solve = robust.small.solve
+
+    def stops_at_the_centre(
+        problem: object, target: float, it: int, start: list[float] | None = None
+    ) -> list[float]:
+        # as the old solver did from the simplex's centre; from cvxpy's face it runs
+        return [1 / 3] * 3 if start is None else solve(problem, target, it, start)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(robust, "_cvxpy_weights", counted)
+    monkeypatch.setattr(robust.small, "solve", stops_at_the_centre)
     v = np.array([[0.4, -0.4, 1.9], [3.9, 2.8, -2.1], [-7.0, -0.7, -3.7], [1.0, 2.0, -1.0]])
-    for lam in (0.005, 1.0):
+    for lam in (0.005, 0.05, 1.0):
         w = robust_weights(v, lam)
         assert duality_gap(v, w, lam) <= 1e-7 * 7.0
-    # and with numpy Newton stopping short too, the vectorised solver or the barrier answers
-    monkeypatch.setattr(
-        robust, "_newton_simplex", lambda v, lam, gtol, it, w0=None: np.full(3, 1 / 3)
-    )
-    w = robust_weights(v, 0.005)
-    assert duality_gap(v, w, 0.005) <= 1e-7 * 7.0
+    assert calls == [0.005, 0.05, 1.0]
 
 
 def test_bad_inputs() -> None:

@@ -171,7 +171,7 @@ def test_vectorised_solver_certifies_every_group_of_a_wide_sweep(lam: float) -> 
         blocks = [_sweep_group(rng, m) for _ in range(60)]
         v, mask = _padded(blocks)
         scale = np.abs(v).max(axis=(1, 2))
-        w, gaps = solve_groups(v, mask, lam, 1e-10 * scale, 1e-7 * scale)
+        w, gaps = solve_groups(v, mask, lam, 1e-10 * scale)
         for b, wg, gap, sc in zip(blocks, w, gaps, scale):
             assert wg.min() >= 0 and wg.sum() == pytest.approx(1.0)
             assert gap <= 1e-7 * sc
@@ -181,17 +181,17 @@ def test_vectorised_solver_certifies_every_group_of_a_wide_sweep(lam: float) -> 
             assert abs(f - f_single) <= 1e-7 * sc
 
 
-def test_vectorised_solver_needs_no_barrier_on_the_benchmark_shapes(
+def test_vectorised_solver_needs_no_rescue_on_the_benchmark_shapes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The active set certifies 8 × 3 groups at |v| ~ 1 and at |v| ~ 100 with λ = 0.05 by
-    itself (the barrier path was what made the batched solve slow there)."""
-    import rewardhub.aggregate._robust_batched as batched
+    itself: no group is solved again alone."""
+    import rewardhub.aggregate.robust as robust
 
-    def no_barrier(*args: object) -> None:
-        raise AssertionError("the barrier path ran")
+    def no_rescue(*args: object) -> None:
+        raise AssertionError("a group was solved again alone")
 
-    monkeypatch.setattr(batched, "_barrier_path", no_barrier)
+    monkeypatch.setattr(robust, "_certified_or_error", no_rescue)
     rng = np.random.default_rng(0)
     for lam, scale in ((1.0, 1.0), (0.05, 100.0), (0.01, 1.0), (1.0, 1e4)):
         blocks = rng.normal(size=(256, 8, 3)) * scale
@@ -252,7 +252,7 @@ def test_huge_and_tiny_lambda_reach_their_limits() -> None:
 
 
 def test_the_plain_python_solver_certifies_alone_on_a_wide_sweep() -> None:
-    """The fast path for one small instance must not lean on the numpy fallback: it certifies
+    """The fast path for one small instance must not lean on a fallback: it certifies
     by itself at every scale and on degenerate input."""
     from rewardhub.aggregate import _robust_small as small
 
@@ -274,14 +274,13 @@ def test_one_instance_needs_no_fallback_on_the_benchmark_instances(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The benchmark's three scales (8 × 3; N(0, 1), N(0, 100), λ from 0.01 to 10): the
-    plain-Python solver certifies every one, so the slow numpy paths never run."""
+    plain-Python solver certifies every one, so the cvxpy last resort never runs."""
     import rewardhub.aggregate.robust as robust
 
     def fallback(*args: object) -> None:
         raise AssertionError("a fallback ran")
 
-    monkeypatch.setattr(robust, "_newton_simplex", fallback)
-    monkeypatch.setattr(robust, "solve_groups", fallback)
+    monkeypatch.setattr(robust, "_cvxpy_weights", fallback)
     rng = np.random.default_rng(0)
     for i in range(300):
         v = rng.normal(size=(8, 3)) * (100.0 if i % 3 == 1 else 1.0)

@@ -41,6 +41,9 @@ STEP_TOL = 1e-3
 #: the largest K·m² solved with :class:`Lists`; above it :class:`Arrays` (Python's cost grows
 #: with K·m², numpy's per call is flat: measured 82 vs 102 µs at 8 × 3, 137 vs 94 µs at 16 × 3)
 MAX_WORK = 100
+#: the exact line search landing this close (relative) to Newton's own step starts Newton's
+#: local phase, whose steps need no search
+PURE = 0.6
 
 
 def _gradient(
@@ -201,23 +204,30 @@ class Arrays:
         pivot = max(face, key=w.__getitem__)
         others = [a for a in face if a != pivot]
         gp = g[pivot]
-        grad = np.array([g[a] for a in others]) - gp
-        centred = self.v[:, others] - self.v[:, [pivot]] - grad
-        h = (centred.T * p) @ centred / self.lam
-        if len(others) <= 2:
+        grad = np.array([g[a] for a in others])
+        grad -= gp
+        # in place on the one copy the fancy index makes (~25% of a step's numpy calls)
+        centred = self.v[:, others]
+        centred -= self.v[:, pivot, None]
+        centred -= grad
+        h = (centred.T * p) @ centred
+        h /= self.lam
+        n = len(others)
+        if n <= 2:
             return _embed(h.tolist(), g, gp, pivot, others, len(w))
-        trace = float(np.trace(h))
+        trace = float(h.trace())
         if not trace > 0:
             return None
+        h.flat[:: n + 1] += 1e-13 * trace
         try:  # LAPACK beats the Python Cholesky from 3 × 3
-            y = np.linalg.solve(h + np.eye(len(others)) * (1e-13 * trace), -grad)
+            y = np.linalg.solve(h, -grad).tolist()
         except np.linalg.LinAlgError:
             return None
         d = [0.0] * len(w)
-        for a, ya in zip(others, y.tolist()):
+        for a, ya in zip(others, y):
             d[a] = ya
-        d[pivot] = -float(y.sum())
-        return d if math.isfinite(d[pivot]) and np.isfinite(y).all() else None
+        d[pivot] = -sum(y)
+        return d if all(map(math.isfinite, d)) else None
 
     def along(self, d: list[float]) -> FloatArray:
         return self.at(d)
@@ -274,43 +284,67 @@ def _line(s: list[float], r: list[float], t_max: float, start: float) -> float:
     sn = [s[k] for k in neg]
 
     def psi(t: float) -> tuple[float, float]:
+        # each sign of r shifted by its own maximum (neither side underflows); one fused
+        # pass per side (cheaper than list-and-sum at the few candidates a side has)
         xp = [a + t * b for a, b in zip(sp, rp)]
+        tp = max(xp)
+        zp = zp1 = 0.0
+        for x, b in zip(xp, rp):
+            e = b * exp(x - tp)
+            zp += e
+            zp1 += e * b
         xn = [a - t * b for a, b in zip(sn, rn)]
-        tp, tn = max(xp), max(xn)
-        ep = [b * exp(a - tp) for a, b in zip(xp, rp)]
-        en = [b * exp(a - tn) for a, b in zip(xn, rn)]
-        zp, zn = sum(ep), sum(en)
+        tn = max(xn)
+        zn = zn1 = 0.0
+        for x, b in zip(xn, rn):
+            e = b * exp(x - tn)
+            zn += e
+            zn1 += e * b
         # ψ' = E_{q+}[r] − E_{q−}[r] ≥ min r⁺ + min |r⁻| > 0
-        slope = sum(map(mul, ep, rp)) / zp + sum(map(mul, en, rn)) / zn
-        return tp - tn + log(zp) - log(zn), slope
+        return tp - tn + log(zp) - log(zn), zp1 / zp + zn1 / zn
 
     return _root(psi, t_max, start)
 
 
-def solve(problem: Problem, target: float, max_iter: int) -> list[float]:
-    """Weights for one instance, aiming at a duality gap ≤ ``target``. Certification is the
+def solve(
+    problem: Problem, target: float, max_iter: int, start: list[float] | None = None
+) -> list[float]:
+    """Weights for one instance, aiming at a duality gap ≤ ``target``, from ``start`` (its
+    support is the first face; the simplex's centre by default). Certification is the
     caller's (see :func:`gap`)."""
     m = problem.m
-    w = [1.0 / m] * m
+    w = [1.0 / m] * m if start is None else start
     s: Any = problem.at(w)
     every = range(m)
+    # Newton's local phase: while the exact line search keeps landing on Newton's own step,
+    # the next step takes that step without a search; trusted only while the gap falls
+    pure, trusted = False, True
+    last_gap = math.inf
     for _ in range(max_iter):
         p, g = problem.gradient(s)
         g_min = min(g)
-        if sum(map(mul, w, g)) - g_min <= target:
+        gap = sum(map(mul, w, g)) - g_min
+        if gap <= target:
             break
+        if pure and not gap < last_gap:
+            pure = trusted = False  # the pure step did not help: search from here on
+        last_gap = gap
         face = [j for j in every if w[j] > 0.0]
         g_face = [g[j] for j in face]
         face_min = min(g_face)
         spread = max(g_face) - face_min
-        outside = [j for j in every if w[j] <= 0.0]
-        if outside:
-            enter = min(outside, key=g.__getitem__)
+        enter = -1
+        if len(face) < m:
+            enter = min((j for j in every if w[j] <= 0.0), key=g.__getitem__)
             mean = sum(g_face) / len(g_face)
             if g[enter] < face_min or spread <= max(target, 0.01 * (mean - g[enter])):
                 face.append(enter)  # the Frank–Wolfe vertex beats the face: let it in
+            else:
+                enter = -1
         d = problem.newton(p, g, w, face)
-        if d is None or any(d[j] < 0 and w[j] <= 0 for j in face):
+        is_newton = d is not None
+        if d is None or (enter >= 0 and d[enter] < 0):
+            is_newton = False
             # no curvature, or Newton would push the entering coordinate negative: the
             # projected gradient (with the exact line search it still walks to a kink)
             mean = sum(g[j] for j in face) / len(face)
@@ -331,7 +365,11 @@ def solve(problem: Problem, target: float, max_iter: int) -> list[float]:
         for j in face:
             if d[j] < 0 and -w[j] / d[j] < t_max:
                 t_max, block = -w[j] / d[j], j
-        t, s_new = problem.line(s, problem.along(d), t_max, reach)
+        if pure and is_newton and reach < t_max:
+            t, s_new = reach, None
+        else:
+            t, s_new = problem.line(s, problem.along(d), t_max, reach)
+            pure = trusted and is_newton and t < t_max and abs(t - reach) <= PURE * reach
         if not t > 0:
             break
         new = list(w)
@@ -343,7 +381,7 @@ def solve(problem: Problem, target: float, max_iter: int) -> list[float]:
             break
         total = sum(new)
         w = [x / total for x in new]
-        s = s_new if total == 1.0 else problem.at(w)
+        s = s_new if total == 1.0 and s_new is not None else problem.at(w)
     return w
 
 
@@ -364,9 +402,22 @@ def _newton(
     others = [a for a in face if a != pivot]
     base = cols[pivot]
     gp = g[pivot]
+    n = len(others)
+    if n <= 2:  # faces of 2 or 3 (every face at m = 3): one fused pass over the candidates
+        a, b = others[0], others[-1]
+        ga, gb = g[a] - gp, g[b] - gp
+        haa = hab = hbb = 0.0
+        for pk, xa, xb, y in zip(p, cols[a], cols[b], base):
+            da = xa - y - ga
+            db = xb - y - gb
+            q = pk * da
+            haa += q * da
+            hab += q * db
+            hbb += pk * db * db
+        h = [[haa / lam]] if n == 1 else [[haa / lam, hab / lam], [hab / lam, hbb / lam]]
+        return _embed(h, g, gp, pivot, others, len(w))
     centred = [[x - y - (g[a] - gp) for x, y in zip(cols[a], base)] for a in others]
     weighted = [list(map(mul, p, c)) for c in centred]
-    n = len(others)
     h = [[0.0] * n for _ in range(n)]
     for i in range(n):
         for j in range(i + 1):

@@ -12,10 +12,9 @@ Newton on the sign of f' along the step, :mod:`rewardhub.aggregate._robust_small
 exact line search walks to the next kink like a simplex pivot and Newton converges once the
 tied candidates are found; small instances (the GRPO shape) run in plain Python floats, where
 numpy's per-call cost would dominate, larger ones on numpy vectors. Every answer is checked
-against the duality gap; one that is not certified falls back to a backtracking numpy Newton,
-the vectorised solver and a log-barrier interior-point solve (polished by Newton on its
-face), and an answer whose gap cannot be certified raises. ``solver="cvxpy"`` uses cvxpy as
-the reference.
+against the duality gap; one that is not certified (none in the tests' and benchmarks' sweeps)
+falls back to cvxpy when it is installed, under the same certificate, and otherwise raises
+an AggregationError naming the instance. ``solver="cvxpy"`` uses cvxpy as the reference.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from rewardhub.aggregate.base import (
     ScopedConfig,
     group_rows,
 )
-from rewardhub.errors import AggregationError
+from rewardhub.errors import AggregationError, MissingExtraError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import AggregatorRegistry
 from rewardhub.types import FloatArray, json_row
@@ -69,13 +68,6 @@ def _evaluate(v: FloatArray, lam: float, w: FloatArray) -> tuple[float, FloatArr
     return lam * (top + math.log(z / v.shape[0])), v.T @ p, p
 
 
-def _hessian(v: FloatArray, lam: float, p: FloatArray, idx: IntArray) -> FloatArray:
-    """∇²f on the coordinates ``idx``: the covariance of v's columns under p, over λ."""
-    vc = v[:, idx] - p @ v[:, idx]
-    h: FloatArray = (vc.T * p) @ vc / lam
-    return h
-
-
 def _fw_gap(w: FloatArray, g: FloatArray) -> float:
     return max(0.0, float(w @ g - g.min()))
 
@@ -93,148 +85,6 @@ def duality_gap(values: npt.ArrayLike, weights: npt.ArrayLike, lam: float = 1.0)
     return _fw_gap(np.asarray(weights, dtype=np.float64), g)
 
 
-def _newton_simplex(
-    v: FloatArray,
-    lam: float,
-    gtol: float,
-    max_iter: int,
-    w0: FloatArray | None = None,
-) -> FloatArray:
-    """Active-set projected Newton for min_w f(w) on the simplex, from ``w0`` (its support is
-    the first face). Fast and exact where ∇²f is well conditioned; it may stop short where the
-    soft maximum is nearly hard (large |v|/λ), so the caller certifies its answer."""
-    m = v.shape[1]
-    w = np.full(m, 1.0 / m) if w0 is None else w0.copy()
-    free = w > 0
-    f, g, p = _evaluate(v, lam, w)
-    stalled = False
-    for _ in range(max_iter):
-        idx = np.flatnonzero(free)
-        gf = g[idx]
-        mu = float(gf.mean())
-        spread = float(np.abs(gf - mu).max())
-        if stalled or spread <= gtol:
-            stalled = False
-            # optimal on the face (or no progress left): release the fixed coordinate whose
-            # gradient is most below μ (by more than the gradient's own noise, so a
-            # degenerate one does not cycle)
-            fixed = np.flatnonzero(~free)
-            if fixed.size == 0 or float(g[fixed].min()) >= mu - max(gtol, 10 * spread):
-                return w
-            free[fixed[int(np.argmin(g[fixed]))]] = True
-            continue
-        h = _hessian(v, lam, p, idx)
-        nf = idx.size
-        kkt = np.zeros((nf + 1, nf + 1))
-        kkt[:nf, :nf] = h + np.eye(nf) * (1e-12 * (1.0 + float(np.trace(h))))
-        kkt[:nf, nf] = kkt[nf, :nf] = 1.0
-        try:
-            d = np.linalg.solve(kkt, np.r_[-gf, 0.0])[:nf]
-        except np.linalg.LinAlgError:
-            d = -(gf - mu)
-        slope = float(gf @ d)
-        if not slope < 0:
-            d = -(gf - mu)
-            slope = float(gf @ d)
-        if -slope <= 1e-15 * (1.0 + abs(f)):  # Newton decrement below float resolution
-            stalled = True
-            continue
-        ratio = np.where(d < 0, -w[idx] / np.where(d < 0, d, -1.0), math.inf)
-        if float(ratio.min()) <= 0.0:
-            # Newton wants to push a just-released zero coordinate negative: take the
-            # projected gradient instead, which raises it (its gradient is below μ)
-            d = -(gf - mu)
-            slope = float(gf @ d)
-            ratio = np.where(d < 0, -w[idx] / np.where(d < 0, d, -1.0), math.inf)
-        blocking = int(np.argmin(ratio))
-        alpha_max = float(ratio[blocking])
-        alpha = min(1.0, alpha_max)
-        while True:
-            trial = w.copy()
-            trial[idx] = np.maximum(w[idx] + alpha * d, 0.0)
-            if alpha == alpha_max:
-                trial[idx[blocking]] = 0.0  # the step stops on this face
-            trial /= trial.sum()
-            f_new, g_new, p_new = _evaluate(v, lam, trial)
-            if f_new <= f + 1e-4 * alpha * slope:
-                break
-            alpha *= 0.5
-            if alpha < 1e-12:  # the line search stalled: not a proof of optimality
-                stalled = True
-                break
-        if stalled:
-            continue
-        hit = alpha == alpha_max
-        w, f, g, p = trial, f_new, g_new, p_new
-        if hit:
-            free &= w > 0
-            if not free.any():  # cannot happen on the simplex, but never leave an empty face
-                free[int(np.argmax(w))] = True
-    return w
-
-
-def _barrier(v: FloatArray, lam: float, target: float) -> FloatArray:
-    """Log-barrier interior-point method: min f(w) − μ Σ log w_j on Σw = 1, μ → 0.
-
-    The barrier adds the curvature μ/w² that f lacks where the soft maximum is nearly hard.
-    Each μ is followed until the Frank–Wolfe gap is within 2·m·μ (on the central path it is
-    ≤ m·μ); f is far from quadratic there, so a step the line search accepts is stretched
-    while it keeps descending.
-    """
-    m = v.shape[1]
-    w = np.full(m, 1.0 / m)
-    f, g, p = _evaluate(v, lam, w)
-    mu = max(_fw_gap(w, g), target) / m
-    kkt = np.zeros((m + 1, m + 1))
-    kkt[:m, m] = kkt[m, :m] = 1.0
-    every = np.arange(m)
-
-    def barrier_value(
-        x: FloatArray,
-    ) -> tuple[float, FloatArray, tuple[float, FloatArray, FloatArray]]:
-        x = np.maximum(x, 1e-300)
-        x /= x.sum()
-        fx = _evaluate(v, lam, x)
-        return fx[0] - mu * float(np.log(x).sum()), x, fx
-
-    while m * mu > 1e-3 * target:
-        for _ in range(50):
-            if _fw_gap(w, g) <= max(2 * m * mu, target):
-                break
-            gb = g - mu / w
-            kkt[:m, :m] = _hessian(v, lam, p, every) + np.diag(mu / w**2)
-            try:
-                d = np.linalg.solve(kkt, np.r_[-gb, 0.0])[:m]
-            except np.linalg.LinAlgError:
-                d = -(gb - gb.mean())
-            slope = float(gb @ d)
-            if not slope < 0:
-                d = -(gb - gb.mean())
-                slope = float(gb @ d)
-            neg = d < 0
-            alpha_max = 0.99 * float((-w[neg] / d[neg]).min()) if neg.any() else math.inf
-            alpha = min(1.0, alpha_max)
-            start = f - mu * float(np.log(w).sum())
-            value, x, fx = barrier_value(w + alpha * d)
-            if value <= start + 1e-4 * alpha * slope:
-                while 2 * alpha <= alpha_max:
-                    value2, x2, fx2 = barrier_value(w + 2 * alpha * d)
-                    if value2 >= value:
-                        break
-                    alpha, value, x, fx = 2 * alpha, value2, x2, fx2
-            else:
-                while alpha > 1e-14 and value > start + 1e-4 * alpha * slope:
-                    alpha *= 0.5
-                    value, x, fx = barrier_value(w + alpha * d)
-                if alpha <= 1e-14:
-                    break  # no descent left in floating point at this μ
-            w, (f, g, p) = x, fx
-        if _fw_gap(w, g) <= target:
-            break
-        mu *= 0.1
-    return w
-
-
 def _cvxpy() -> Any:
     """cvxpy, the reference solver: an optional extra (``rewardhub[solver]``)."""
     from rewardhub._optional import require
@@ -250,7 +100,10 @@ def _cvxpy_weights(v: FloatArray, lam: float) -> FloatArray:
         cp.Minimize(lam * cp.log_sum_exp(v @ w / lam) - lam * math.log(k)),
         [w >= 0, cp.sum(w) == 1],
     )
-    problem.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+    try:
+        problem.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+    except cp.error.SolverError as exc:
+        raise AggregationError(f"cvxpy could not solve the robust weights ({exc})") from exc
     if w.value is None:
         raise AggregationError(f"cvxpy could not solve the robust weights ({problem.status})")
     out: FloatArray = np.clip(np.asarray(w.value, dtype=np.float64), 0.0, None)
@@ -303,63 +156,56 @@ def robust_weights(
 
 def _certified(v: FloatArray, lam: float, tol: float, gap_tol: float, max_iter: int) -> FloatArray:
     """Active-set Newton with an exact line search (plain Python for small instances, numpy
-    vectors for larger ones); where it does not certify, numpy Newton with backtracking, the
-    vectorised solver and the barrier method; and any answer only with a certified duality
-    gap ≤ gap_tol·max|v| (never a wrong w* returned silently)."""
+    vectors for larger ones), returned only with a certified duality gap ≤ gap_tol·max|v|;
+    where it is not certified (no instance in the tests' or benchmarks' sweeps), cvxpy when
+    installed, under the same certificate, else an AggregationError naming the instance."""
     scale = float(np.abs(v).max())
-    target = tol * scale
     k, m = v.shape
     # the problem is scale-free: argmin f(w; v, λ) = argmin f(w; v/c, λ/c) and the gap scales
-    # by c, so the plain-Python solver works on max|v| = 1 (no under- or overflow in its
-    # products however small or large the rewards are)
+    # by c, so the solver works on max|v| = 1 (no under- or overflow in its products however
+    # small or large the rewards are)
     unit = scale if scale > 0 else 1.0
     lam_unit = lam / unit
-    if 0 < lam_unit < math.inf:
-        # active-set Newton with an exact line search: a few steps at any scale, in plain
-        # Python for small instances and with numpy vectors for larger ones
-        scaled = v / unit
-        if k * m * m <= small.MAX_WORK:
-            rows = scaled.tolist()
-            first = np.array(small.solve(small.Lists(rows, lam_unit), tol, max_iter))
-            first_gap = small.gap(rows, lam_unit, first.tolist())
-        else:
-            first = np.array(small.solve(small.Arrays(scaled, lam_unit), tol, max_iter))
-            first_gap = _fw_gap(first, _evaluate(scaled, lam_unit, first)[1])
-        if first_gap <= gap_tol:
-            return first
-    w = _newton_simplex(v, lam, target, max_iter)
-    gap = _fw_gap(w, _evaluate(v, lam, w)[1])
-    # Newton aims at ``tol``; where it stops short of it (floating point near a kink) its
-    # answer still stands when the certificate holds
-    if gap <= gap_tol * scale:
+    if not 0 < lam_unit < math.inf:  # λ under- or overflows against the rewards' scale
+        raise AggregationError(
+            f"robust_weights: λ = {lam:.3g} is out of range for rewards of size {scale:.3g}; "
+            "rescale the rewards or λ"
+        )
+    scaled = v / unit
+    if k * m * m <= small.MAX_WORK:
+        rows = scaled.tolist()
+        problem: small.Problem = small.Lists(rows, lam_unit)
+    else:
+        problem = small.Arrays(scaled, lam_unit)
+
+    def attempt(start: list[float] | None) -> tuple[FloatArray, float]:
+        w = np.array(small.solve(problem, tol, max_iter, start))
+        if isinstance(problem, small.Lists):
+            return w, small.gap(rows, lam_unit, w.tolist())
+        return w, _fw_gap(w, _evaluate(scaled, lam_unit, w)[1])
+
+    w, gap = attempt(None)
+    if gap <= gap_tol:
         return w
-    # the batched solver on this one group: a barrier that stops once it has found the face,
-    # then Newton on that face (much cheaper than following the barrier down to ``tol``)
-    batched, batched_gap = solve_groups(
-        v[None],
-        np.ones((1, v.shape[0]), dtype=bool),
-        lam,
-        np.array([target]),
-        np.array([gap_tol * scale]),
-    )
-    if batched_gap[0] <= gap_tol * scale:
-        found: FloatArray = batched[0]
-        return found
-    inner = _barrier(v, lam, target)
-    # polish on the face the barrier found: its near-zero coordinates become exact zeros
-    support = inner > 1e-9 * inner.max()
-    start = np.where(support, inner, 0.0) / inner[support].sum()
-    for cand in (_newton_simplex(v, lam, target, max_iter, start), inner, w):
-        cand_gap = _fw_gap(cand, _evaluate(v, lam, cand)[1])
-        if cand_gap <= target:
-            return cand
-        if cand_gap < gap:
-            w, gap = cand, cand_gap
-    if gap <= gap_tol * scale:
-        return w
+    # the last resort: cvxpy (the reference solver), if installed, finds the face (its
+    # interior-point answer is not certified at small λ by itself) and the solver restarts on
+    # it; the answer is returned under the same certificate
+    try:
+        ref = _cvxpy_weights(v, lam)
+    except (AggregationError, MissingExtraError):
+        pass
+    else:
+        support = np.where(ref > 1e-9 * ref.max(), ref, 0.0)
+        polished, polished_gap = attempt((support / support.sum()).tolist())
+        if polished_gap <= gap_tol:
+            return polished
+        gap = min(gap, polished_gap)
+    gap *= unit
     raise AggregationError(
-        f"robust_weights could not certify its optimum (duality gap {gap:.3g} > "
-        f"{gap_tol * scale:.3g} = gap_tol·max|values|); raise gap_tol or use solver='cvxpy'"
+        f"robust_weights could not certify its optimum for a {k} × {m} instance at λ = {lam:.3g} "
+        f"(max|values| = {scale:.3g}): duality gap {gap:.3g} > {gap_tol * scale:.3g} = "
+        "gap_tol·max|values|; raise gap_tol, rescale the rewards or λ, or install "
+        "rewardhub[solver] (cvxpy) for the reference solver"
     )
 
 
@@ -423,13 +269,13 @@ def _solve_many(
         v[g, : b.shape[0]] = b
         mask[g, : b.shape[0]] = True
     scale = np.abs(v).max(axis=(1, 2))
-    weights, gaps = solve_groups(v, mask, lam, tol * scale, gap_tol * scale)
+    weights, gaps = solve_groups(v, mask, lam, tol * scale)
     out: list[FloatArray | AggregationError] = []
     for g, b in enumerate(blocks):
         if gaps[g] <= gap_tol * scale[g]:  # the certificate robust_weights gives
             out.append(weights[g])
             continue
-        # the single-group solver: Newton, barrier, polish, or a clear error
+        # the single-group solver: its own active set, cvxpy, or a clear error
         out.append(_certified_or_error(b, lam, tol, gap_tol, max_iter))
     return out
 
