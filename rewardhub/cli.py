@@ -455,6 +455,12 @@ def _plugin_label(info: PluginInfo) -> str:
 
 def main() -> None:
     """Console-script entry point."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # a `score --workers` worker is re-importing the script that called main() without an
+        # `if __name__ == "__main__":` guard: that import must not run the command again
+        return
     code: int | str | None = 0
     try:
         build_app()()

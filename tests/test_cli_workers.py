@@ -262,3 +262,28 @@ def test_ctrl_c_with_workers_keeps_whole_lines_in_order_and_resume_finishes(
     # the interrupted run wrote whole chunks, a prefix of the one-process output
     assert full.startswith(kept) and kept.endswith(b"\n")
     assert (tmp_path / "out.jsonl").read_bytes() == full
+
+
+@pytest.mark.slow
+def test_a_script_calling_main_without_a_main_guard_still_gets_workers(tmp_path: Path) -> None:
+    """Workers re-import the calling script as multiprocessing does; rewardhub's main() must
+    not run the command again there (it would die on the output's lock, and the run would
+    fall back to one process)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    inp = tmp_path / "in.jsonl"
+    write_input(inp, 100)
+    script = tmp_path / "run.py"
+    script.write_text("from rewardhub.cli import main\nmain()\n")  # no __main__ guard
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    args = ["score", spec, inp, "-o", tmp_path / "out.jsonl", "--workers", "2"]
+    done = subprocess.run(
+        [sys.executable, str(script), *map(str, args), "--chunk-size", "10"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "worker process died" not in done.stderr and "is writing" not in done.stderr
+    assert (tmp_path / "out.jsonl").read_text().count("\n") == 100
