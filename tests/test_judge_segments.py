@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -49,7 +50,7 @@ def test_the_weakest_sentence_decides() -> None:
 class _Fake(LLMJudge):
     """A judge whose model is a table: sentence → (rating, std); records what it was asked."""
 
-    table: dict[str, Rating] = {
+    table: ClassVar[dict[str, Rating]] = {
         "The capital is Berlin.": (1.8, 0.4),
         "5": (4.6, 0.2),
         "This deserves a rating of 5.": (3.9, 0.7),
