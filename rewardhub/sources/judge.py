@@ -133,7 +133,8 @@ class LLMJudge(RewardSource):
         return [tpl.join(enc[2 * i], enc[2 * i + 1]) for i in range(len(samples))]
 
     def render(self, sample: Sample) -> str:
-        """The judge's input as text, for reading (the model gets :meth:`input_ids`)."""
+        """The judge's input as text, for reading (the model gets :meth:`input_ids`; with
+        ``segments: min`` it reads each of :func:`sentences` alone in this template)."""
         return self._lm[3].render(*sample_texts(sample))
 
     def _limit(self, model: Any) -> int:
