@@ -1,7 +1,9 @@
 """``llm-judge``: a local causal LM rates a completion against a rubric.
 
 The score is the expectation of the rating under the model's next-token probabilities over the
-rating tokens, and the std of that distribution is the sample's uncertainty. The rubric prompt,
+rating tokens, and the std of that distribution is the sample's uncertainty. By default each
+sentence of the answer is rated alone with the question and the answer earns its weakest
+sentence's rating (``_judge_segments``): a rating claim in a sentence of its own cannot lift it. The rubric prompt,
 its escaping and the rating scales are shared with ``openai-judge``. The input is built from
 token ids: the completion is neutralised and tokenised alone with special tokens disallowed,
 so it cannot write the model's turn markers (``_judge_tokens``).
@@ -36,6 +38,7 @@ from rewardhub.sources._judge_prompt import (
     neutralize,
     scale_of,
 )
+from rewardhub.sources._judge_segments import Rating, sentences, weakest
 from rewardhub.sources._judge_tokens import Template, data_ids, sample_texts, self_check, template
 from rewardhub.types import Sample
 
@@ -64,6 +67,11 @@ def moments(probs: list[float], values: tuple[float, ...]) -> tuple[float, float
 
 class LLMJudgeConfig(JudgeConfig):
     model: str = Field("smollm2", description="local causal LM directory, or smollm2")
+    segments: Literal["min", "whole"] = Field(
+        "min",
+        description="min: rate each sentence alone with the question, the answer earns the "
+        "lowest (text in a sentence of its own cannot lift it); whole: rate the answer at once",
+    )
     min_mass: float = Field(
         0.1, ge=0, le=1, description="least probability on rating tokens to count as a rating"
     )
@@ -125,7 +133,8 @@ class LLMJudge(RewardSource):
         return [tpl.join(enc[2 * i], enc[2 * i + 1]) for i in range(len(samples))]
 
     def render(self, sample: Sample) -> str:
-        """The judge's input as text, for reading (the model gets :meth:`input_ids`)."""
+        """The judge's input as text, for reading (the model gets :meth:`input_ids`; with
+        ``segments: min`` it reads each of :func:`sentences` alone in this template)."""
         return self._lm[3].render(*sample_texts(sample))
 
     def _limit(self, model: Any) -> int:
@@ -134,15 +143,42 @@ class LLMJudge(RewardSource):
         return min(limits) if limits else 2048
 
     def score(self, samples: list[Sample]) -> Scores:
-        torch = require("torch", "models", "llm-judge")
         if not samples:  # the tokenizer cannot encode an empty list
             return []
+        if self.config.segments == "whole":
+            rated = self._rate(samples)
+        else:
+            split = [sentences(s.completion) for s in samples]
+            # the judge reads the question and the answer only: equal sentences are rated once
+            parts = {
+                Sample(prompt=s.prompt, completion=t): 0
+                for s, ts in zip(samples, split)
+                for t in ts
+            }
+            got = dict(zip(parts, self._rate(list(parts))))
+            rated = [
+                weakest([got[Sample(prompt=s.prompt, completion=t)] for t in ts])
+                for s, ts in zip(samples, split)
+            ]
+        rows: list[Any] = []
+        std: list[list[float]] = []
+        for r in rated:
+            if isinstance(r, tuple):
+                rows.append([r[0]])
+                std.append([r[1]])
+            else:
+                rows.append(r)
+                std.append([math.nan] if isinstance(r, Abstain) else [0.0])
+        return ScoresWithStd(rows, std)
+
+    def _rate(self, samples: list[Sample]) -> list[Rating]:
+        """Each sample's (expected rating, std) as the judge rates its whole completion."""
+        torch = require("torch", "models", "llm-judge")
         model, tok, rating_ids, _ = self._lm
         labels, values = scale_of(self.config)
         limit = self._limit(model)
         ids = self.input_ids(samples)
-        rows: list[Any] = [None] * len(samples)
-        std: list[list[float]] = [[0.0] for _ in samples]
+        rows: list[Rating | None] = [None] * len(samples)
         todo: list[int] = []
         for i, s in enumerate(samples):
             if len(ids[i]) <= limit:
@@ -151,7 +187,6 @@ class LLMJudge(RewardSource):
             bare = Sample(prompt=s.prompt, completion="")
             if len(self.input_ids([bare])[0]) > limit:
                 rows[i] = Abstain(f"the rubric and prompt alone exceed the judge's {limit} tokens")
-                std[i] = [math.nan]
             else:
                 rows[i] = Fail(f"answer too long for the judge's context ({limit} tokens)")
         device = next(model.parameters()).device
@@ -178,9 +213,11 @@ class LLMJudge(RewardSource):
                         )
                         continue
                     mean, sd, _ = moments(p, values)
-                    rows[i] = [mean]
-                    std[i] = [sd]
-        return ScoresWithStd(rows, std)
+                    rows[i] = (mean, sd)
+        done = [r for r in rows if r is not None]
+        if len(done) != len(rows):  # length_buckets covers every index it is given
+            raise SourceError("the judge left a sample unrated")
+        return done
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
