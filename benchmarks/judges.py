@@ -184,11 +184,47 @@ def two_sentences(pairs: list[dict[str, Any]]) -> None:
             print(f"   {label:52} {accuracy(judge, pairs, before, after)}", flush=True)
 
 
+GB = ("good", "bad")
+
+#: openai-judge configurations, against SmolLM2-135M served by benchmarks/_openai_local.py
+OPENAI: dict[str, dict[str, Any]] = {
+    "openai text": {},
+    "openai logprobs": {"logprobs": True},
+    "openai yes-no text": {"scale": "yes-no"},
+    "openai yes-no logprobs": {"scale": "yes-no", "logprobs": True},
+}
+
+
+def served(pairs: list[dict[str, Any]]) -> None:
+    """openai-judge's accuracy on the packaged model, served over HTTP on loopback: its own
+    prompt (system rubric, the answer as a data message) and its strict parsing."""
+    from benchmarks._openai_local import LocalChat
+    from rewardhub.sources.openai_judge import OpenAIJudge
+
+    print(f"\n4. openai-judge on SmolLM2-135M served locally ({len(pairs)} pairs)")
+    with LocalChat("smollm2") as url:
+        for name, extra in OPENAI.items():
+            config = {"base_url": url, "model": "smollm2", "rubric": RUBRIC, **extra}
+            judge = OpenAIJudge({**config, "max_concurrency": 2, "request_timeout_s": 120})
+            answers = [rh.Sample(prompt=p["prompt"], completion=p[k]) for p in pairs for k in GB]
+            out = judge.score(answers)
+            values = out.values if hasattr(out, "values") else out
+            rated = sum(isinstance(v, list) for v in values)
+            fail = judge.fail_values()[0]
+            got = [float(v[0]) if isinstance(v, list) else fail for v in values]
+            k = sum(1.0 if g > b else 0.5 if g == b else 0.0 for g, b in zip(got[::2], got[1::2]))
+            lo, hi = wilson(k, len(pairs))
+            share = f"answers that were a rating: {rated}/{len(values)}"
+            print(f"   {name:44} {k / len(pairs):6.3f}  [{lo:.3f}, {hi:.3f}]  {share}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=0, help="use n questions, spread evenly")
     parser.add_argument(
-        "--part", choices=["all", "injections", "quality", "sentences"], default="all"
+        "--part",
+        choices=["all", "injections", "quality", "sentences", "openai"],
+        default="all",
     )
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), help="quality configs")
     parser.add_argument("--pick", default="", help="question indices, e.g. 0,13,25")
@@ -217,6 +253,8 @@ def main() -> None:
         quality(pairs, args.configs)
     if args.part in ("all", "sentences"):
         two_sentences(pairs)
+    if args.part in ("all", "openai"):
+        served(pairs)
 
 
 if __name__ == "__main__":
