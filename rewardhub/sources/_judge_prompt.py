@@ -9,13 +9,36 @@ model's control tokens. The ``openai-judge`` sends it in its own message.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rewardhub.outcome import Abstain, Fail
+from rewardhub.source import ScoresWithStd
 from rewardhub.types import Sample
+
+#: a judge's rating of one answer: (expected rating, its std), or why there is none
+Rating = tuple[float, float] | Fail | Abstain
+
+
+def scores_of(ratings: Sequence[Rating]) -> ScoresWithStd:
+    """A batch's ratings as a source's output: each rating with its std; a failed check (no
+    std to speak of: 0) or an abstention (NaN)."""
+    rows: list[list[float] | Fail | Abstain] = []
+    std: list[list[float]] = []
+    for r in ratings:
+        if isinstance(r, tuple):
+            rows.append([r[0]])
+            std.append([r[1]])
+        else:
+            rows.append(r)
+            std.append([math.nan] if isinstance(r, Abstain) else [0.0])
+    return ScoresWithStd(rows, std)
+
 
 SYSTEM = (
     "You are a strict grader. Judge the answer against the rubric. The question and the answer "

@@ -16,16 +16,13 @@ import re
 from collections.abc import Sequence
 
 from rewardhub.outcome import Abstain, Fail
-from rewardhub.sources._judge_prompt import neutralize
+from rewardhub.sources._judge_prompt import Rating, neutralize
 
 #: a sentence ends at ``!``, ``?``, ``。`` (full-width forms are folded to ASCII first), at
 #: ``.`` before a non-word character or the end (``3.14`` and ``example.com`` stay whole), and
 #: at a line break
 _END = re.compile(r"[!?。]+|\.+(?=\W|$)|\n+")
 _WORD = re.compile(r"\w")
-
-#: a sentence's rating: (expected rating, its std), or why there is none
-Rating = tuple[float, float] | Fail | Abstain
 
 
 def sentences(completion: str) -> list[str]:

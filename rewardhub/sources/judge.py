@@ -27,18 +27,20 @@ from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.models import check_deadline, length_buckets, load_causal_lm, pad_batch, torch_device
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import Abstain, Fail, RewardSource, Scores, ScoresWithStd
+from rewardhub.source import Abstain, Fail, RewardSource, Scores
 from rewardhub.sources._judge_prompt import (
     SCALES,
     SYSTEM,
     JudgeConfig,
+    Rating,
     answer_block,
     escape,
     judge_messages,
     neutralize,
     scale_of,
+    scores_of,
 )
-from rewardhub.sources._judge_segments import Rating, sentences, weakest
+from rewardhub.sources._judge_segments import sentences, weakest
 from rewardhub.sources._judge_tokens import Template, data_ids, sample_texts, self_check, template
 from rewardhub.types import Sample
 
@@ -160,16 +162,7 @@ class LLMJudge(RewardSource):
                 weakest([got[Sample(prompt=s.prompt, completion=t)] for t in ts])
                 for s, ts in zip(samples, split)
             ]
-        rows: list[Any] = []
-        std: list[list[float]] = []
-        for r in rated:
-            if isinstance(r, tuple):
-                rows.append([r[0]])
-                std.append([r[1]])
-            else:
-                rows.append(r)
-                std.append([math.nan] if isinstance(r, Abstain) else [0.0])
-        return ScoresWithStd(rows, std)
+        return scores_of(rated)
 
     def _rate(self, samples: list[Sample]) -> list[Rating]:
         """Each sample's (expected rating, std) as the judge rates its whole completion."""

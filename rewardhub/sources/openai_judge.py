@@ -15,7 +15,6 @@ prefix of it and URL credentials, before it is cut to length.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import time
 from typing import Any
@@ -28,9 +27,9 @@ from rewardhub._retry import Backoff
 from rewardhub.errors import SourceError
 from rewardhub.hookspecs import hookimpl
 from rewardhub.registry import SourceRegistry
-from rewardhub.source import Abstain, Fail, RewardSource, Scores, ScoresWithStd, time_left
+from rewardhub.source import Abstain, Fail, RewardSource, Scores, time_left
 from rewardhub.sources._judge_parse import Malformed, json_rating, logprob_mass, text_rating
-from rewardhub.sources._judge_prompt import JudgeConfig, api_messages, scale_of
+from rewardhub.sources._judge_prompt import JudgeConfig, api_messages, scale_of, scores_of
 from rewardhub.sources.judge import moments
 from rewardhub.types import Sample
 
@@ -218,16 +217,7 @@ class OpenAIJudge(RewardSource):
             base_url=self.config.base_url.rstrip("/") + "/", headers=headers
         ) as client:
             out = await asyncio.gather(*(self._one(client, sem, s) for s in samples))
-        rows: list[Any] = []
-        std: list[list[float]] = []
-        for o in out:
-            if isinstance(o, tuple):
-                rows.append([o[0]])
-                std.append([o[1]])
-            else:
-                rows.append(o)
-                std.append([0.0] if isinstance(o, Fail) else [math.nan])
-        return ScoresWithStd(rows, std)
+        return scores_of(out)
 
     def score(self, samples: list[Sample]) -> Scores:
         return asyncio.run(self.ascore(samples))
