@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from rewardhub._score_stream import ChunkDone, Line, StreamOptions, score_chunk
+from rewardhub._score_stream import ChunkDone, Line, Scorer, StreamOptions, score_chunk
 from rewardhub._spec_file import load_pipeline
 from rewardhub.aggregate.base import Aggregator, Normalizer
 from rewardhub.default_plugins import DEFAULT_PLUGINS
@@ -114,9 +114,7 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def pool_scorer(
-    job: WorkerJob, workers: int, fallback: Pipeline
-) -> Callable[[Iterator[list[Line]], Callable[[ChunkDone], None]], None]:
+def pool_scorer(job: WorkerJob, workers: int, fallback: Pipeline) -> Scorer:
     """A scorer for :func:`~rewardhub._score_stream.stream` that keeps ``2 × workers``
     chunks in flight and writes them in order. If the pool breaks (a worker killed), the
     chunks not yet written are scored here with ``fallback``."""

@@ -124,18 +124,6 @@ def write_chunk(out: LockedOutput, done: ChunkDone, summary: RunSummary) -> None
     summary.merge(done.summary)
 
 
-def progress_bar(input: Path) -> Progress:
-    return Progress(
-        TextColumn("scoring"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[lines]:,} lines"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=input.stat().st_size == 0,
-    )
-
-
 #: scores the chunks it is given, in order, writing each one as it is done
 Scorer = Callable[[Iterator[list[Line]], Callable[[ChunkDone], None]], None]
 
@@ -151,9 +139,18 @@ def stream(
     """Read, score and write ``input`` chunk by chunk, in order: here, or by ``scorer``.
     Returns the results the caches gave back and those the sources computed."""
     counts = [0, 0]
-    progress = progress_bar(input)
+    size = input.stat().st_size
+    progress = Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[lines]:,} lines"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=size == 0,
+    )
     with progress, input.open("rb") as fh:
-        task = progress.add_task("score", total=input.stat().st_size, lines=0)
+        task = progress.add_task("score", total=size, lines=0)
         lines = read_lines(fh, opts.max_line_bytes)
         first = 0
         if out.kept:

@@ -23,12 +23,14 @@ from rewardhub._console import say as _say
 from rewardhub._jsonl import MAX_LINE_BYTES, read_lines
 from rewardhub._output import LockedOutput, OutputError, check_directory, prepare_cache
 from rewardhub._score_stream import (
+    ChunkDone,
     Scorer,
     Stop,
     StreamOptions,
     checked_lines,
     encode_chunk,
     stream,
+    write_chunk,
 )
 from rewardhub._spec_file import load_pipeline
 from rewardhub.adapters.trl import REFERENCE_COLUMNS
@@ -90,13 +92,10 @@ def _score_on_ray(spec: Path, input: Path, output: Path, opts: StreamOptions, hu
             for start in range(0, len(items), opts.chunk_size):
                 chunk = items[start : start + opts.chunk_size]
                 recs = list(itertools.islice(records, sum(isinstance(i, dict) for _, i in chunk)))
-                summary.add_records(objectives, recs)
-                side: list[bytes] = []
-                data = encode_chunk(chunk, recs, side, opts.explain)
-                for line in side:
-                    out.write_side(line)
-                out.write(data, len(chunk))
-                out.flush()
+                done = ChunkDone(lines=len(chunk))
+                done.summary.add_records(objectives, recs)
+                done.data = encode_chunk(chunk, recs, done.side, opts.explain)
+                write_chunk(out, done, summary)
     except RewardHubError as exc:
         out.release()
         raise _spec_fail(spec, exc) from None
@@ -375,10 +374,9 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             raise
         summary = RunSummary()
         opts = StreamOptions(w, chunk_size, explain, skip_invalid, max_line_bytes, refs)
-        job = (spec, input, cache_path, 4 * chunk_size, aggregate, opts)
         try:
             with pipe:
-                scorer = _pool_scorer(pipe, workers, job)
+                scorer = _pool_scorer(pipe, workers, input, (spec, cache_path, aggregate, opts))
                 cached, computed = stream(pipe, input, out, summary, opts, scorer)
         except Stop as stop:
             out.flush()
@@ -407,11 +405,16 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             f"{computed} computed)",
         )
 
-    def _pool_scorer(pipe: Pipeline, workers: int, job: tuple[Any, ...]) -> Scorer | None:
-        """``--workers``: a scorer spreading chunks over processes, or None for this one."""
+    def _pool_scorer(
+        pipe: Pipeline,
+        workers: int,
+        input: Path,
+        job: tuple[Path, Path | None, str | None, StreamOptions],
+    ) -> Scorer | None:
+        """``--workers``: a scorer spreading chunks over processes (each building the pipeline
+        from ``job``: the spec, cache, aggregator and options), or None for this process."""
         from rewardhub import _score_pool as pool
 
-        input: Path = job[1]
         wanted = workers or (
             pool.auto_workers() if input.stat().st_size >= pool.AUTO_MIN_BYTES else 1
         )
@@ -423,7 +426,10 @@ def build_app(hub: Hub | None = None) -> typer.Typer:
             if workers > 1:
                 _say("[yellow]note:[/]", f"--workers {workers}: scoring in one process: {why}")
             return None
-        return pool.pool_scorer(pool.WorkerJob(*job), wanted, pipe)
+        spec, cache_path, aggregate, opts = job
+        memory_items = 4 * opts.chunk_size  # as the command's own pipeline
+        worker = pool.WorkerJob(spec, input, cache_path, memory_items, aggregate, opts)
+        return pool.pool_scorer(worker, wanted, pipe)
 
     get_hub().call_register_commands(app)
     return app
