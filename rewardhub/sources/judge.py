@@ -150,18 +150,14 @@ class LLMJudge(RewardSource):
         if self.config.segments == "whole":
             rated = self._rate(samples)
         else:
-            split = [sentences(s.completion) for s in samples]
             # the judge reads the question and the answer only: equal sentences are rated once
-            parts = {
-                Sample(prompt=s.prompt, completion=t): 0
-                for s, ts in zip(samples, split)
-                for t in ts
-            }
-            got = dict(zip(parts, self._rate(list(parts))))
-            rated = [
-                weakest([got[Sample(prompt=s.prompt, completion=t)] for t in ts])
-                for s, ts in zip(samples, split)
+            parts = [
+                [Sample(prompt=s.prompt, completion=t) for t in sentences(s.completion)]
+                for s in samples
             ]
+            unique = list(dict.fromkeys(p for ps in parts for p in ps))
+            got = dict(zip(unique, self._rate(unique)))
+            rated = [weakest([got[p] for p in ps]) for ps in parts]
         return scores_of(rated)
 
     def _rate(self, samples: list[Sample]) -> list[Rating]:
